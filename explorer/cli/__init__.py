@@ -1,0 +1,1 @@
+"""Typer front end: thin commands over :mod:`explorer.engine`."""

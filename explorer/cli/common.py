@@ -1,0 +1,120 @@
+"""Shared CLI plumbing: one-line errors, JSON output, progress on stderr.
+
+Kept import-light: rich and the engine are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import typer
+
+
+@dataclass
+class Globals:
+    root: Path | None = None
+    backend: str = "auto"
+
+    def engine(self):
+        from explorer.engine import Engine
+
+        return Engine(self.root, backend=self.backend)
+
+
+def state(ctx: typer.Context) -> Globals:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, Globals) else Globals()
+
+
+def fail(message: str, code: int = 1) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    raise typer.Exit(code)
+
+
+def cli_errors(fn: Callable) -> Callable:
+    """Turn user errors into one line on stderr and a non-zero exit (never a traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from explorer.errors import ExplorerError
+
+        try:
+            return fn(*args, **kwargs)
+        except ExplorerError as exc:
+            fail(str(exc).replace("\n", " "), exc.exit_code)
+        except KeyboardInterrupt:
+            fail("interrupted; nothing half-written was kept", 130)
+        except MemoryError:
+            fail("out of memory; try a smaller batch or vector set", 1)
+
+    return wrapper
+
+
+def clean(obj: Any) -> Any:
+    """JSON-safe: NaN/inf become null, numpy scalars become Python numbers."""
+    if isinstance(obj, dict):
+        return {str(k): clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(clean(obj), ensure_ascii=False, indent=2) + "\n")
+
+
+def err_console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+class StageProgress:
+    """Stage messages and progress bars on stderr, for long work (exports, builds)."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.console = err_console()
+        self._progress = None
+        self._tasks: dict[str, Any] = {}
+
+    def report(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(f"[dim]·[/] {message}", highlight=False)
+
+    def progress(self, label: str, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+                console=self.console, transient=False,
+            )
+            self._progress.start()
+        if label not in self._tasks:
+            self._tasks[label] = self._progress.add_task(label, total=total)
+        self._progress.update(self._tasks[label], completed=done, total=total)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._tasks.clear()
+
+    def __enter__(self) -> "StageProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

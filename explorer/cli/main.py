@@ -1,0 +1,65 @@
+"""The ``explorer`` command: sub-commands composed here, each in its own module."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from explorer import __version__
+from explorer.cli import query as query_cmds
+from explorer.cli import store as store_cmds
+from explorer.cli.common import Globals
+
+app = typer.Typer(
+    name="explorer",
+    help=(
+        "Look inside the embedding spaces of language models.\n\n"
+        "Token embeddings (input and unembedding) are exported from Hugging Face models into "
+        "FAISS indexes with a DuckDB catalog; analogy and neighbour queries run over them. "
+        "The default model is Gemma 3 270M (bundled; converted and indexed on first use)."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"explorer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def callback(
+    ctx: typer.Context,
+    root: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--root", envvar="EXPLORER_HOME", help="Data root (catalog.duckdb, index files, model caches). Default: ./indexes of the checkout."
+        ),
+    ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(help="Search backend: auto (measured choice: numpy for small batches, FAISS for large ones or on a GPU), numpy or faiss."),
+    ] = "auto",
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    ctx.obj = Globals(root=root, backend=backend)
+
+
+query_cmds.register(app)
+store_cmds.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""``explorer query`` and ``explorer neighbours``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from explorer.cli.common import StageProgress, cli_errors, fail, print_json, state
+
+PANEL_WORDS = "Word resolution"
+PANEL_FILTER = "Filters"
+
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name or spec (default: gemma3-270m).")]
+VectorsOpt = Annotated[
+    str, typer.Option("--vectors", help="Vector set: input (embedding) or output (unembedding / lm_head).")
+]
+KOpt = Annotated[int, typer.Option("-k", "--top", help="Number of answers.", min=1)]
+MethodOpt = Annotated[str, typer.Option("--method", help="Scoring: 3cosadd (sum of unit vectors) or 3cosmul (Levy & Goldberg).")]
+KeepOpt = Annotated[
+    bool, typer.Option("--keep-inputs", help="Keep the input words among the answers (default: exclude them, as gensim does).")
+]
+VariantOpt = Annotated[
+    str,
+    typer.Option(
+        "--variant",
+        help="Which token a word means: auto (word-initial ' king', else bare 'king', else raw vocabulary string), initial, bare, raw.",
+        rich_help_panel=PANEL_WORDS,
+    ),
+]
+MultiOpt = Annotated[
+    str,
+    typer.Option(
+        "--multi", help="A word that is several tokens: refuse (error with suggestions) or average its token vectors.",
+        rich_help_panel=PANEL_WORDS,
+    ),
+]
+ScriptOpt = Annotated[
+    Optional[str],
+    typer.Option("--script", help="Only answers in this script (latin, cjk, cyrillic, greek, ...).", rich_help_panel=PANEL_FILTER),
+]
+WhereOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--where", help="SQL predicate on the tokens table, e.g. \"leading_space AND length(text) > 3\".",
+        rich_help_panel=PANEL_FILTER,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("query")(query)
+    app.command("neighbours")(neighbours)
+    app.command("neighbors", hidden=True)(neighbours)
+
+
+@cli_errors
+def query(
+    ctx: typer.Context,
+    expression: Annotated[str, typer.Argument(help="Words joined by + and -, optional weights: \"woman - man + king\", \"0.5*king + 0.5*queen\", '\"花\" - flower + water'.")],
+    model: ModelOpt = None,
+    vectors: VectorsOpt = "input",
+    k: KOpt = 10,
+    method: MethodOpt = "3cosadd",
+    keep_inputs: KeepOpt = False,
+    expect: Annotated[Optional[str], typer.Option("--expect", help="The answer you expect: its ranks (with and without exclusion, and under the last-term-only baseline) and, for b - a + c, the offset diagnostics.")] = None,
+    variant: VariantOpt = "auto",
+    multi: MultiOpt = "refuse",
+    script: ScriptOpt = None,
+    where: WhereOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Vector arithmetic over token embeddings: analogies with honest diagnostics.
+
+    Shows the top answers, the rank each input word would have had if kept, and for an
+    analogy b - a + c with --expect d: cos(E(b)-E(a), E(d)-E(c)) (are the offsets
+    parallel at all?), cos(E(a), E(b)-E(d)+E(c)), and the expected word's rank with and
+    without excluding the inputs and under the baseline "nearest neighbours of c".
+    """
+    g = state(ctx)
+    engine = g.engine()
+    with StageProgress(quiet=False) as sp:
+        result = engine.query(
+            expression, model=model, vectors=vectors, k=k, method=method.lower(), keep_inputs=keep_inputs,
+            expect=expect, variant=variant, multi=multi, script=script, where=where,
+            report=sp.report, progress=sp.progress,
+        )
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        from explorer.cli.render import render_query
+
+        render_query(result)
+
+
+@cli_errors
+def neighbours(
+    ctx: typer.Context,
+    word: Annotated[Optional[str], typer.Argument(help="A word (resolved to a token as in `query`).")] = None,
+    token_id: Annotated[Optional[int], typer.Option("--id", help="A token id instead of a word.")] = None,
+    expr: Annotated[Optional[str], typer.Option("--expr", help="An expression instead of a word, as in `query`.")] = None,
+    model: ModelOpt = None,
+    vectors: VectorsOpt = "input",
+    k: KOpt = 10,
+    keep_inputs: KeepOpt = False,
+    variant: VariantOpt = "auto",
+    multi: MultiOpt = "refuse",
+    script: ScriptOpt = None,
+    where: WhereOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Nearest tokens by cosine to a word, a token id or an expression, with filters."""
+    given = [x is not None for x in (word, token_id, expr)]
+    if sum(given) != 1:
+        fail("give exactly one of WORD, --id N or --expr EXPR", 2)
+    g = state(ctx)
+    engine = g.engine()
+    with StageProgress() as sp:
+        common = dict(model=model, vectors=vectors, k=k, keep_inputs=keep_inputs, script=script, where=where)
+        if token_id is not None:
+            engine.model(model, report=sp.report, progress=sp.progress)
+            result = engine.token_query(token_id, **common)
+        else:
+            from explorer.query.parse import Expression, Term, parse
+
+            expression = parse(expr) if expr is not None else Expression((Term(word),))
+            result = engine.query(expression, variant=variant, multi=multi, report=sp.report, progress=sp.progress, **common)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        from explorer.cli.render import render_query
+
+        render_query(result, title="Neighbours")

@@ -1,0 +1,135 @@
+"""``explorer export``, ``explorer models`` and ``explorer index ...``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from explorer.cli.common import StageProgress, cli_errors, print_json, state
+
+index_app = typer.Typer(help="Check and rebuild FAISS index files (derived from the catalog's vectors).", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+    app.command("models")(models)
+    app.add_typer(index_app, name="index")
+
+
+@cli_errors
+def export(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="gemma3-270m (default, bundled), smollm2-135m, a .gguf file, a local HF model directory, or a cached HF id.")] = "gemma3-270m",
+    force: Annotated[bool, typer.Option("--force", help="Redo every step, even those already stored.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
+) -> None:
+    """Export a model's input embedding and unembedding into FAISS + DuckDB.
+
+    GGUF models are dequantised once into a safetensors cache. A tied unembedding is
+    recorded as an alias of the input set, not stored twice. Re-running a killed export
+    completes it.
+    """
+    from explorer.models.export import export_model
+
+    g = state(ctx)
+    engine = g.engine()
+    with StageProgress() as sp:
+        rep = export_model(model, engine.root, force=force, report=sp.report, progress=sp.progress)
+    if as_json:
+        print_json(rep.to_dict())
+        return
+    done = ", ".join(rep.steps) if rep.steps else "nothing (already stored)"
+    tied = "tied (output = input)" if rep.tied else "untied"
+    print(
+        f"{rep.model}: {rep.vocab_rows:,} x {rep.d_model}, {rep.n_layers} layers, {tied}, embed scale {rep.embed_scale:g}; wrote {done}"
+    )
+
+
+@cli_errors
+def models(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List stored models and their vector sets."""
+    engine = state(ctx).engine()
+    out = []
+    for m in engine.models():
+        sets = engine.catalog.vector_sets(m.model_id)
+        out.append(
+            {
+                "name": m.name, "source": m.source, "kind": m.source_kind, "architecture": m.architecture,
+                "layers": m.n_layers, "d_model": m.d_model, "vocab": m.vocab_size, "tied": m.tied,
+                "embed_scale": m.embed_scale,
+                "vector_sets": [
+                    {"name": s.name, "rows": s.n_rows, "dim": s.dim, "same_as": s.same_as, "path": s.path, "note": s.note}
+                    for s in sets
+                ],
+            }
+        )
+    if as_json:
+        print_json({"root": str(engine.root), "models": out})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"Models in {engine.root}", title_justify="left")
+    for col in ("model", "source", "architecture", "layers", "d", "vocab", "tied", "vector sets"):
+        t.add_column(col)
+    for m in out:
+        vs = ", ".join(s["name"] + (" (alias)" if s["same_as"] else "") for s in m["vector_sets"])
+        t.add_row(m["name"], m["source"], m["architecture"] or "", str(m["layers"]), str(m["d_model"]), f"{m['vocab']:,}", str(m["tied"]), vs)
+    Console().print(t)
+    if not out:
+        print("no models yet: run `explorer export` or `explorer query \"woman - man + king\"`")
+
+
+@index_app.command("verify")
+@cli_errors
+def verify(
+    ctx: typer.Context,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Only this model (default: all).")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Check every file's SHA-256, not only size and mtime.")] = True,
+) -> None:
+    """Check every stored file against the checksums in the catalog."""
+    from explorer.errors import CorruptFile, ExplorerError
+    from explorer.store import sets
+
+    engine = state(ctx).engine()
+    models = [m for m in engine.models() if model is None or m.name == model]
+    if model is not None and not models:
+        raise ExplorerError(f"model {model!r} is not in the catalog")
+    bad = 0
+    for m in models:
+        for row in engine.catalog.vector_sets(m.model_id):
+            if row.same_as is not None:
+                continue
+            try:
+                sets.verify(engine.catalog, row, m.name, full=full)
+                print(f"ok       {m.name}/{row.name}")
+            except CorruptFile as exc:
+                bad += 1
+                print(f"CORRUPT  {m.name}/{row.name}: {exc}")
+    if bad:
+        raise ExplorerError(f"{bad} vector set(s) failed verification")
+
+
+@index_app.command("rebuild")
+@cli_errors
+def rebuild(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model whose indexes to rebuild.")] = "gemma3-270m",
+    vectors: Annotated[Optional[str], typer.Option("--vectors", help="Only this vector set (default: all).")] = None,
+) -> None:
+    """Rebuild FAISS index files from the stored vectors (after corruption or deletion)."""
+    from explorer.errors import ExplorerError
+    from explorer.store import sets
+
+    engine = state(ctx).engine()
+    m = engine.catalog.model(model) if engine.catalog.exists() else None
+    if m is None:
+        raise ExplorerError(f"model {model!r} is not in the catalog")
+    rows = [r for r in engine.catalog.vector_sets(m.model_id) if r.same_as is None and (vectors is None or r.name == vectors)]
+    if not rows:
+        raise ExplorerError(f"model {model} has no stored vector set {vectors!r}")
+    with StageProgress() as sp:
+        for row in rows:
+            f = sets.rebuild_index(engine.catalog, row, m.name, progress=sp.progress)
+            sp.report(f"rebuilt {f.path} ({f.bytes:,} bytes, sha256 {f.sha256[:12]}…)")

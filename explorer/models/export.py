@@ -1,0 +1,112 @@
+"""Export a model's token embeddings (input and unembedding) into the store.
+
+Every step is idempotent and skipped when already done, so re-running a killed export
+completes it: convert (cached), model row, tokens table, input set, output set.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from explorer.models import sources, surgery
+from explorer.models.tokeninfo import token_columns
+from explorer.paths import model_cache_dir
+from explorer.store import sets
+from explorer.store.catalog import Catalog
+from explorer.store.files import remove_stale_temps
+
+Report = Callable[[str], None]
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class ExportReport:
+    model: str
+    source: dict
+    model_dir: str
+    tied: bool
+    embed_scale: float
+    vocab_rows: int
+    d_model: int
+    n_layers: int
+    steps: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def export_model(
+    spec: str,
+    root: Path,
+    *,
+    force: bool = False,
+    report: Report = lambda s: None,
+    progress: Progress | None = None,
+) -> ExportReport:
+    catalog = Catalog(root)
+    catalog.migrate()
+    remove_stale_temps(root / "sets")
+    source = sources.resolve(spec)
+    cache = model_cache_dir(root)
+    directory = sources.convert(source, cache, report)
+    report(f"loading {source.name} from {directory}")
+    model, tokenizer = sources.load(directory)
+    anat = surgery.anatomy(model)
+    config = model.config.to_dict()
+    model_id = catalog.upsert_model(
+        name=source.name,
+        source=source.spec,
+        source_kind=source.kind,
+        model_type=anat.model_type,
+        architecture=anat.architecture,
+        n_layers=anat.n_layers,
+        d_model=anat.d_model,
+        vocab_size=anat.vocab_rows,
+        tied=anat.tied,
+        embed_scale=anat.embed_scale,
+        model_dir=str(directory),
+        config=json.dumps(config, default=str),
+    )
+    out = ExportReport(
+        source.name, source.to_dict(), str(directory), anat.tied, anat.embed_scale, anat.vocab_rows, anat.d_model, anat.n_layers
+    )
+    if force or catalog.token_count(model_id) != anat.vocab_rows:
+        report(f"describing {anat.vocab_rows:,} tokens")
+        catalog.replace_tokens(model_id, token_columns(tokenizer, anat.vocab_rows))
+        out.steps.append("tokens")
+    input_row = catalog.vector_set(model_id, "input")
+    if force or input_row is None or not _intact(catalog, input_row, source.name):
+        report(f"writing the input embedding ({anat.vocab_rows:,} x {anat.d_model}) and its FAISS index")
+        matrix = anat.embed.weight.detach().float().cpu().numpy()
+        note = f"input embedding; the model multiplies rows by {anat.embed_scale:g} after lookup"
+        sets.write_vector_set(catalog, model_id, source.name, "input", matrix, note=note, progress=progress)
+        out.steps.append("input")
+        input_row = catalog.vector_set(model_id, "input")
+    output_row = catalog.vector_set(model_id, "output")
+    if anat.unembed is None:
+        report("no unembedding (lm_head) found; only the input set is stored")
+    elif anat.tied:
+        if force or output_row is None or output_row.same_as != input_row.set_id:
+            sets.register_alias(catalog, model_id, "output", input_row, "unembedding, tied: same rows as input")
+            out.steps.append("output (tied alias)")
+    elif force or output_row is None or output_row.same_as is not None or not _intact(catalog, output_row, source.name):
+        report("writing the unembedding (lm_head) and its FAISS index")
+        matrix = anat.unembed.weight.detach().float().cpu().numpy()
+        sets.write_vector_set(catalog, model_id, source.name, "output", matrix, note="unembedding (lm_head)", progress=progress)
+        out.steps.append("output")
+    return out
+
+
+def _intact(catalog: Catalog, row, model_name: str) -> bool:
+    try:
+        sets.verify(catalog, row, model_name)
+        return True
+    except Exception:
+        return False
+
+

@@ -1,0 +1,1 @@
+"""Query meaning, in pure numpy: parsing, word resolution, analogy and neighbour search."""

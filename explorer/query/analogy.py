@@ -1,0 +1,256 @@
+"""Vector arithmetic over a vector set: 3CosAdd, 3CosMul, ranks and diagnostics.
+
+Definitions (as in gensim, so answers can be checked against it):
+
+* 3CosAdd: q = sum_i w_i * unit(E(word_i)); score(t) = cos(E(t), q).
+* 3CosMul (Levy & Goldberg 2014): s_i(t) = (1 + cos(E(t), E(word_i))) / 2;
+  score(t) = prod_{w_i>0} s_i^w_i / (prod_{w_i<0} s_i^|w_i| + 1e-6).
+
+Input words are excluded from the answers by default (as gensim does) and kept with
+``keep_inputs``; either way each input's rank "if kept" is reported, so the effect of the
+exclusion is visible. For ``b - a + c`` with an expected ``d`` the diagnostics include the
+offset parallelism cos(E(b)-E(a), E(d)-E(c)) and the reverse cosine
+cos(E(a), E(b)-E(d)+E(c)), on the raw (un-normalised) rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from explorer.errors import ExplorerError
+from explorer.query.vocab import Resolved
+
+METHODS = ("3cosadd", "3cosmul")
+COSMUL_EPS = 1e-6
+
+
+class Vectors(Protocol):
+    n_rows: int
+
+    def rows(self, ids: Sequence[int]) -> np.ndarray: ...
+
+    def cosines(self, queries: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Hit:
+    token: str
+    token_id: int
+    score: float
+    rank: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    word: str
+    token: str
+    token_id: int | None  # None for a word averaged over several tokens
+    token_ids: tuple[int, ...]
+    weight: float
+    rank_if_kept: int | None
+    score: float
+    variant: str
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["token_ids"] = list(self.token_ids)
+        return d
+
+
+@dataclass(frozen=True)
+class Expected:
+    word: str
+    token: str
+    token_id: int | None
+    score: float
+    rank_excluded: int | None  # None when the expected word is itself an input
+    rank_kept: int
+    baseline_rank: int | None  # rank among neighbours of the last term alone (inputs excluded)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    expression: str
+    method: str
+    keep_inputs: bool
+    vector_set: str
+    results: tuple[Hit, ...]
+    inputs: tuple[InputInfo, ...]
+    diagnostics: dict[str, float] = field(default_factory=dict)
+    expected: Expected | None = None
+    notices: tuple[str, ...] = ()
+    resolutions: tuple[Resolved, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {
+            "expression": self.expression,
+            "vector_set": self.vector_set,
+            "method": self.method,
+            "keep_inputs": self.keep_inputs,
+            "results": [h.to_dict() for h in self.results],
+            "inputs": [i.to_dict() for i in self.inputs],
+            "diagnostics": dict(self.diagnostics),
+            "expected": self.expected.to_dict() if self.expected else None,
+            "notices": list(self.notices),
+            "resolutions": [r.to_dict() for r in self.resolutions],
+        }
+
+
+def cos(u: np.ndarray, v: np.ndarray) -> float:
+    nu, nv = float(np.linalg.norm(u)), float(np.linalg.norm(v))
+    if nu == 0 or nv == 0:
+        return float("nan")
+    return float(np.dot(u, v) / (nu * nv))
+
+
+def word_vector(vs: Vectors, r: Resolved) -> np.ndarray:
+    return vs.rows(list(r.token_ids)).mean(axis=0).astype(np.float32)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(v)
+    return v / n if n else v
+
+
+def run_query(
+    vs: Vectors,
+    terms: Sequence[tuple[Resolved, float]],
+    *,
+    method: str = "3cosadd",
+    k: int = 10,
+    keep_inputs: bool = False,
+    expected: Resolved | None = None,
+    analogy: tuple[int, int, int] | None = None,
+    allowed: np.ndarray | None = None,
+    label: Callable[[Sequence[int]], dict[int, str]] | None = None,
+    expression: str = "",
+    vector_set: str = "",
+) -> QueryResult:
+    """Score every row for the weighted terms; ``analogy`` gives the term positions (a, b, c)."""
+    if method not in METHODS:
+        raise ExplorerError(f"unknown method {method!r}; choose 3cosadd or 3cosmul")
+    if not terms:
+        raise ExplorerError("a query needs at least one word")
+    vecs = [word_vector(vs, r) for r, _ in terms]
+    weights = np.array([w for _, w in terms], dtype=np.float64)
+    units = np.stack([_unit(v) for v in vecs])
+    baseline_col = None
+    if method == "3cosadd":
+        q = (weights[:, None] * units).sum(axis=0)
+        if not np.any(q):
+            raise ExplorerError("the expression sums to the zero vector; nothing to rank against")
+        cols = [q]
+        if expected is not None and analogy is not None:
+            cols.append(units[analogy[2]])
+            baseline_col = 1
+        sims = vs.cosines(np.stack(cols).astype(np.float32))
+        scores = sims[:, 0].astype(np.float64)
+    else:
+        sims = vs.cosines(units.astype(np.float32))
+        s = (1.0 + sims.astype(np.float64)) / 2.0
+        num = np.ones(vs.n_rows)
+        den = np.ones(vs.n_rows)
+        for i, w in enumerate(weights):
+            if w > 0:
+                num *= s[:, i] ** w
+            elif w < 0:
+                den *= s[:, i] ** (-w)
+        scores = num / (den + COSMUL_EPS) if np.any(weights < 0) else num
+        if analogy is not None:
+            baseline_col = analogy[2]
+    if allowed is not None:
+        scores = np.where(allowed, scores, -np.inf)
+
+    input_ids = sorted({r.token_ids[0] for r, _ in terms if r.single})
+    excluded = np.array([] if keep_inputs else input_ids, dtype=np.int64)
+    top_ids = _top(scores, k, excluded)
+    labels = label(list(top_ids) + [i for r, _ in terms for i in r.token_ids]) if label else {}
+    results = tuple(
+        Hit(labels.get(int(i), str(int(i))), int(i), float(scores[i]), n + 1) for n, i in enumerate(top_ids)
+    )
+    inputs = tuple(
+        InputInfo(
+            r.word,
+            r.token,
+            r.token_ids[0] if r.single else None,
+            r.token_ids,
+            float(w),
+            _rank(scores, r.token_ids[0]) if r.single else None,
+            float(scores[r.token_ids[0]]) if r.single else float("nan"),
+            r.variant,
+        )
+        for r, w in terms
+    )
+    exp = None
+    diagnostics: dict[str, float] = {}
+    if analogy is not None:
+        a, b, c = (vecs[i] for i in analogy)
+        diagnostics["cos_a_b"] = cos(a, b)
+        if len(top_ids):
+            d_top = vs.rows([int(top_ids[0])])[0]
+            diagnostics["offset_cosine_top1"] = cos(b - a, d_top - c)
+    if expected is not None:
+        d_vec = word_vector(vs, expected)
+        did = expected.token_ids[0] if expected.single else None
+        if did is None:
+            d_score = float(np.dot(_unit(d_vec), _unit(_query_vector(units, weights)))) if method == "3cosadd" else float("nan")
+            rank_kept, rank_excl = _rank_of_score(scores, d_score), None
+        else:
+            d_score = float(scores[did])
+            rank_kept = _rank(scores, did)
+            rank_excl = None if did in input_ids else rank_kept - int(np.sum(scores[input_ids] > d_score))
+        base = None
+        if baseline_col is not None and did is not None:
+            bs = sims[:, baseline_col].astype(np.float64)
+            if allowed is not None:
+                bs = np.where(allowed, bs, -np.inf)
+            base = _rank(bs, did) - int(np.sum(bs[input_ids] > bs[did]))
+        exp = Expected(expected.word, expected.token, did, d_score, rank_excl, rank_kept, base)
+        if analogy is not None:
+            a, b, c = (vecs[i] for i in analogy)
+            diagnostics["offset_cosine"] = cos(b - a, d_vec - c)
+            diagnostics["reverse_cosine"] = cos(a, b - d_vec + c)
+            ua, ub, uc, ud = (_unit(x) for x in (a, b, c, d_vec))
+            diagnostics["offset_cosine_unit"] = cos(ub - ua, ud - uc)
+            diagnostics["cos_c_d"] = cos(c, d_vec)
+            diagnostics["offset_norm_ratio"] = float(np.linalg.norm(b - a) / max(np.linalg.norm(d_vec - c), 1e-30))
+    notices = tuple(r.notice for r, _ in terms if r.notice) + ((expected.notice,) if expected and expected.notice else ())
+    resolutions = tuple(r for r, _ in terms) + ((expected,) if expected else ())
+    return QueryResult(
+        expression, method, keep_inputs, vector_set, results, inputs, diagnostics, exp, notices, resolutions
+    )
+
+
+def _query_vector(units: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return (weights[:, None] * units).sum(axis=0)
+
+
+def _rank(scores: np.ndarray, idx: int) -> int:
+    """1 + the number of rows scoring strictly higher (the row wins ties)."""
+    return 1 + int(np.count_nonzero(scores > scores[idx]))
+
+
+def _rank_of_score(scores: np.ndarray, value: float) -> int:
+    return 1 + int(np.count_nonzero(scores > value))
+
+
+def _top(scores: np.ndarray, k: int, excluded: np.ndarray) -> np.ndarray:
+    """Ids of the k best finite scores, best first (ties by lower id), skipping ``excluded``."""
+    want = min(k + len(excluded), len(scores))
+    if want <= 0:
+        return np.array([], dtype=np.int64)
+    part = np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
+    order = part[np.lexsort((part, -scores[part]))]
+    if len(excluded):
+        order = order[~np.isin(order, excluded)]
+    order = order[np.isfinite(scores[order])]
+    return order[:k]

@@ -1,0 +1,159 @@
+"""Top-k search over a vector set: FAISS (GPU when present) and a blocked numpy path.
+
+``(D, I)`` stay inside this module: callers get :class:`Hits`. Exactly what a query
+means (which ids to exclude, how to score) is decided above, in ``explorer.query``; the
+index answers "the k highest inner products of unit vectors", optionally over allowed
+ids only.
+
+Backend choice is measured, not assumed (``scripts/bench_query.py``): on 2 CPU cores
+over Gemma's 262,144 x 640 matrix the blocked numpy path below beats FAISS
+IndexFlatIP for fewer than ~128 queries a batch (FAISS's per-query path is slow there),
+and FAISS wins above. With a GPU, FAISS serves every batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from explorer.errors import CorruptFile
+from explorer.store.files import atomic_path
+from explorer.store.vectorset import VectorSet, unit_rows
+
+FAISS_MIN_BATCH = 128  # crossover measured by scripts/bench_query.py on 2 cores
+_QUERY_CHUNK = 256
+_BUILD_CHUNK = 65536
+INDEX_KIND = "IndexFlatIP"
+
+
+@dataclass(frozen=True)
+class Hits:
+    """Top-k per query, best first: ``scores[q, j]`` belongs to row ``ids[q, j]``."""
+
+    scores: np.ndarray  # (nq, k) float32
+    ids: np.ndarray  # (nq, k) int64
+
+
+def faiss_module():
+    import faiss  # imported lazily: ~0.2 s, needed only for batches and builds
+
+    return faiss
+
+
+def gpu_count() -> int:
+    try:
+        return int(faiss_module().get_num_gpus())
+    except Exception:  # a faiss build without GPU symbols
+        return 0
+
+
+def build_index(vs: VectorSet, path: Path, progress=None) -> None:
+    """Write an IndexFlatIP over the L2-normalised rows of ``vs`` atomically."""
+    faiss = faiss_module()
+    index = faiss.IndexFlatIP(vs.dim)
+    for start in range(0, vs.n_rows, _BUILD_CHUNK):
+        block = unit_rows(vs.vectors[start : start + _BUILD_CHUNK])
+        index.add(np.ascontiguousarray(block, dtype=np.float32))
+        if progress is not None:
+            progress(min(start + _BUILD_CHUNK, vs.n_rows), vs.n_rows)
+    with atomic_path(path) as tmp:
+        faiss.write_index(index, str(tmp))
+
+
+def read_index(path: Path):
+    faiss = faiss_module()
+    try:
+        return faiss.read_index(str(path))
+    except Exception as exc:  # faiss raises RuntimeError with a C++ trace
+        raise CorruptFile(f"FAISS index {path} is unreadable ({str(exc).splitlines()[0][:120]})") from None
+
+
+def topk_dense(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k per row of ``scores`` (nq, N), best first; ties by lower id.
+
+    Instead of a full argpartition, take the k-th best of a prefix as a lower bound of
+    the true k-th best, keep the (few) entries above it, and sort those.
+    """
+    nq, n = scores.shape
+    k = min(k, n)
+    out_s = np.empty((nq, k), np.float32)
+    out_i = np.empty((nq, k), np.int64)
+    if k == 0:
+        return out_s, out_i
+    prefix = min(n, max(n // 16, 8 * k))
+    bound = -np.partition(-scores[:, :prefix], k - 1, axis=1)[:, k - 1]
+    qs, cols = np.nonzero(scores >= bound[:, None])
+    vals = scores[qs, cols]
+    edges = np.searchsorted(qs, np.arange(nq + 1))
+    for q in range(nq):
+        a, b = edges[q], edges[q + 1]
+        v, c = vals[a:b], cols[a:b]
+        order = np.lexsort((c, -v))[:k]
+        out_s[q], out_i[q] = v[order], c[order]
+    return out_s, out_i
+
+
+class SearchIndex:
+    """Exact cosine top-k over one vector set, choosing the faster backend per batch."""
+
+    def __init__(self, vs: VectorSet, index_path: Path | None, backend: str = "auto"):
+        if backend not in ("auto", "numpy", "faiss"):
+            raise ValueError(f"unknown backend {backend!r}")
+        self.vs = vs
+        self.index_path = index_path
+        self.backend = backend
+        self._faiss_index = None
+        self._on_gpu = False
+
+    def _faiss(self):
+        if self._faiss_index is None:
+            if self.index_path is None:
+                raise CorruptFile("this vector set has no FAISS index; run `explorer index rebuild`")
+            index = read_index(self.index_path)
+            if index.ntotal != self.vs.n_rows or index.d != self.vs.dim:
+                raise CorruptFile(f"FAISS index {self.index_path} does not match its vector set")
+            if gpu_count() > 0:
+                faiss = faiss_module()
+                index = faiss.index_cpu_to_all_gpus(index)
+                self._on_gpu = True
+            self._faiss_index = index
+        return self._faiss_index
+
+    def choose(self, n_queries: int, filtered: bool) -> str:
+        if self.backend != "auto":
+            return self.backend
+        if filtered:
+            return "numpy"
+        if self.index_path is not None and (gpu_count() > 0 or n_queries >= FAISS_MIN_BATCH):
+            return "faiss"
+        return "numpy"
+
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Hits:
+        """Top-k rows by cosine for each query; ``allowed`` is a boolean row mask."""
+        q = unit_rows(np.atleast_2d(queries))
+        k = min(k, self.vs.n_rows)
+        if self.choose(len(q), allowed is not None) == "faiss":
+            return self._search_faiss(q, k, allowed)
+        out_s, out_i = [], []
+        for start in range(0, len(q), _QUERY_CHUNK):
+            scores = self.vs.cosines(q[start : start + _QUERY_CHUNK]).T
+            if allowed is not None:
+                scores[:, ~allowed] = -np.inf
+            s, i = topk_dense(scores, k)
+            out_s.append(s)
+            out_i.append(i)
+        return Hits(np.concatenate(out_s), np.concatenate(out_i))
+
+    def _search_faiss(self, q: np.ndarray, k: int, allowed: np.ndarray | None) -> Hits:
+        index = self._faiss()
+        params = None
+        if allowed is not None:
+            faiss = faiss_module()
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64)))
+        if params is None:
+            scores, ids = index.search(np.ascontiguousarray(q, dtype=np.float32), k)
+        else:
+            scores, ids = index.search(np.ascontiguousarray(q, dtype=np.float32), k, params=params)
+        return Hits(scores.astype(np.float32), ids.astype(np.int64))

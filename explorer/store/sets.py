@@ -1,0 +1,131 @@
+"""Writing, verifying and rebuilding vector sets (files first, catalog row last)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from explorer.errors import CorruptFile
+from explorer.store import index as index_mod
+from explorer.store.catalog import Catalog, FileRow, VectorSetRow
+from explorer.store.files import atomic_dir, atomic_path, sha256_file
+from explorer.store.vectorset import INDEX, NORMS, VECTORS, VectorSet
+
+Progress = Callable[[str, int, int], None]
+
+
+def set_dir(model_name: str, set_name: str) -> str:
+    return f"sets/{model_name}/{set_name}"
+
+
+def _file_row(root: Path, rel: str, role: str, kind: str | None = None) -> FileRow:
+    p = root / rel
+    st = p.stat()
+    return FileRow(0, role, rel, st.st_size, sha256_file(p), st.st_mtime_ns, kind)
+
+
+def write_vector_set(
+    catalog: Catalog,
+    model_id: int,
+    model_name: str,
+    set_name: str,
+    matrix: np.ndarray,
+    *,
+    kind: str = "token",
+    note: str | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Store ``matrix`` (rows = ids) with norms and a FAISS index; register it last."""
+    rel = set_dir(model_name, set_name)
+    final = catalog.root / rel
+    with atomic_dir(final) as tmp:
+        VectorSet.write(tmp, matrix)
+        vs = VectorSet.open(tmp)
+        index_mod.build_index(
+            vs, tmp / INDEX, progress=(lambda d, t: progress(f"index {set_name}", d, t)) if progress else None
+        )
+        del vs
+    files = [
+        _file_row(catalog.root, f"{rel}/{VECTORS}", "vectors"),
+        _file_row(catalog.root, f"{rel}/{NORMS}", "norms"),
+        _file_row(catalog.root, f"{rel}/{INDEX}", "index", index_mod.INDEX_KIND),
+    ]
+    n, d = matrix.shape
+    return catalog.register_vector_set(
+        model_id, set_name, files, kind=kind, n_rows=n, dim=d, dtype="float32", path=rel, note=note
+    )
+
+
+def register_alias(catalog: Catalog, model_id: int, set_name: str, target: VectorSetRow, note: str) -> int:
+    """A set that shares another's rows (a tied unembedding): a row, no files."""
+    return catalog.register_vector_set(
+        model_id, set_name, (), kind=target.kind, n_rows=target.n_rows, dim=target.dim,
+        dtype=target.dtype, same_as=target.set_id, path=target.path, note=note,
+    )
+
+
+def storage_row(catalog: Catalog, row: VectorSetRow) -> VectorSetRow:
+    """The row that owns the files (follows ``same_as`` for tied sets)."""
+    seen = set()
+    while row.same_as is not None and row.set_id not in seen:
+        seen.add(row.set_id)
+        row = catalog.vector_set_by_id(row.same_as)
+    return row
+
+
+def check_file(catalog: Catalog, f: FileRow, full: bool = False) -> str | None:
+    """None if the file matches the catalog, else what is wrong.
+
+    Fast path: size and mtime as recorded. On any difference (or ``full``) the
+    SHA-256 decides, so a touched but intact file passes and an edited one fails.
+    """
+    p = catalog.root / f.path
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        return f"{f.path} is missing"
+    if st.st_size != f.bytes:
+        return f"{f.path} has {st.st_size} bytes, the catalog recorded {f.bytes}"
+    if not full and st.st_mtime_ns == f.mtime_ns:
+        return None
+    if sha256_file(p) != f.sha256:
+        return f"{f.path} fails its SHA-256 checksum"
+    return None
+
+
+def verify(catalog: Catalog, row: VectorSetRow, model_name: str, full: bool = False, roles=None) -> None:
+    owner = storage_row(catalog, row)
+    files = catalog.files(owner.set_id)
+    for role in roles or ("vectors", "norms", "index"):
+        f = files.get(role)
+        if f is None:
+            raise CorruptFile(f"vector set {model_name}/{owner.name} has no {role} file recorded; re-run `explorer export {model_name}`")
+        problem = check_file(catalog, f, full)
+        if problem:
+            fix = (
+                f"explorer index rebuild --model {model_name}"
+                if role == "index"
+                else f"explorer export {model_name} --force"
+            )
+            raise CorruptFile(f"corrupt {role} file: {problem}; fix with `{fix}`")
+
+
+def rebuild_index(catalog: Catalog, row: VectorSetRow, model_name: str, progress: Progress | None = None) -> FileRow:
+    """Rebuild a set's FAISS index from its (verified) vectors."""
+    owner = storage_row(catalog, row)
+    verify(catalog, owner, model_name, full=True, roles=("vectors", "norms"))
+    vs = VectorSet.open(catalog.root / owner.path)
+    path = catalog.root / owner.path / INDEX
+    if path.exists():
+        os.unlink(path)
+    index_mod.build_index(vs, path, progress=(lambda d, t: progress(f"index {owner.name}", d, t)) if progress else None)
+    f = _file_row(catalog.root, f"{owner.path}/{INDEX}", "index", index_mod.INDEX_KIND)
+    f = FileRow(owner.set_id, f.role, f.path, f.bytes, f.sha256, f.mtime_ns, f.kind)
+    catalog.put_file(f)
+    return f
+
+
+__all__ = ["write_vector_set", "register_alias", "verify", "rebuild_index", "storage_row", "atomic_path"]

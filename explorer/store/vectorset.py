@@ -1,0 +1,90 @@
+"""A stored vector set: a memory-mapped float32 matrix, its row norms, exact scoring.
+
+Rows are exactly what was exported (no normalisation), so diagnostics that need raw
+vectors (offset cosines) see the model's numbers. Cosines divide by cached norms.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from explorer.errors import CorruptFile
+
+VECTORS = "vectors.npy"
+NORMS = "norms.npy"
+INDEX = "index.faiss"
+
+
+def row_norms(matrix: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    out = np.empty(matrix.shape[0], dtype=np.float32)
+    for i in range(0, matrix.shape[0], chunk):
+        block = np.asarray(matrix[i : i + chunk], dtype=np.float32)
+        out[i : i + chunk] = np.sqrt(np.einsum("ij,ij->i", block, block))
+    return out
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    m = np.asarray(matrix, dtype=np.float32)
+    n = np.linalg.norm(m, axis=-1, keepdims=True)
+    return m / np.where(n == 0, 1, n)
+
+
+@dataclass
+class VectorSet:
+    """A matrix of ``n_rows x dim`` float32 vectors; row id = FAISS id = token id."""
+
+    directory: Path
+    vectors: np.ndarray  # memory-mapped, read-only
+    norms: np.ndarray
+
+    @classmethod
+    def open(cls, directory: Path) -> "VectorSet":
+        directory = Path(directory)
+        try:
+            vectors = np.load(directory / VECTORS, mmap_mode="r")
+            norms = np.load(directory / NORMS)
+        except FileNotFoundError as exc:
+            raise CorruptFile(f"vector set file missing: {exc.filename}") from None
+        except (ValueError, OSError) as exc:
+            raise CorruptFile(f"vector set in {directory} is unreadable ({exc})") from None
+        if vectors.ndim != 2 or vectors.dtype != np.float32 or norms.shape != (vectors.shape[0],):
+            raise CorruptFile(f"vector set in {directory} has inconsistent shapes or dtype")
+        return cls(directory, vectors, norms)
+
+    @classmethod
+    def write(cls, directory: Path, matrix: np.ndarray) -> None:
+        """Write ``matrix`` (float32) and its norms into ``directory``."""
+        matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+        np.save(directory / VECTORS, matrix)
+        np.save(directory / NORMS, row_norms(matrix))
+
+    @property
+    def n_rows(self) -> int:
+        return self.vectors.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    def rows(self, ids: np.ndarray | list[int]) -> np.ndarray:
+        return np.asarray(self.vectors[np.asarray(ids, dtype=np.int64)], dtype=np.float32)
+
+    def safe_norms(self) -> np.ndarray:
+        n = self.norms
+        return np.where(n == 0, np.float32(1), n).astype(np.float32, copy=False)
+
+    def cosines(self, queries: np.ndarray, rows: slice | None = None) -> np.ndarray:
+        """Cosine of every row with each unit query: shape ``(n_rows, n_queries)``.
+
+        One pass over the matrix serves all queries (the pass is memory-bound, so a
+        second column is nearly free).
+        """
+        q = unit_rows(np.atleast_2d(queries)).T  # (dim, nq)
+        m = np.asarray(self.vectors if rows is None else self.vectors[rows])
+        norms = self.safe_norms() if rows is None else self.safe_norms()[rows]
+        scores = m @ q
+        scores /= norms[:, None]
+        return scores
