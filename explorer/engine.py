@@ -163,6 +163,7 @@ class Engine:
             analogy=positions,
             allowed=self.allowed_mask(s, script, where),
             label=s.tokens.labels,
+            index=s.index,
             expression=expr.render(),
             vector_set=s.label,
         )
@@ -178,7 +179,7 @@ class Engine:
         allowed = self.allowed_mask(s, kw.pop("script", None), kw.pop("where", None))
         return analogy_mod.run_query(
             s.vectors, [(r, 1.0)], method=kw.get("method", "3cosadd"), k=kw.get("k", 10),
-            keep_inputs=kw.get("keep_inputs", False), allowed=allowed, label=s.tokens.labels,
+            keep_inputs=kw.get("keep_inputs", False), allowed=allowed, label=s.tokens.labels, index=s.index,
             expression=f"#{token_id}", vector_set=s.label,
         )
 

@@ -16,7 +16,7 @@ cos(E(a), E(b)-E(d)+E(c)), on the raw (un-normalised) rows.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -132,10 +132,17 @@ def run_query(
     analogy: tuple[int, int, int] | None = None,
     allowed: np.ndarray | None = None,
     label: Callable[[Sequence[int]], dict[int, str]] | None = None,
+    index: Any = None,
     expression: str = "",
     vector_set: str = "",
 ) -> QueryResult:
-    """Score every row for the weighted terms; ``analogy`` gives the term positions (a, b, c)."""
+    """Score every row for the weighted terms; ``analogy`` gives the term positions (a, b, c).
+
+    Ranks and diagnostics always come from one exact dense pass. The top-k answers of
+    3CosAdd come from ``index`` (an ``explorer.store.index.SearchIndex``) when it chooses
+    FAISS for this query (``--backend faiss``, or a GPU); over-fetching by the number of
+    excluded inputs keeps exclusion exact there too. 3CosMul is always dense.
+    """
     if method not in METHODS:
         raise ExplorerError(f"unknown method {method!r}; choose 3cosadd or 3cosmul")
     if not terms:
@@ -173,9 +180,15 @@ def run_query(
     input_ids = sorted({r.token_ids[0] for r, _ in terms if r.single})
     excluded = np.array([] if keep_inputs else input_ids, dtype=np.int64)
     top_ids = _top(scores, k, excluded)
+    top_scores = scores[top_ids]
+    if method == "3cosadd" and index is not None and index.choose(1, allowed is not None) == "faiss":
+        hits = index.search(q[None, :].astype(np.float32), k + len(excluded), allowed)
+        keep = [(int(i), float(v)) for i, v in zip(hits.ids[0], hits.scores[0]) if i >= 0 and i not in set(excluded)]
+        top_ids = np.array([i for i, _ in keep[:k]], dtype=np.int64)
+        top_scores = np.array([v for _, v in keep[:k]])
     labels = label(list(top_ids) + [i for r, _ in terms for i in r.token_ids]) if label else {}
     results = tuple(
-        Hit(labels.get(int(i), str(int(i))), int(i), float(scores[i]), n + 1) for n, i in enumerate(top_ids)
+        Hit(labels.get(int(i), str(int(i))), int(i), float(v), n + 1) for n, (i, v) in enumerate(zip(top_ids, top_scores))
     )
     inputs = tuple(
         InputInfo(

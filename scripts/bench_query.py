@@ -1,0 +1,279 @@
+#!/usr/bin/env python
+"""Speed of explorer's query paths against references run in the same process.
+
+Prints RATIOS ours / reference (<= 1.0: we are at least as fast); nothing here asserts
+on timings. Sections:
+
+1. ``Engine.query`` analogies (3CosAdd, 3CosMul) vs gensim ``most_similar`` /
+   ``most_similar_cosmul`` on the same memory-mapped matrix (norms filled beforehand).
+2. Batched top-10 via ``SearchIndex.search`` (auto, numpy, faiss backends) vs numpy
+   matmul + argpartition over the unit-normalised matrix held in RAM.
+3. ``explorer --help`` wall time vs ``python -c pass``.
+4. ``explorer query`` wall time, and which heavy modules the CLI query path imports.
+
+    python scripts/bench_query.py [--root DIR] [--repeat N] [--batches 1,64,4096] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+EXPR = "woman - man + king"
+K = 10
+REF_CHUNK = 1024  # reference queries per block: 4096 at once would need 4 GiB scores + 8 GiB argpartition ids
+BIG_BATCH = 1024  # batches at least this large use --repeat-large and no extra warm-up
+HEAVY = ("torch", "transformers", "textual")
+HELP_REPEAT, CLI_QUERY_REPEAT = 5, 3
+HELP_TARGET_S, CLI_QUERY_TARGET_S = 0.3, 2.0
+
+PROBE = r"""
+import contextlib, io, json, sys
+root, expr = sys.argv[1], sys.argv[2]
+from explorer.cli.main import main
+at_import = sorted(m for m in ("torch", "transformers", "textual", "faiss") if m in sys.modules)
+sys.argv = ["explorer", "--root", root, "query", expr]
+buf, code = io.StringIO(), 0
+with contextlib.redirect_stdout(buf):
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code or 0
+after = sorted(m for m in ("torch", "transformers", "textual", "faiss") if m in sys.modules)
+print(json.dumps({"code": code, "at_import": at_import, "after_query": after, "answered": "queen" in buf.getvalue()}))
+"""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def best_of(fn, repeat: int, warmup: int = 1):
+    """(best wall seconds over ``repeat`` runs after ``warmup`` runs, last result)."""
+    for _ in range(warmup):
+        fn()
+    best, out = float("inf"), None
+    for _ in range(max(1, repeat)):
+        t = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, out
+
+
+def row(section, case, ours, ref=None, check="", note=""):
+    return {"section": section, "case": case, "ours_s": ours, "ref_s": ref,
+            "ratio": (ours / ref) if ref else None, "check": check, "note": note}
+
+
+# -- 1. analogies vs gensim ----------------------------------------------------------------
+def bench_analogy(engine, s, repeat: int) -> list[dict]:
+    from gensim.models import KeyedVectors
+
+    from explorer.query import analogy
+    from explorer.query.parse import parse
+
+    ids = {w: engine.resolve(s, w).token_ids for w in ("woman", "man", "king")}
+    assert all(len(t) == 1 for t in ids.values()), ids
+    keys = [str(i) for i in range(s.vectors.n_rows)]  # key = token id, except the three inputs
+    for word, (tid,) in ids.items():
+        keys[tid] = word
+    kv = KeyedVectors(s.vectors.dim)
+    kv.vectors = s.vectors.vectors  # the same memory-mapped matrix the engine scores
+    kv.index_to_key, kv.key_to_index, kv.next_index = keys, {k: i for i, k in enumerate(keys)}, len(keys)
+    kv.fill_norms()  # one-time norms, not timed (ours are precomputed on disk)
+    terms = [(engine.resolve(s, t.word), t.weight) for t in parse(EXPR).terms]
+    log(f"analogy: ids {', '.join(f'{w}={t[0]}' for w, t in ids.items())}")
+
+    rows = []
+    for method, ref_fn in (("3cosadd", kv.most_similar), ("3cosmul", kv.most_similar_cosmul)):
+        t_ours, res = best_of(lambda: engine.query(EXPR, k=K, method=method), repeat)
+        t_core, core = best_of(lambda: analogy.run_query(s.vectors, terms, method=method, k=K), repeat)
+        t_ref, got = best_of(lambda: ref_fn(positive=["woman", "king"], negative=["man"], topn=K), repeat)
+        ours_ids = [h.token_id for h in res.results]
+        ref_ids = [kv.key_to_index[key] for key, _ in got]
+        same = "same order" if ours_ids == ref_ids else ("same set" if set(ours_ids) == set(ref_ids) else "DIFFER")
+        log(f"  {method}: ours {ours_ids}\n  {' ' * len(method)}  gensim {ref_ids}")
+        rows.append(row("analogy", f"Engine.query {method}", t_ours, t_ref, f"top-{K} {same}",
+                        "incl. DuckDB word resolution + labels"))
+        same_core = "same" if [h.token_id for h in core.results] == ours_ids else "DIFFER"
+        rows.append(row("analogy", f"run_query {method} (pre-resolved)", t_core, t_ref, f"top-{K} {same_core}",
+                        "scoring only: no parse/resolve/labels"))
+    return rows
+
+
+# -- 2. batched top-k ------------------------------------------------------------------------
+def reference_topk(un: np.ndarray, queries: np.ndarray, k: int):
+    """numpy matmul + argpartition, then sort the k; chunked over queries (REF_CHUNK)."""
+    from explorer.store.vectorset import unit_rows
+
+    qn = unit_rows(queries)
+    out_s, out_i = [], []
+    for a in range(0, len(qn), REF_CHUNK):
+        scores = qn[a : a + REF_CHUNK] @ un.T
+        top = np.argpartition(-scores, k, axis=1)[:, :k]
+        val = np.take_along_axis(scores, top, 1)
+        order = np.argsort(-val, axis=1, kind="stable")
+        out_s.append(np.take_along_axis(val, order, 1))
+        out_i.append(np.take_along_axis(top, order, 1))
+    return np.concatenate(out_s), np.concatenate(out_i)
+
+
+def agreement(un, queries, ids, ref_s, ref_i, tol=1e-5) -> str:
+    """Exact id-set matches, plus sets that differ only by ties at the k-th score."""
+    from explorer.store.vectorset import unit_rows
+
+    exact = sum(set(a) == set(b) for a, b in zip(ids.tolist(), ref_i.tolist()))
+    true = np.einsum("qkd,qd->qk", un[ids], unit_rows(queries))
+    distinct = np.array([len(set(r)) == len(r) for r in ids.tolist()])
+    valid = int(((true.min(1) >= ref_s[:, -1] - tol) & distinct).sum())
+    n = len(ids)
+    return f"{exact}/{n} sets" + (f" (+{valid - exact} ties)" if valid > exact else "") + ("" if valid == n else " BAD")
+
+
+def bench_batches(root, s, batches: list[int], repeat: int, repeat_large: int) -> tuple[list[dict], str]:
+    from explorer.engine import Engine
+    from explorer.store.index import FAISS_MIN_BATCH
+    from explorer.store.vectorset import unit_rows
+
+    indexes = {"auto": s.index, "numpy": Engine(root, backend="numpy").open_set().index,
+               "faiss": Engine(root, backend="faiss").open_set().index}
+    rng = np.random.default_rng(0)
+    q_all = s.vectors.rows(rng.choice(s.vectors.n_rows, max(batches), replace=False))
+    for idx in indexes.values():  # load the FAISS file and warm the page cache outside the timings
+        idx.search(q_all[:1], K)
+    log("batched: normalising the matrix into RAM for the reference ...")
+    un = unit_rows(s.vectors.vectors)
+
+    rows, faster = [], {}
+    for nq in batches:
+        q = q_all[:nq]
+        big = nq >= BIG_BATCH
+        r, w = (repeat_large, 0) if big else (repeat, 1)
+        chunk = f"; reference chunked in blocks of {REF_CHUNK} queries" if nq > REF_CHUNK else ""
+        log(f"batched: {nq} queries (best of {r}{chunk}) ...")
+        t_ref, (ref_s, ref_i) = best_of(lambda: reference_topk(un, q, K), r, w)
+        times = {}
+        for name in ("numpy", "faiss", "auto"):
+            times[name], hits = best_of(lambda: indexes[name].search(q, K), r, w)
+            picked = indexes["auto"].choose(nq, False) if name == "auto" else name
+            case = f"search nq={nq} {name}" + (f" (picked {picked})" if name == "auto" else "")
+            rows.append(row("batched", case, times[name], t_ref, agreement(un, q, hits.ids, ref_s, ref_i),
+                            "ref: matmul+argpartition" + chunk))
+        faster[nq] = ("numpy" if times["numpy"] <= times["faiss"] else "faiss", indexes["auto"].choose(nq, False))
+    wrong = [nq for nq, (best, picked) in faster.items() if best != picked]
+    summary = (f"FAISS_MIN_BATCH={FAISS_MIN_BATCH}: faster backend by batch "
+               + ", ".join(f"{nq}:{b}" for nq, (b, _) in faster.items())
+               + ("; auto picked the faster one everywhere" if not wrong
+                  else f"; auto picked the slower one at nq={wrong}"))
+    return rows, summary
+
+
+# -- 3./4. command line ---------------------------------------------------------------------
+def wall(cmd: list[str], repeat: int) -> float:
+    def once():
+        p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if p.returncode:
+            raise SystemExit(f"{' '.join(cmd)} failed ({p.returncode}): {p.stderr.strip()[-500:]}")
+
+    return best_of(once, repeat)[0]
+
+
+def bench_cli(root: Path) -> list[dict]:
+    exe = Path(sys.executable).with_name("explorer")
+    explorer = [str(exe)] if exe.exists() else [sys.executable, "-m", "explorer"]
+    log("cli: --help, query, import probe ...")
+    t_help = wall(explorer + ["--help"], HELP_REPEAT)
+    t_pass = wall([sys.executable, "-c", "pass"], HELP_REPEAT)
+    diff = t_help - t_pass
+    rows = [row("cli", f"explorer --help (best of {HELP_REPEAT})", t_help, t_pass,
+                f"+{diff:.3f} s {'ok' if diff <= HELP_TARGET_S else 'OVER'} (target <= {HELP_TARGET_S} s)",
+                "ref: python -c pass")]
+    t_query = wall(explorer + ["--root", str(root), "query", EXPR], CLI_QUERY_REPEAT)
+    rows.append(row("cli", f"explorer query (best of {CLI_QUERY_REPEAT})", t_query, None,
+                    f"{'ok' if t_query < CLI_QUERY_TARGET_S else 'OVER'} (target < {CLI_QUERY_TARGET_S} s)"))
+    p = subprocess.run([sys.executable, "-c", PROBE, str(root), EXPR], capture_output=True, text=True)
+    if p.returncode:
+        raise SystemExit(f"import probe failed: {p.stderr.strip()[-500:]}")
+    probe = json.loads(p.stdout.strip().splitlines()[-1])
+    heavy = [m for m in probe["after_query"] if m in HEAVY]
+    check = ("no torch/transformers/textual" if not heavy else f"IMPORTED {','.join(heavy)}") + (
+        "" if probe["code"] == 0 and probe["answered"] else f" (query exit {probe['code']})")
+    rows.append(row("cli", "in-process cli query: sys.modules", None, None, check,
+                    f"loaded of torch/transformers/textual/faiss: {probe['after_query'] or 'none'}"))
+    return rows
+
+
+# -- output ---------------------------------------------------------------------------------
+def fmt_s(t) -> str:
+    if t is None:
+        return "-"
+    return f"{t * 1e3:.2f} ms" if t < 1 else f"{t:.3f} s"
+
+
+def print_table(meta: dict, rows: list[dict], notes: list[str]) -> None:
+    print(" ".join(f"{k}={v}" for k, v in meta.items()))
+    head = ("case", "ours", "reference", "ratio", "check")
+    body = [(r["case"], fmt_s(r["ours_s"]) if r["ours_s"] else "-", fmt_s(r["ref_s"]),
+             f"{r['ratio']:.2f}" if r["ratio"] is not None else "-", r["check"]) for r in rows]
+    widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
+    line = lambda cells: "  ".join(c.ljust(w) if i in (0, 4) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    print(line(head))
+    print("  ".join("-" * w for w in widths))
+    section = None
+    for r, cells in zip(rows, body):
+        if section is not None and r["section"] != section:
+            print()
+        section = r["section"]
+        print(line(cells))
+    for n in notes:
+        print(f"* {n}")
+
+
+def main(argv=None) -> None:
+    from explorer.engine import Engine
+    from explorer.paths import default_root
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--root", type=Path, default=default_root(), help="data root (default: %(default)s)")
+    ap.add_argument("--repeat", type=int, default=5, help="best of N timed runs (default 5)")
+    ap.add_argument("--repeat-large", type=int, default=1, help=f"best of N for batches >= {BIG_BATCH} (default 1)")
+    ap.add_argument("--batches", default="1,64,4096", help="query batch sizes (default 1,64,4096)")
+    ap.add_argument("--skip", default="", help="comma-separated sections to skip: analogy,batched,cli")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    args = ap.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+
+    import faiss
+
+    engine = Engine(args.root)
+    s = engine.open_set()
+    meta = {"set": s.label, "shape": f"{s.vectors.n_rows}x{s.vectors.dim}", "cpus": os.cpu_count(),
+            "faiss_threads": faiss.omp_get_max_threads(), "repeat": args.repeat, "repeat_large": args.repeat_large}
+    rows, notes = [], ["ratio = ours / reference; <= 1.00 means ours is at least as fast"]
+    if "analogy" not in skip:
+        rows += bench_analogy(engine, s, args.repeat)
+    if "batched" not in skip:
+        batch_rows, summary = bench_batches(args.root, s, [int(b) for b in args.batches.split(",")],
+                                            args.repeat, args.repeat_large)
+        rows += batch_rows
+        notes.append(summary)
+        if max(int(b) for b in args.batches.split(",")) > REF_CHUNK:
+            notes.append(f"batched reference is chunked over queries in blocks of {REF_CHUNK} "
+                         "(4096 at once: 4 GiB of scores plus 8 GiB of argpartition ids)")
+    if "cli" not in skip:
+        rows += bench_cli(args.root)
+    if args.json:
+        print(json.dumps({"meta": meta, "rows": rows, "notes": notes}, indent=2))
+    else:
+        print_table(meta, rows, notes)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The store: vectors round-trip exactly, the catalog migrates, files are checked."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from explorer.errors import CorruptFile
+from explorer.store import sets
+from explorer.store.catalog import SCHEMA_VERSION, Catalog
+from explorer.store.index import SearchIndex, topk_dense
+from explorer.store.vectorset import INDEX, VectorSet
+
+
+def _store(tmp_path, matrix, name="toy"):
+    cat = Catalog(tmp_path)
+    mid = cat.upsert_model(name=name, source=name, source_kind="test")
+    sets.write_vector_set(cat, mid, name, "input", matrix)
+    return cat, mid
+
+
+@settings(max_examples=25, deadline=None)
+@given(arrays(np.float32, st.tuples(st.integers(1, 40), st.integers(1, 12)), elements=st.floats(width=32, allow_nan=False, allow_infinity=False)))
+def test_vectors_round_trip_bit_for_bit(tmp_path_factory, matrix):
+    root = tmp_path_factory.mktemp("rt")
+    cat, mid = _store(root, matrix)
+    row = cat.vector_set(mid, "input")
+    vs = VectorSet.open(root / row.path)
+    assert vs.vectors.tobytes() == matrix.tobytes()
+    assert row.n_rows == matrix.shape[0] and row.dim == matrix.shape[1]
+
+
+def test_migrations_are_numbered_and_idempotent(tmp_path):
+    cat = Catalog(tmp_path)
+    assert cat.migrate() == SCHEMA_VERSION
+    assert cat.migrate() == SCHEMA_VERSION
+    rows = cat.query("SELECT version FROM schema_migrations ORDER BY version")
+    assert [r[0] for r in rows] == list(range(1, SCHEMA_VERSION + 1))
+    tables = {r[0] for r in cat.query("SELECT table_name FROM information_schema.tables")}
+    assert {"models", "vector_sets", "tokens", "files"} <= tables
+
+
+def test_files_are_checksummed_and_corruption_detected(tmp_path):
+    rng = np.random.default_rng(0)
+    cat, mid = _store(tmp_path, rng.normal(size=(50, 8)).astype(np.float32))
+    row = cat.vector_set(mid, "input")
+    sets.verify(cat, row, "toy", full=True)
+    index_file = tmp_path / row.path / INDEX
+    data = bytearray(index_file.read_bytes())
+    data[-5] ^= 0xFF  # same size, one flipped byte
+    index_file.write_bytes(bytes(data))
+    with pytest.raises(CorruptFile, match="checksum.*index rebuild"):
+        sets.verify(cat, row, "toy")
+    sets.rebuild_index(cat, row, "toy")
+    sets.verify(cat, row, "toy", full=True)
+
+
+def test_truncated_index_is_refused_not_crashed(tmp_path):
+    rng = np.random.default_rng(1)
+    cat, mid = _store(tmp_path, rng.normal(size=(30, 4)).astype(np.float32))
+    row = cat.vector_set(mid, "input")
+    path = tmp_path / row.path / INDEX
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(CorruptFile):
+        sets.verify(cat, row, "toy")
+    idx = SearchIndex(VectorSet.open(tmp_path / row.path), path, backend="faiss")
+    with pytest.raises(CorruptFile):
+        idx.search(np.ones((1, 4), np.float32), 3)
+
+
+def test_failed_write_leaves_no_visible_set(tmp_path, monkeypatch):
+    cat = Catalog(tmp_path)
+    mid = cat.upsert_model(name="toy", source="toy", source_kind="test")
+
+    def boom(*a, **k):
+        raise RuntimeError("killed while building the index")
+
+    monkeypatch.setattr("explorer.store.index.build_index", boom)
+    with pytest.raises(RuntimeError):
+        sets.write_vector_set(cat, mid, "toy", "input", np.ones((5, 3), np.float32))
+    assert cat.vector_set(mid, "input") is None
+    assert not (tmp_path / "sets" / "toy" / "input").exists()
+    assert not list((tmp_path / "sets" / "toy").glob("*.tmp-*"))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "faiss"])
+def test_backends_agree_with_brute_force(tmp_path, backend):
+    rng = np.random.default_rng(2)
+    m = rng.normal(size=(3000, 24)).astype(np.float32) * rng.uniform(0.1, 10, size=(3000, 1)).astype(np.float32)
+    cat, mid = _store(tmp_path, m)
+    row = cat.vector_set(mid, "input")
+    idx = SearchIndex(VectorSet.open(tmp_path / row.path), tmp_path / row.path / INDEX, backend=backend)
+    q = rng.normal(size=(37, 24)).astype(np.float32)
+    hits = idx.search(q, 10)
+    un = m / np.linalg.norm(m, axis=1, keepdims=True)
+    s = (q / np.linalg.norm(q, axis=1, keepdims=True)) @ un.T
+    want = np.argsort(-s, axis=1)[:, :10]
+    assert (hits.ids == want).mean() > 0.999
+    np.testing.assert_allclose(hits.scores, np.take_along_axis(s, want, 1), atol=1e-5)
+    allowed = np.zeros(3000, bool)
+    allowed[::3] = True
+    fh = idx.search(q, 5, allowed=allowed)
+    assert np.all(fh.ids % 3 == 0)
+
+
+def test_topk_dense_ties_and_small_inputs():
+    s = np.array([[0.5, 0.9, 0.9, 0.1], [1, 1, 1, 1]], dtype=np.float32)
+    scores, ids = topk_dense(s, 3)
+    assert ids.tolist() == [[1, 2, 0], [0, 1, 2]]
+    scores, ids = topk_dense(s, 10)
+    assert ids.shape == (2, 4)
