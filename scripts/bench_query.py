@@ -204,9 +204,10 @@ def bench_cli(root: Path) -> list[dict]:
     probe = json.loads(p.stdout.strip().splitlines()[-1])
     heavy = [m for m in probe["after_query"] if m in HEAVY]
     check = ("no torch/transformers/textual" if not heavy else f"IMPORTED {','.join(heavy)}") + (
+        "" if "faiss" in probe["after_query"] else ", no faiss") + (
         "" if probe["code"] == 0 and probe["answered"] else f" (query exit {probe['code']})")
     rows.append(row("cli", "in-process cli query: sys.modules", None, None, check,
-                    f"loaded of torch/transformers/textual/faiss: {probe['after_query'] or 'none'}"))
+                    f"at import: {probe['at_import']}, after query: {probe['after_query']}"))
     return rows
 
 
