@@ -109,11 +109,7 @@ class Engine:
             clauses.append(f"({where})")
         sql = f"SELECT token_id FROM tokens WHERE {' AND '.join(clauses)}"
         try:
-            con = self.catalog.reader()
-            try:
-                ids = np.array([r[0] for r in con.execute(sql, params).fetchall()], dtype=np.int64)
-            finally:
-                con.close()
+            ids = np.array([r[0] for r in self.catalog.query(sql, params)], dtype=np.int64)
         except ExplorerError:
             raise
         except Exception as exc:

@@ -53,10 +53,6 @@ def test_errors(text):
         parse(text)
 
 
-@pytest.mark.xfail(
-    reason="bug: parse._word returns an empty bare word when a weight is followed by an operator",
-    strict=True,
-)
 @pytest.mark.parametrize("text", ["2*-king", "2* + king", "king + 3* - man"])
 def test_weight_without_word_is_an_error(text):
     with pytest.raises(ParseError):

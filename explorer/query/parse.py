@@ -153,4 +153,6 @@ def _word(text: str, pos: int) -> tuple[str, int]:
     start = pos
     while pos < len(text) and not (text[pos].isspace() or text[pos] in _SPECIAL):
         pos += 1
+    if pos == start:
+        raise ParseError(f"expected a word at column {pos + 1}, found {ch!r}: {text!r}")
     return text[start:pos], pos

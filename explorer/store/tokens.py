@@ -24,10 +24,11 @@ class CatalogTokens:
         self._tokenizer = None
 
     def candidates(self, word: str) -> list[TokenRow]:
+        # two indexed point lookups (a UNION; an OR would scan all rows)
         rows = self.catalog.query(
-            "SELECT token_id, raw, text FROM tokens WHERE model_id = ? AND "
-            "(text = ? OR text = ? OR raw = ? OR lower(ltrim(text)) = lower(?)) ORDER BY token_id",
-            [self.model_id, word, " " + word, word, word],
+            "SELECT token_id, raw, text FROM tokens WHERE model_id = ? AND lookup = lower(ltrim(?)) "
+            "UNION SELECT token_id, raw, text FROM tokens WHERE model_id = ? AND raw = ? ORDER BY token_id",
+            [self.model_id, word, self.model_id, word],
         )
         return [TokenRow(*r) for r in rows]
 

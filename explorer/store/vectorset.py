@@ -28,8 +28,9 @@ def row_norms(matrix: np.ndarray, chunk: int = 65536) -> np.ndarray:
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
     m = np.asarray(matrix, dtype=np.float32)
-    n = np.linalg.norm(m, axis=-1, keepdims=True)
-    return m / np.where(n == 0, 1, n)
+    with np.errstate(over="ignore", invalid="ignore"):  # huge rows: inf norm -> zeros, by design
+        n = np.linalg.norm(m, axis=-1, keepdims=True)
+        return m / np.where(n == 0, 1, n)
 
 
 @dataclass
