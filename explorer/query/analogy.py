@@ -174,6 +174,7 @@ def run_query(
         scores = num / (den + COSMUL_EPS) if np.any(weights < 0) else num
         if analogy is not None:
             baseline_col = analogy[2]
+    full = scores  # unfiltered: an input or expected word outside the filter keeps its score
     if allowed is not None:
         scores = np.where(allowed, scores, -np.inf)
 
@@ -197,8 +198,8 @@ def run_query(
             r.token_ids[0] if r.single else None,
             r.token_ids,
             float(w),
-            _rank(scores, r.token_ids[0]) if r.single else None,
-            float(scores[r.token_ids[0]]) if r.single else float("nan"),
+            _rank_of_score(scores, full[r.token_ids[0]]) if r.single else None,
+            float(full[r.token_ids[0]]) if r.single else float("nan"),
             r.variant,
         )
         for r, w in terms
@@ -218,15 +219,14 @@ def run_query(
             d_score = float(np.dot(_unit(d_vec), _unit(_query_vector(units, weights)))) if method == "3cosadd" else float("nan")
             rank_kept, rank_excl = _rank_of_score(scores, d_score), None
         else:
-            d_score = float(scores[did])
-            rank_kept = _rank(scores, did)
+            d_score = float(full[did])
+            rank_kept = _rank_of_score(scores, d_score)
             rank_excl = None if did in input_ids else rank_kept - int(np.sum(scores[input_ids] > d_score))
         base = None
         if baseline_col is not None and did is not None:
-            bs = sims[:, baseline_col].astype(np.float64)
-            if allowed is not None:
-                bs = np.where(allowed, bs, -np.inf)
-            base = _rank(bs, did) - int(np.sum(bs[input_ids] > bs[did]))
+            bs_full = sims[:, baseline_col].astype(np.float64)
+            bs = bs_full if allowed is None else np.where(allowed, bs_full, -np.inf)
+            base = _rank_of_score(bs, bs_full[did]) - int(np.sum(bs[input_ids] > bs_full[did]))
         exp = Expected(expected.word, expected.token, did, d_score, rank_excl, rank_kept, base)
         if analogy is not None:
             a, b, c = (vecs[i] for i in analogy)
@@ -247,12 +247,8 @@ def _query_vector(units: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return (weights[:, None] * units).sum(axis=0)
 
 
-def _rank(scores: np.ndarray, idx: int) -> int:
-    """1 + the number of rows scoring strictly higher (the row wins ties)."""
-    return 1 + int(np.count_nonzero(scores > scores[idx]))
-
-
 def _rank_of_score(scores: np.ndarray, value: float) -> int:
+    """1 + the number of rows scoring strictly higher than ``value`` (ties go to the word)."""
     return 1 + int(np.count_nonzero(scores > value))
 
 

@@ -154,7 +154,9 @@ def connect(path: Path, read_only: bool, timeout: float = 30.0) -> duckdb.DuckDB
     delay = 0.02
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            # readers cannot touch files outside the catalog (a --where predicate is user SQL)
+            config = {"enable_external_access": False} if read_only else {}
+            return duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.Error as exc:  # IOException on lock conflicts
             if not _is_lock_error(exc) or time.monotonic() > deadline:
                 if _is_lock_error(exc):
