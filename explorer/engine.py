@@ -120,7 +120,15 @@ class Engine:
             raise ExplorerError("the filter matches no tokens")
         return mask
 
-    def query(
+    def query(self, expression, **kw) -> analogy_mod.QueryResult:
+        """Vector arithmetic (see :meth:`_query`); releases the catalog afterwards so that
+        writers in other processes are never locked out by an idle reader."""
+        try:
+            return self._query(expression, **kw)
+        finally:
+            self.catalog.close()
+
+    def _query(
         self,
         expression: str | Expression,
         *,
@@ -134,13 +142,16 @@ class Engine:
         multi: str = "refuse",
         script: str | None = None,
         where: str | None = None,
-        token_ids: list[int] | None = None,
+        layer: int | None = None,
+        corpus: str | None = None,
         **kw,
     ) -> analogy_mod.QueryResult:
+        """Vector arithmetic over a vocabulary set, or (``layer``) over the per-token mean
+        hidden states of a stored corpus at that layer."""
         expr = parse(expression) if isinstance(expression, str) else expression
         if k < 1:
             raise ExplorerError("-k must be at least 1")
-        s = self.open_set(model, vectors, **kw)
+        s = self.open_set(model, vectors if layer is None else "input", **kw)
         terms = [(self.resolve(s, t.word, variant, multi), t.weight) for t in expr.terms]
         exp = self.resolve(s, expect, variant, multi) if expect else None
         roles = expr.analogy()
@@ -149,23 +160,37 @@ class Engine:
             words = [t.word for t in expr.terms]
             a, b, c = roles
             positions = (words.index(a), words.index(b), len(words) - 1 - words[::-1].index(c))
+        vs, index, label, allowed = s.vectors, s.index, s.label, self.allowed_mask(s, script, where)
+        if layer is not None:
+            _, c, vs = layer_token_means(self, s.model.name, corpus, layer)
+            for r in [t for t, _ in terms] + ([exp] if exp else []):
+                if not all(vs.seen[i] for i in r.token_ids):
+                    raise ExplorerError(f"{r.word!r} ({r.token!r}) does not occur in corpus {c.name}")
+            allowed = vs.seen if allowed is None else (allowed & vs.seen)
+            index, label = None, f"{s.model.name}/{c.name}/layer {layer} (token means)"
         return analogy_mod.run_query(
-            s.vectors,
+            vs,
             terms,
             method=method,
             k=k,
             keep_inputs=keep_inputs,
             expected=exp,
             analogy=positions,
-            allowed=self.allowed_mask(s, script, where),
+            allowed=allowed,
             label=s.tokens.labels,
-            index=s.index,
+            index=index,
             expression=expr.render(),
-            vector_set=s.label,
+            vector_set=label,
         )
 
     def token_query(self, token_id: int, **kw) -> analogy_mod.QueryResult:
         """Neighbours of one token id (``explorer neighbours --id``)."""
+        try:
+            return self._token_query(token_id, **kw)
+        finally:
+            self.catalog.close()
+
+    def _token_query(self, token_id: int, **kw) -> analogy_mod.QueryResult:
         s = self.open_set(kw.get("model"), kw.get("vectors", "input"))
         if not 0 <= token_id < s.vectors.n_rows:
             raise ExplorerError(f"token id {token_id} is outside 0..{s.vectors.n_rows - 1}")
@@ -197,3 +222,142 @@ class _VerifiedIndex(SearchIndex):
             sets.verify(catalog, owner, name, roles=("index",))
             self._check = None
         return super()._faiss()
+
+
+# -- hidden states -------------------------------------------------------------------
+
+
+def _corpus(engine: Engine, model: ModelRow, corpus: str | None):
+    from explorer.store.states import StateStore
+
+    store = StateStore(engine.catalog)
+    rows = [c for c in store.corpora(model.model_id) if c.status == "done"]
+    if not rows:
+        raise ExplorerError(f"no hidden states stored for {model.name}; run `explorer export-states {model.name}`")
+    if corpus is None:
+        return rows[-1]
+    for c in rows:
+        if c.name == corpus:
+            return c
+    names = ", ".join(c.name for c in rows)
+    raise ExplorerError(f"no finished corpus {corpus!r} for {model.name} (have: {names})")
+
+
+def open_layer(engine: Engine, model: str | None, corpus: str | None, layer: int):
+    """(model row, corpus row, VectorSet of that layer's states)."""
+    from explorer.store.states import layer_file, layer_path, norms_file
+
+    m = engine.model(model, auto_export=False)
+    c = _corpus(engine, m, corpus)
+    layer_path(engine.root, c, layer)  # range check
+    vs = VectorSet.open(engine.root / c.path, layer_file(layer), norms_file(layer))
+    return m, c, vs
+
+
+def states_mask(engine: Engine, corpus, n_rows: int, where: str | None) -> np.ndarray | None:
+    """Rows of the states matching a predicate over the hidden_states view."""
+    if not where:
+        return None
+    try:
+        rows = engine.catalog.query(
+            f"SELECT state_id FROM hidden_states WHERE corpus = ? AND model = (SELECT name FROM models WHERE model_id = ?) AND ({where})",
+            [corpus.name, corpus.model_id],
+        )
+    except Exception as exc:
+        raise ExplorerError(f"bad --where predicate on hidden_states: {str(exc).splitlines()[0]}") from None
+    mask = np.zeros(n_rows, dtype=bool)
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    mask[ids[ids < n_rows]] = True
+    if not mask.any():
+        raise ExplorerError("the --where filter matches no stored states")
+    return mask
+
+
+def layer_token_means(engine: Engine, model: str | None, corpus: str | None, layer: int):
+    from explorer.query.states import token_means
+
+    m, c, vs = open_layer(engine, model, corpus, layer)
+    ids = np.array([r[0] for r in engine.catalog.query(
+        "SELECT token_id FROM states WHERE corpus_id = ? ORDER BY state_id", [c.corpus_id])], dtype=np.int64)
+    return m, c, token_means(vs.vectors, ids, int(m.vocab_size))
+
+
+def state_neighbours(engine: Engine, vector: np.ndarray, *, model: str | None, corpus: str | None, layer: int,
+                     k: int = 10, where: str | None = None, index: str = "exact"):
+    """Nearest stored hidden states at ``layer`` to ``vector``, with their context."""
+    from explorer.query.states import StateHit
+    from explorer.store import compressed
+    from explorer.store.index import SearchIndex
+
+    m, c, vs = open_layer(engine, model, corpus, layer)
+    allowed = states_mask(engine, c, vs.n_rows, where)
+    if index == "exact":
+        hits = SearchIndex(vs, None, "numpy").search(vector, k, allowed)
+    else:
+        row = engine.catalog.query(
+            "SELECT path FROM state_indexes WHERE corpus_id = ? AND layer = ? AND kind = ?", [c.corpus_id, layer, index]
+        )
+        if not row:
+            raise ExplorerError(
+                f"no {index} index for {c.name} layer {layer}; build it with `explorer states-index --layer {layer} --kind {index}`"
+            )
+        hits = compressed.search(compressed.load(engine.root / row[0][0], index), index, vs, vector, k, allowed)
+    ids = [int(i) for i in hits.ids[0] if i >= 0]
+    meta = {
+        r[0]: r[1:]
+        for r in engine.catalog.query(
+            "SELECT state_id, document, position, token, token_id, lang FROM hidden_states "
+            "WHERE corpus = ? AND model = ? AND state_id IN (SELECT unnest(?))",
+            [c.name, m.name, ids],
+        )
+    }
+    out = []
+    for n, (sid, score) in enumerate(zip(ids, hits.scores[0])):
+        doc, pos, tok, tid, lang = meta[sid]
+        out.append(StateHit(n + 1, float(score), sid, doc, pos, tok, tid, lang, _snippet(engine, c.corpus_id, doc, pos)))
+    return m, c, tuple(out)
+
+
+def _snippet(engine: Engine, corpus_id: int, doc: int, pos: int, before: int = 6, after: int = 3) -> str:
+    rows = engine.catalog.query(
+        "SELECT position, token FROM states WHERE corpus_id = ? AND doc_id = ? AND position BETWEEN ? AND ? "
+        "ORDER BY position",
+        [corpus_id, doc, pos - before, pos + after],
+    )
+    return "".join(f"[{t}]" if p == pos else t for p, t in rows).replace("\n", " ")
+
+
+def build_state_indexes(engine: Engine, *, model: str | None, corpus: str | None, layers: list[int] | None,
+                        kind: str, progress=None) -> list[dict]:
+    """Build compressed indexes for some layers of a corpus; recall@10 is measured and stored."""
+    import json
+
+    from explorer.store import compressed
+    from explorer.store.files import sha256_file
+
+    m = engine.model(model, auto_export=False)
+    c = _corpus(engine, m, corpus)
+    todo = layers if layers else list(range(c.n_layers))
+    out = []
+    for n, layer in enumerate(todo):
+        _, _, vs = open_layer(engine, m.name, c.name, layer)
+        rel = f"{c.path}/layer_{layer:02d}.{kind}.faiss"
+        rep = compressed.build_and_measure(vs, kind, engine.root / rel)
+        path = engine.root / rel
+        con = engine.catalog.writer()
+        try:
+            con.execute("BEGIN")
+            con.execute("DELETE FROM state_indexes WHERE corpus_id = ? AND layer = ? AND kind = ?", [c.corpus_id, layer, kind])
+            con.execute(
+                "INSERT INTO state_indexes (corpus_id, layer, kind, path, bytes, sha256, recall_at_10, params, build_seconds) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [c.corpus_id, layer, kind, rel, rep.bytes, sha256_file(path), rep.recall_at_10, json.dumps(rep.params), rep.seconds],
+            )
+            con.execute("COMMIT")
+        finally:
+            con.close()
+        exact_bytes = vs.n_rows * vs.dim * vs.vectors.dtype.itemsize
+        out.append({"layer": layer, **rep.to_dict(), "exact_bytes": exact_bytes})
+        if progress:
+            progress(f"{kind} indexes", n + 1, len(todo))
+    return out

@@ -1,15 +1,10 @@
 #!/usr/bin/env python
 """Speed of explorer's query paths against references run in the same process.
 
-Prints RATIOS ours / reference (<= 1.0: we are at least as fast); nothing here asserts
-on timings. Sections:
-
-1. ``Engine.query`` analogies (3CosAdd, 3CosMul) vs gensim ``most_similar`` /
-   ``most_similar_cosmul`` on the same memory-mapped matrix (norms filled beforehand).
-2. Batched top-10 via ``SearchIndex.search`` (auto, numpy, faiss backends) vs numpy
-   matmul + argpartition over the unit-normalised matrix held in RAM.
-3. ``explorer --help`` wall time vs ``python -c pass``.
-4. ``explorer query`` wall time, and which heavy modules the CLI query path imports.
+Prints RATIOS ours / reference (<= 1.0: we are at least as fast); no timing assertions.
+1. Engine.query analogies (3CosAdd, 3CosMul) vs gensim most_similar[_cosmul] on the same matrix.
+2. Batched top-10, SearchIndex.search (auto/numpy/faiss) vs numpy matmul + argpartition.
+3. ``explorer --help`` vs ``python -c pass``; 4. ``explorer query`` wall time + import probe.
 
     python scripts/bench_query.py [--root DIR] [--repeat N] [--batches 1,64,4096] [--json]
 """
@@ -31,22 +26,21 @@ K = 10
 REF_CHUNK = 1024  # reference queries per block: 4096 at once would need 4 GiB scores + 8 GiB argpartition ids
 BIG_BATCH = 1024  # batches at least this large use --repeat-large and no extra warm-up
 HEAVY = ("torch", "transformers", "textual")
+WATCH = (*HEAVY, "faiss")
 HELP_REPEAT, CLI_QUERY_REPEAT = 5, 3
 HELP_TARGET_S, CLI_QUERY_TARGET_S = 0.3, 2.0
 
 PROBE = r"""
 import contextlib, io, json, sys
-root, expr = sys.argv[1], sys.argv[2]
+root, expr, WATCH = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
 from explorer.cli.main import main
-at_import = sorted(m for m in ("torch", "transformers", "textual", "faiss") if m in sys.modules)
+at_import = sorted(m for m in WATCH if m in sys.modules)
 sys.argv = ["explorer", "--root", root, "query", expr]
 buf, code = io.StringIO(), 0
 with contextlib.redirect_stdout(buf):
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code or 0
-after = sorted(m for m in ("torch", "transformers", "textual", "faiss") if m in sys.modules)
+    try: main()
+    except SystemExit as exc: code = exc.code or 0
+after = sorted(m for m in WATCH if m in sys.modules)
 print(json.dumps({"code": code, "at_import": at_import, "after_query": after, "answered": "queen" in buf.getvalue()}))
 """
 
@@ -59,12 +53,12 @@ def best_of(fn, repeat: int, warmup: int = 1):
     """(best wall seconds over ``repeat`` runs after ``warmup`` runs, last result)."""
     for _ in range(warmup):
         fn()
-    best, out = float("inf"), None
+    times, out = [], None
     for _ in range(max(1, repeat)):
         t = time.perf_counter()
         out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
+        times.append(time.perf_counter() - t)
+    return min(times), out
 
 
 def row(section, case, ours, ref=None, check="", note=""):
@@ -90,7 +84,6 @@ def bench_analogy(engine, s, repeat: int) -> list[dict]:
     kv.fill_norms()  # one-time norms, not timed (ours are precomputed on disk)
     terms = [(engine.resolve(s, t.word), t.weight) for t in parse(EXPR).terms]
     log(f"analogy: ids {', '.join(f'{w}={t[0]}' for w, t in ids.items())}")
-
     rows = []
     for method, ref_fn in (("3cosadd", kv.most_similar), ("3cosmul", kv.most_similar_cosmul)):
         t_ours, res = best_of(lambda: engine.query(EXPR, k=K, method=method), repeat)
@@ -150,12 +143,10 @@ def bench_batches(root, s, batches: list[int], repeat: int, repeat_large: int) -
         idx.search(q_all[:1], K)
     log("batched: normalising the matrix into RAM for the reference ...")
     un = unit_rows(s.vectors.vectors)
-
     rows, faster = [], {}
     for nq in batches:
         q = q_all[:nq]
-        big = nq >= BIG_BATCH
-        r, w = (repeat_large, 0) if big else (repeat, 1)
+        r, w = (repeat_large, 0) if nq >= BIG_BATCH else (repeat, 1)
         chunk = f"; reference chunked in blocks of {REF_CHUNK} queries" if nq > REF_CHUNK else ""
         log(f"batched: {nq} queries (best of {r}{chunk}) ...")
         t_ref, (ref_s, ref_i) = best_of(lambda: reference_topk(un, q, K), r, w)
@@ -198,7 +189,7 @@ def bench_cli(root: Path) -> list[dict]:
     t_query = wall(explorer + ["--root", str(root), "query", EXPR], CLI_QUERY_REPEAT)
     rows.append(row("cli", f"explorer query (best of {CLI_QUERY_REPEAT})", t_query, None,
                     f"{'ok' if t_query < CLI_QUERY_TARGET_S else 'OVER'} (target < {CLI_QUERY_TARGET_S} s)"))
-    p = subprocess.run([sys.executable, "-c", PROBE, str(root), EXPR], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-c", PROBE, str(root), EXPR, ",".join(WATCH)], capture_output=True, text=True)
     if p.returncode:
         raise SystemExit(f"import probe failed: {p.stderr.strip()[-500:]}")
     probe = json.loads(p.stdout.strip().splitlines()[-1])
@@ -213,28 +204,22 @@ def bench_cli(root: Path) -> list[dict]:
 
 # -- output ---------------------------------------------------------------------------------
 def fmt_s(t) -> str:
-    if t is None:
-        return "-"
-    return f"{t * 1e3:.2f} ms" if t < 1 else f"{t:.3f} s"
+    return "-" if t is None else f"{t * 1e3:.2f} ms" if t < 1 else f"{t:.3f} s"
 
 
 def print_table(meta: dict, rows: list[dict], notes: list[str]) -> None:
     print(" ".join(f"{k}={v}" for k, v in meta.items()))
     head = ("case", "ours", "reference", "ratio", "check")
-    body = [(r["case"], fmt_s(r["ours_s"]) if r["ours_s"] else "-", fmt_s(r["ref_s"]),
+    body = [(r["case"], fmt_s(r["ours_s"]), fmt_s(r["ref_s"]),
              f"{r['ratio']:.2f}" if r["ratio"] is not None else "-", r["check"]) for r in rows]
     widths = [max(len(x[i]) for x in (head, *body)) for i in range(len(head))]
     line = lambda cells: "  ".join(c.ljust(w) if i in (0, 4) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    print(line(head))
-    print("  ".join("-" * w for w in widths))
-    section = None
-    for r, cells in zip(rows, body):
-        if section is not None and r["section"] != section:
+    print(line(head) + "\n" + "  ".join("-" * w for w in widths))
+    for i, (r, cells) in enumerate(zip(rows, body)):
+        if i and r["section"] != rows[i - 1]["section"]:
             print()
-        section = r["section"]
         print(line(cells))
-    for n in notes:
-        print(f"* {n}")
+    print("\n".join(f"* {n}" for n in notes))
 
 
 def main(argv=None) -> None:
@@ -249,8 +234,7 @@ def main(argv=None) -> None:
     ap.add_argument("--skip", default="", help="comma-separated sections to skip: analogy,batched,cli")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = ap.parse_args(argv)
-    skip = set(filter(None, args.skip.split(",")))
-
+    skip, batches = set(filter(None, args.skip.split(","))), [int(b) for b in args.batches.split(",")]
     import faiss
 
     engine = Engine(args.root)
@@ -261,13 +245,15 @@ def main(argv=None) -> None:
     if "analogy" not in skip:
         rows += bench_analogy(engine, s, args.repeat)
     if "batched" not in skip:
-        batch_rows, summary = bench_batches(args.root, s, [int(b) for b in args.batches.split(",")],
-                                            args.repeat, args.repeat_large)
+        batch_rows, summary = bench_batches(args.root, s, batches, args.repeat, args.repeat_large)
+        threshold = faiss.cvar.distance_compute_blas_threshold  # FAISS: BLAS iff nq * d >= threshold
         rows += batch_rows
-        notes.append(summary)
-        if max(int(b) for b in args.batches.split(",")) > REF_CHUNK:
+        notes += [summary, f"FAISS IndexFlatIP uses BLAS only when nq*d >= {threshold}, i.e. nq >= "
+                  f"{-(-threshold // s.vectors.dim)} here; smaller batches take its per-query path"]
+        if max(batches) > REF_CHUNK:
             notes.append(f"batched reference is chunked over queries in blocks of {REF_CHUNK} "
-                         "(4096 at once: 4 GiB of scores plus 8 GiB of argpartition ids)")
+                         f"({max(batches)} at once: {max(batches) * s.vectors.n_rows * 4 / 2**30:.0f} GiB of scores "
+                         f"+ {max(batches) * s.vectors.n_rows * 8 / 2**30:.0f} GiB of argpartition ids)")
     if "cli" not in skip:
         rows += bench_cli(args.root)
     if args.json:

@@ -9,6 +9,7 @@ import typer
 
 from explorer import __version__
 from explorer.cli import query as query_cmds
+from explorer.cli import states as states_cmds
 from explorer.cli import store as store_cmds
 from explorer.cli.common import Globals
 
@@ -55,6 +56,7 @@ def callback(
 
 query_cmds.register(app)
 store_cmds.register(app)
+states_cmds.register(app)
 
 
 def main() -> None:

@@ -47,6 +47,10 @@ WhereOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")]
+PANEL_STATES = "Hidden states"
+CorpusOpt = Annotated[
+    Optional[str], typer.Option("--corpus", help="Stored corpus for --layer (default: the latest).", rich_help_panel=PANEL_STATES)
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -69,6 +73,8 @@ def query(
     multi: MultiOpt = "refuse",
     script: ScriptOpt = None,
     where: WhereOpt = None,
+    layer: Annotated[Optional[int], typer.Option("--layer", "-l", help="Use the mean hidden state of each token at this layer over a stored corpus (see export-states) instead of --vectors.", rich_help_panel=PANEL_STATES)] = None,
+    corpus: CorpusOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Vector arithmetic over token embeddings: analogies with honest diagnostics.
@@ -84,7 +90,7 @@ def query(
         result = engine.query(
             expression, model=model, vectors=vectors, k=k, method=method.lower(), keep_inputs=keep_inputs,
             expect=expect, variant=variant, multi=multi, script=script, where=where,
-            report=sp.report, progress=sp.progress,
+            layer=layer, corpus=corpus, report=sp.report, progress=sp.progress,
         )
     if as_json:
         print_json(result.to_dict())
@@ -97,7 +103,7 @@ def query(
 @cli_errors
 def neighbours(
     ctx: typer.Context,
-    word: Annotated[Optional[str], typer.Argument(help="A word (resolved to a token as in `query`).")] = None,
+    word: Annotated[Optional[str], typer.Argument(help="A word (resolved to a token as in `query`); with --layer, a TEXT to run through the model.")] = None,
     token_id: Annotated[Optional[int], typer.Option("--id", help="A token id instead of a word.")] = None,
     expr: Annotated[Optional[str], typer.Option("--expr", help="An expression instead of a word, as in `query`.")] = None,
     model: ModelOpt = None,
@@ -108,9 +114,25 @@ def neighbours(
     multi: MultiOpt = "refuse",
     script: ScriptOpt = None,
     where: WhereOpt = None,
+    layer: Annotated[Optional[int], typer.Option("--layer", "-l", help="Search stored hidden states at this layer: TEXT is run through the model and the state at --position is the query.", rich_help_panel=PANEL_STATES)] = None,
+    position: Annotated[Optional[int], typer.Option("--position", "-p", help="With --layer: token position in TEXT (default: last; negative from the end).", rich_help_panel=PANEL_STATES)] = None,
+    corpus: CorpusOpt = None,
+    index: Annotated[str, typer.Option("--index", help="With --layer: exact, sq8 or ivfpq (built by states-index).", rich_help_panel=PANEL_STATES)] = "exact",
     as_json: JsonOpt = False,
 ) -> None:
-    """Nearest tokens by cosine to a word, a token id or an expression, with filters."""
+    """Nearest tokens by cosine to a word, a token id or an expression, with filters.
+
+    With --layer L, nearest stored hidden states (contexts) to the state of TEXT at
+    --position, shown with their document context; --where then filters the
+    hidden_states view (lang, document, token, position).
+    """
+    if layer is not None:
+        if word is None:
+            fail("--layer needs a TEXT argument", 2)
+        from explorer.cli.states import state_neighbours_cmd
+
+        state_neighbours_cmd(ctx, word, layer, position, model, corpus, k, where, index, as_json)
+        return
     given = [x is not None for x in (word, token_id, expr)]
     if sum(given) != 1:
         fail("give exactly one of WORD, --id N or --expr EXPR", 2)

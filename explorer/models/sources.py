@@ -167,7 +167,9 @@ def load(directory: Path):
     """Load a converted model and its tokenizer (float32, safetensors only, no remote code)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a 5-second load needs no bar; conversions keep theirs
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(directory), dtype=torch.float32, use_safetensors=True, trust_remote_code=False, local_files_only=True
@@ -175,5 +177,7 @@ def load(directory: Path):
         tok = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise UnknownModel(f"cannot load the model in {directory}: {str(exc).splitlines()[0]}") from None
+    finally:
+        hf_logging.enable_progress_bar()
     model.eval()
     return model, tok

@@ -92,6 +92,65 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         UPDATE tokens SET lookup = lower(ltrim(text));
         """,
     ),
+    (
+        3,
+        "hidden states: corpora, documents, states, layers, compressed indexes",
+        """
+        CREATE TABLE corpora (
+            corpus_id   INTEGER PRIMARY KEY,
+            model_id    INTEGER NOT NULL,
+            name        VARCHAR NOT NULL,
+            source      VARCHAR,                -- corpus file or 'prompts'
+            n_docs      INTEGER NOT NULL,       -- documents planned
+            n_layers    INTEGER NOT NULL,       -- hidden states per token (embedding output + blocks)
+            dim         INTEGER NOT NULL,
+            dtype       VARCHAR NOT NULL,       -- float32 | float16 on disk
+            path        VARCHAR NOT NULL,       -- directory relative to the data root
+            status      VARCHAR NOT NULL,       -- running | done
+            committed   BIGINT NOT NULL DEFAULT 0,  -- state rows durable in every layer file
+            created_at  TIMESTAMP DEFAULT current_timestamp,
+            finished_at TIMESTAMP,
+            UNIQUE (model_id, name)
+        );
+        CREATE TABLE documents (
+            corpus_id INTEGER NOT NULL,
+            doc_id    INTEGER NOT NULL,         -- line number in the corpus, from 0
+            lang      VARCHAR,
+            text      VARCHAR NOT NULL,
+            n_tokens  INTEGER NOT NULL,
+            first_state BIGINT NOT NULL,        -- its rows are first_state .. first_state + n_tokens - 1
+            done      BOOLEAN NOT NULL,         -- its states are committed
+            PRIMARY KEY (corpus_id, doc_id)
+        );
+        CREATE TABLE states (
+            corpus_id INTEGER NOT NULL,
+            state_id  BIGINT NOT NULL,          -- row in every layer's matrix (= FAISS id)
+            doc_id    INTEGER NOT NULL,
+            position  INTEGER NOT NULL,         -- token position in the document (0 = BOS when present)
+            token_id  INTEGER NOT NULL,
+            token     VARCHAR NOT NULL,         -- decoded token text
+            PRIMARY KEY (corpus_id, state_id)
+        );
+        CREATE TABLE state_indexes (
+            corpus_id     INTEGER NOT NULL,
+            layer         INTEGER NOT NULL,
+            kind          VARCHAR NOT NULL,     -- sq8 | ivfpq (ivfpq re-ranks exactly)
+            path          VARCHAR NOT NULL,
+            bytes         BIGINT NOT NULL,
+            sha256        VARCHAR NOT NULL,
+            recall_at_10  DOUBLE,               -- against exact search, measured at build
+            params        JSON,
+            build_seconds DOUBLE,
+            created_at    TIMESTAMP DEFAULT current_timestamp,
+            PRIMARY KEY (corpus_id, layer, kind)
+        );
+        CREATE VIEW hidden_states AS
+            SELECT c.name AS corpus, m.name AS model, s.doc_id AS document, d.lang, s.position,
+                   s.token_id, s.token, s.state_id, c.n_layers, c.dim
+            FROM states s JOIN documents d USING (corpus_id, doc_id)
+                 JOIN corpora c USING (corpus_id) JOIN models m USING (model_id);
+        """,
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -62,6 +62,24 @@ def build_index(vs: VectorSet, path: Path, progress=None) -> None:
         faiss.write_index(index, str(tmp))
 
 
+def to_gpus(index):
+    """Move an index to every visible GPU: sharded (each GPU holds a slice of the rows,
+    results merged) when there are several, so an index larger than one GPU's memory
+    fits; a plain copy on one GPU. Indexes FAISS cannot place on a GPU stay on the CPU."""
+    faiss = faiss_module()
+    n = gpu_count()
+    if n == 0:
+        return index
+    try:
+        if n == 1:
+            return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+        co = faiss.GpuMultipleClonerOptions()
+        co.shard = True
+        return faiss.index_cpu_to_all_gpus(index, co=co)
+    except Exception:  # e.g. an index type without a GPU implementation
+        return index
+
+
 def read_index(path: Path):
     faiss = faiss_module()
     try:
@@ -115,8 +133,7 @@ class SearchIndex:
             if index.ntotal != self.vs.n_rows or index.d != self.vs.dim:
                 raise CorruptFile(f"FAISS index {self.index_path} does not match its vector set")
             if gpu_count() > 0:
-                faiss = faiss_module()
-                index = faiss.index_cpu_to_all_gpus(index)
+                index = to_gpus(index)
                 self._on_gpu = True
             self._faiss_index = index
         return self._faiss_index
@@ -142,6 +159,7 @@ class SearchIndex:
             if allowed is not None:
                 scores[:, ~allowed] = -np.inf
             s, i = topk_dense(scores, k)
+            i[~np.isfinite(s)] = -1  # fewer allowed rows than k: pad as FAISS does
             out_s.append(s)
             out_i.append(i)
         return Hits(np.concatenate(out_s), np.concatenate(out_i))

@@ -42,16 +42,16 @@ class VectorSet:
     norms: np.ndarray
 
     @classmethod
-    def open(cls, directory: Path) -> "VectorSet":
+    def open(cls, directory: Path, vectors_file: str = VECTORS, norms_file: str = NORMS) -> "VectorSet":
         directory = Path(directory)
         try:
-            vectors = np.load(directory / VECTORS, mmap_mode="r")
-            norms = np.load(directory / NORMS)
+            vectors = np.load(directory / vectors_file, mmap_mode="r")
+            norms = np.load(directory / norms_file)
         except FileNotFoundError as exc:
             raise CorruptFile(f"vector set file missing: {exc.filename}") from None
         except (ValueError, OSError) as exc:
             raise CorruptFile(f"vector set in {directory} is unreadable ({exc})") from None
-        if vectors.ndim != 2 or vectors.dtype != np.float32 or norms.shape != (vectors.shape[0],):
+        if vectors.ndim != 2 or vectors.dtype not in (np.float32, np.float16) or norms.shape != (vectors.shape[0],):
             raise CorruptFile(f"vector set in {directory} has inconsistent shapes or dtype")
         return cls(directory, vectors, norms)
 
@@ -70,7 +70,7 @@ class VectorSet:
     def dim(self) -> int:
         return self.vectors.shape[1]
 
-    def rows(self, ids: np.ndarray | list[int]) -> np.ndarray:
+    def rows(self, ids: np.ndarray | list[int]) -> np.ndarray:  # always float32
         return np.asarray(self.vectors[np.asarray(ids, dtype=np.int64)], dtype=np.float32)
 
     def safe_norms(self) -> np.ndarray:
@@ -86,6 +86,11 @@ class VectorSet:
         q = unit_rows(np.atleast_2d(queries)).T  # (dim, nq)
         m = np.asarray(self.vectors if rows is None else self.vectors[rows])
         norms = self.safe_norms() if rows is None else self.safe_norms()[rows]
-        scores = m @ q
+        if m.dtype == np.float32:
+            scores = m @ q
+        else:  # float16 on disk: widen a block at a time (numpy's half matmul is slow)
+            scores = np.empty((m.shape[0], q.shape[1]), dtype=np.float32)
+            for i in range(0, m.shape[0], 65536):
+                scores[i : i + 65536] = m[i : i + 65536].astype(np.float32) @ q
         scores /= norms[:, None]
         return scores

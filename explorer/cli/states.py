@@ -1,0 +1,157 @@
+"""Hidden states: ``export-states``, ``states-index``, ``trajectory``; --layer for neighbours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from explorer.cli.common import StageProgress, cli_errors, print_json, state
+
+ModelArg = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name or spec (default: gemma3-270m).")]
+CorpusOpt = Annotated[Optional[str], typer.Option("--corpus", help="Stored corpus name (default: the latest finished one).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export-states")(export_states)
+    app.command("states-index")(states_index)
+    app.command("trajectory")(trajectory)
+
+
+@cli_errors
+def export_states(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="Model name or spec, as for `export`.")] = "gemma3-270m",
+    corpus: Annotated[Optional[Path], typer.Option("--corpus", help="One document per line; a .tsv with header 'lang<TAB>text' tags languages. Default: the bundled multilingual sample (en, fr, de, ru, zh).")] = None,
+    prompt: Annotated[Optional[List[str]], typer.Option("--prompt", help="A document given inline (repeatable), instead of --corpus.")] = None,
+    name: Annotated[Optional[str], typer.Option("--name", help="Corpus name in the store (default: the file's stem).")] = None,
+    dtype: Annotated[str, typer.Option("--dtype", help="On-disk precision: float32 (exact) or float16 (half the bytes).")] = "float32",
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents per forward pass.")] = 8,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Truncate documents to this many tokens.")] = 128,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes sharing the document range (each loads the model).")] = 1,
+    force: Annotated[bool, typer.Option("--force", help="Delete a stored corpus of that name and redo it.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
+) -> None:
+    """Run the model over a corpus and store every layer's hidden states.
+
+    Captures the embedding output (layer 0) and each block's output (layers 1..n, before
+    the final norm) for every token, with metadata rows (corpus, document, position, token)
+    in DuckDB. Batches stream to disk; a killed export resumes where it stopped.
+    """
+    from explorer.models.states import export_states as run
+
+    engine = state(ctx).engine()
+    with StageProgress() as sp:
+        rep = run(model, engine.root, corpus=corpus, prompts=prompt or (), name=name, dtype=dtype,
+                  batch_size=batch_size, max_tokens=max_tokens, workers=workers, force=force,
+                  report=sp.report, progress=sp.progress)
+    if as_json:
+        print_json(rep.to_dict())
+        return
+    print(
+        f"{rep.model}/{rep.corpus}: {rep.documents:,} documents, {rep.states:,} tokens x {rep.layers} layers x d={rep.dim} "
+        f"({rep.dtype}, {rep.bytes_per_token:,.0f} bytes/token); {rep.tokens_per_second:,.0f} tokens/s"
+        + (f"; resumed after {rep.resumed_from:,} tokens" if rep.resumed_from else "")
+    )
+
+
+@cli_errors
+def states_index(
+    ctx: typer.Context,
+    kind: Annotated[str, typer.Option("--kind", help="sq8 (8-bit scalar quantisation) or ivfpq (IVF-PQ, re-ranked exactly).")] = "sq8",
+    layer: Annotated[Optional[List[int]], typer.Option("--layer", "-l", help="Layer(s) to index (default: all).")] = None,
+    model: ModelArg = None,
+    corpus: CorpusOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Build compressed FAISS indexes over stored hidden states; shows recall@10 vs exact."""
+    from explorer.engine import build_state_indexes
+
+    engine = state(ctx).engine()
+    with StageProgress() as sp:
+        reports = build_state_indexes(engine, model=model, corpus=corpus, layers=layer, kind=kind, progress=sp.progress)
+    if as_json:
+        print_json({"indexes": reports})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{kind} indexes (recall@10 against exact search, {reports[0]['queries']} stored rows as queries)", title_justify="left")
+    for col in ("layer", "rows", "recall@10", "index bytes", "exact bytes", "build s"):
+        t.add_column(col, justify="right")
+    for r in reports:
+        t.add_row(str(r["layer"]), f"{r['rows']:,}", f"{r['recall_at_10']:.4f}", f"{r['bytes']:,}", f"{r['exact_bytes']:,}", f"{r['seconds']:.2f}")
+    Console().print(t)
+
+
+@cli_errors
+def trajectory(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="A prompt, e.g. 'Français: \"fleur\" - 中文: \"'.")],
+    position: Annotated[Optional[int], typer.Option("--position", "-p", help="Token position (default: the last; negative counts from the end).")] = None,
+    model: ModelArg = None,
+    k: Annotated[int, typer.Option("-k", "--top", min=1, help="Tokens per layer.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: {layers: [{layer, lens_top, embedding_top}]}.")] = False,
+) -> None:
+    """One position, layer by layer: logit-lens tokens and nearest input embeddings.
+
+    (a) softmax(unembed(final_norm(h))) and (b) cosine to the input embeddings, for the
+    embedding output (layer 0) and every block: where does a French->Chinese prompt
+    pass through English?
+    """
+    from explorer.lens.runner import ModelRunner
+    from explorer.lens.trajectory import trajectory as run
+
+    engine = state(ctx).engine()
+    with StageProgress() as sp:
+        m = engine.model(model, report=sp.report, progress=sp.progress)
+    tr = run(engine, ModelRunner(m), text, position, k)
+    if as_json:
+        print_json(tr.to_dict())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"{tr.model}: position {tr.position} ({tr.token!r}) of {text!r}", title_justify="left")
+    t.add_column("layer", justify="right")
+    t.add_column("logit lens (prob)")
+    t.add_column("nearest input embeddings (cosine)")
+    for v in tr.layers:
+        lens = "  ".join(f"{tok!r} {p:.2f}" for tok, _, p in v.lens_top)
+        near = "  ".join(f"{tok!r} {s:.2f}" for tok, _, s in v.embedding_top)
+        t.add_row(str(v.layer), lens, near)
+    Console().print(t)
+
+
+def state_neighbours_cmd(ctx, text: str, layer: int, position: Optional[int], model, corpus, k: int, where, index: str, as_json: bool) -> None:
+    from explorer.engine import state_neighbours
+    from explorer.lens.runner import ModelRunner
+    from explorer.query.states import StateNeighbours
+
+    from explorer.engine import open_layer
+
+    engine = state(ctx).engine()
+    m = engine.model(model, auto_export=False)
+    open_layer(engine, m.name, corpus, layer)  # fail fast on a bad corpus or layer, before loading the model
+    runner = ModelRunner(m)
+    st = runner.run(text)
+    p = st.position(position)
+    if not 0 <= layer < st.layers.shape[0]:
+        from explorer.errors import ExplorerError
+
+        raise ExplorerError(f"layer {layer} is outside 0..{st.layers.shape[0] - 1}")
+    m, c, hits = state_neighbours(engine, st.layers[layer, p], model=m.name, corpus=corpus, layer=layer, k=k, where=where, index=index)
+    res = StateNeighbours(m.name, c.name, layer, text, p, st.tokens[p], index, hits)
+    if as_json:
+        print_json(res.to_dict())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"Nearest states at layer {layer} to {res.token!r} (position {p}) of {text!r}  [dim]({m.name}/{c.name}, {index})[/]", title_justify="left")
+    for col in ("#", "cosine", "token", "doc", "pos", "lang", "context"):
+        t.add_column(col, justify="right" if col in ("#", "cosine", "doc", "pos") else "left")
+    for h in res.results:
+        t.add_row(str(h.rank), f"{h.score:.4f}", repr(h.token), str(h.document), str(h.position), h.lang or "", h.snippet)
+    Console().print(t)

@@ -1,0 +1,1 @@
+"""Reading hidden states: running prompts, the logit lens, trajectories (imports torch)."""

@@ -1,0 +1,59 @@
+"""Run a stored model on a text and hand back its hidden states, per layer and position."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from explorer.errors import ExplorerError
+from explorer.store.catalog import ModelRow
+
+
+@dataclass
+class TextStates:
+    text: str
+    token_ids: list[int]
+    tokens: list[str]
+    layers: np.ndarray  # (n_layers + 1, seq, d) float32, layer 0 = embedding output
+
+    def position(self, position: int | None) -> int:
+        """Resolve a position: None = last token, negative = from the end."""
+        n = len(self.token_ids)
+        p = n - 1 if position is None else (position + n if position < 0 else position)
+        if not 0 <= p < n:
+            raise ExplorerError(f"position {position} is outside 0..{n - 1} ({n} tokens: {self.tokens})")
+        return p
+
+
+class ModelRunner:
+    def __init__(self, model_row: ModelRow):
+        from explorer.models import sources, surgery
+
+        if not model_row.model_dir:
+            raise ExplorerError(f"model {model_row.name} has no stored model directory; re-run `explorer export`")
+        self.row = model_row
+        self.model, self.tokenizer = sources.load(Path(model_row.model_dir))
+        self.anatomy = surgery.anatomy(self.model)
+
+    def run(self, text: str, max_tokens: int = 512) -> TextStates:
+        from explorer.models.capture import capture, tokenize
+
+        if not text:
+            raise ExplorerError("empty text")
+        ids = tokenize(self.tokenizer, [text], max_tokens)[0]
+        cap = capture(self.model, self.anatomy, [ids])
+        layers = np.stack([layer[0].float().numpy() for layer in cap.layers])
+        tokens = self.tokenizer.batch_decode([[i] for i in ids], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        return TextStates(text, ids, tokens, layers)
+
+    def lens_probs(self, hidden: np.ndarray):
+        """Softmax of the logit lens for (n, d) hidden states -> (n, vocab) torch tensor."""
+        import torch
+
+        from explorer.models.capture import logits
+
+        with torch.inference_mode():
+            out = logits(self.anatomy, self.model, torch.from_numpy(np.ascontiguousarray(hidden)))
+            return torch.softmax(out.float(), dim=-1)
