@@ -160,7 +160,7 @@ def run_query(
             cols.append(units[analogy[2]])
             baseline_col = 1
         sims = vs.cosines(np.stack(cols).astype(np.float32))
-        scores = sims[:, 0].astype(np.float64)
+        scores = sims[:, 0]
     else:
         sims = vs.cosines(units.astype(np.float32))
         s = (1.0 + sims.astype(np.float64)) / 2.0
@@ -257,7 +257,14 @@ def _top(scores: np.ndarray, k: int, excluded: np.ndarray) -> np.ndarray:
     want = min(k + len(excluded), len(scores))
     if want <= 0:
         return np.array([], dtype=np.int64)
-    part = np.argpartition(-scores, want - 1)[:want] if want < len(scores) else np.arange(len(scores))
+    if want < len(scores) // 64:  # a bound from a prefix, then the few rows above it
+        prefix = scores[: max(len(scores) // 16, 8 * want)]
+        bound = np.partition(prefix, len(prefix) - want)[len(prefix) - want]
+        part = np.flatnonzero(scores >= bound)
+    elif want < len(scores):
+        part = np.argpartition(-scores, want - 1)[:want]
+    else:
+        part = np.arange(len(scores))
     order = part[np.lexsort((part, -scores[part]))]
     if len(excluded):
         order = order[~np.isin(order, excluded)]

@@ -7,8 +7,8 @@ ids only.
 
 Backend choice is measured, not assumed (``scripts/bench_query.py``): on 2 CPU cores
 over Gemma's 262,144 x 640 matrix the blocked numpy path below beats FAISS
-IndexFlatIP for fewer than ~128 queries a batch (FAISS's per-query path is slow there),
-and FAISS wins above. With a GPU, FAISS serves every batch.
+IndexFlatIP until FAISS switches to BLAS (n_queries * d >= 128,000: 200 queries at
+d=640), and FAISS wins above. With a GPU, FAISS serves every batch.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from explorer.errors import CorruptFile
 from explorer.store.files import atomic_path
 from explorer.store.vectorset import VectorSet, unit_rows
 
-FAISS_MIN_BATCH = 128  # crossover measured by scripts/bench_query.py on 2 cores
+# FAISS IndexFlat takes its BLAS path only when n_queries * d >= 128,000 (200 queries at
+# d=640; below that it searches query by query and loses to numpy 2-5x), measured by
+# scripts/bench_query.py on 2 cores.
+FAISS_BLAS_WORK = 128_000
 _QUERY_CHUNK = 256
 _BUILD_CHUNK = 65536
 INDEX_KIND = "IndexFlatIP"
@@ -43,6 +46,12 @@ def faiss_module():
 
 
 def gpu_count() -> int:
+    """GPUs FAISS can use; no NVIDIA device node means none, without importing faiss."""
+    import glob
+    import os
+
+    if not glob.glob("/dev/nvidia[0-9]*") and not os.environ.get("EXPLORER_ASSUME_GPU"):
+        return 0
     try:
         return int(faiss_module().get_num_gpus())
     except Exception:  # a faiss build without GPU symbols
@@ -143,7 +152,7 @@ class SearchIndex:
             return self.backend
         if filtered:
             return "numpy"
-        if self.index_path is not None and (gpu_count() > 0 or n_queries >= FAISS_MIN_BATCH):
+        if self.index_path is not None and (n_queries * self.vs.dim >= FAISS_BLAS_WORK or gpu_count() > 0):
             return "faiss"
         return "numpy"
 

@@ -74,8 +74,12 @@ class VectorSet:
         return np.asarray(self.vectors[np.asarray(ids, dtype=np.int64)], dtype=np.float32)
 
     def safe_norms(self) -> np.ndarray:
-        n = self.norms
-        return np.where(n == 0, np.float32(1), n).astype(np.float32, copy=False)
+        """Norms with zeros replaced by 1 (a zero row then scores 0), computed once."""
+        cached = self.__dict__.get("_safe")
+        if cached is None:
+            n = self.norms
+            cached = self.__dict__["_safe"] = np.where(n == 0, np.float32(1), n).astype(np.float32, copy=False)
+        return cached
 
     def cosines(self, queries: np.ndarray, rows: slice | None = None) -> np.ndarray:
         """Cosine of every row with each unit query: shape ``(n_rows, n_queries)``.
@@ -86,7 +90,9 @@ class VectorSet:
         q = unit_rows(np.atleast_2d(queries)).T  # (dim, nq)
         m = np.asarray(self.vectors if rows is None else self.vectors[rows])
         norms = self.safe_norms() if rows is None else self.safe_norms()[rows]
-        if m.dtype == np.float32:
+        if m.dtype == np.float32 and q.shape[1] == 1:
+            scores = (m @ q[:, 0])[:, None]  # matrix-vector product: no temporary copies
+        elif m.dtype == np.float32:
             scores = m @ q
         else:  # float16 on disk: widen a block at a time (numpy's half matmul is slow)
             scores = np.empty((m.shape[0], q.shape[1]), dtype=np.float32)
