@@ -101,6 +101,8 @@ def test_killed_export_resumes_without_duplicates(tiny_root, corpus_file, tmp_pa
                 os.kill(os.getpid(), signal.SIGKILL)
             return real(self, *a, **k)
         StateStore.commit = commit
+        import explorer.models.states as st
+        st.COMMIT_SECONDS = 0  # commit after every batch, so the kill lands mid-corpus
         from explorer.models.states import export_states
         export_states("tiny-llama", Path({str(root)!r}), corpus=Path({str(corpus_file)!r}), batch_size=2)
         """

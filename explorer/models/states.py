@@ -147,8 +147,13 @@ def _report(engine, row: CorpusRow, model: str, seconds: float, new: int, resume
     )
 
 
+COMMIT_SECONDS = 2.0  # commit metadata at most this often (each commit opens the catalog)
+
+
 def _run_range(model, anat, tokenizer, store: StateStore, row: CorpusRow, lo: int, hi: int,
                batch_size: int, max_tokens: int, progress: Progress | None) -> None:
+    """Run pending documents in [lo, hi): write rows in place; every ~2 s, msync the
+    layer files and commit the finished documents' metadata in one transaction."""
     from explorer.models.capture import capture, tokenize
 
     pending = store.pending_docs(row.corpus_id, lo, hi)
@@ -156,6 +161,17 @@ def _run_range(model, anat, tokenizer, store: StateStore, row: CorpusRow, lo: in
     total = hi - lo
     done = total - len(pending)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    files = store.open_layers(row)
+    buffered: list[tuple[list, list]] = []
+    last = time.monotonic()
+
+    def commit() -> None:
+        store.flush(files)
+        batch = [d for b, _ in buffered for d in b]
+        ids = [t for _, i in buffered for t in i]
+        store.commit(row, [d[0] for d in batch], _state_rows(tokenizer, batch, ids))
+        buffered.clear()
+
     for start in range(0, len(pending), batch_size):
         batch = pending[start : start + batch_size]
         ids = tokenize(tokenizer, [text for _, text, _, _ in batch], max_tokens)
@@ -163,13 +179,18 @@ def _run_range(model, anat, tokenizer, store: StateStore, row: CorpusRow, lo: in
             if len(t) != n:
                 raise ExplorerError(f"document {doc_id} tokenises differently than when it was planned")
         cap = capture(model, anat, ids, pad)
-        for b, (doc_id, _, n, first) in enumerate(batch):
-            store.write_rows(row, first, [layer[b, :n].float().numpy() for layer in cap.layers])
-        states = _state_rows(tokenizer, batch, ids)
-        store.commit(row, [d[0] for d in batch], states)
+        for layer, mm in zip(cap.layers, files):
+            for b, (_, _, n, first) in enumerate(batch):
+                mm[first : first + n] = layer[b, :n].float().numpy()
+        buffered.append((batch, ids))
+        if time.monotonic() - last >= COMMIT_SECONDS:
+            commit()
+            last = time.monotonic()
         done += len(batch)
         if progress:
             progress("documents", done, total)
+    if buffered:
+        commit()
 
 
 def _state_rows(tokenizer, batch, ids) -> dict[str, np.ndarray]:

@@ -124,13 +124,15 @@ class StateStore:
         assert row is not None
         return row
 
-    def write_rows(self, corpus: CorpusRow, first_state: int, layers: Sequence[np.ndarray]) -> None:
-        """Write one span of rows into every layer file, durably (before the commit)."""
-        for layer, rows in enumerate(layers):
-            mm = np.load(self.root / corpus.path / layer_file(layer), mmap_mode="r+")
-            mm[first_state : first_state + len(rows)] = rows.astype(mm.dtype, copy=False)
+    def open_layers(self, corpus: CorpusRow) -> list[np.memmap]:
+        """Writable maps of every layer file; write rows in place, then :meth:`flush`."""
+        return [np.load(self.root / corpus.path / layer_file(i), mmap_mode="r+") for i in range(corpus.n_layers)]
+
+    @staticmethod
+    def flush(layers: Sequence[np.memmap]) -> None:
+        """Make written rows durable (msync) before their metadata is committed."""
+        for mm in layers:
             mm.flush()
-            del mm
 
     def commit(self, corpus: CorpusRow, doc_ids: Sequence[int], states: dict[str, Any]) -> None:
         """Record the states of finished documents and mark them done: one transaction."""
