@@ -82,3 +82,34 @@ def test_cli_subprocess_is_fast_path(gemma_root):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert json.loads(proc.stdout)["results"][0]["token"] == " queen"
     assert "HEAVY []" in proc.stderr
+
+
+PROMPT = 'Français: "fleur" - 中文: "花". Français: "montagne" - 中文: "山". Français: "eau" - 中文: "'
+
+
+def test_hidden_states_on_gemma(gemma_root):
+    from explorer.models.states import export_states
+
+    docs = ["The king lives in a large castle.", "Le roi habite un grand château.", "国王住在一座大城堡里。"]
+    rep = export_states("gemma3-270m", gemma_root, prompts=docs, name="few")
+    assert (rep.layers, rep.dim, rep.documents) == (19, 640, 3)
+    assert abs(rep.bytes_per_token / (19 * 640 * 4) - 1) < 0.01 or rep.states < 100
+    r = runner.invoke(app, ["--root", str(gemma_root), "neighbours", "--layer", "9", docs[1], "--corpus", "few", "--json"])
+    assert r.exit_code == 0, r.stderr
+    top = json.loads(r.stdout)["results"][0]
+    assert top["document"] == 1 and top["score"] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_trajectory_passes_through_english(gemma_root):
+    """Wendler et al.: a French->Chinese prompt decodes to English in the middle layers."""
+    r = runner.invoke(app, ["--root", str(gemma_root), "trajectory", PROMPT, "-k", "5", "--json"])
+    assert r.exit_code == 0, r.stderr
+    layers = json.loads(r.stdout)["layers"]
+    assert len(layers) == 19 and layers[0]["layer"] == 0
+    assert layers[-1]["lens_top"][0]["token"] == "水"
+
+    def p(layer, words):
+        return sum(t["prob"] for t in layer["lens_top"] if t["token"].strip().lower() in words)
+
+    middle = layers[9:18]
+    assert any(p(v, {"water"}) > p(v, {"水"}) and p(v, {"water"}) > 0.2 for v in middle)
