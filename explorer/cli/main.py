@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from explorer import __version__
+from explorer.cli import lens as lens_cmds
 from explorer.cli import query as query_cmds
 from explorer.cli import states as states_cmds
 from explorer.cli import store as store_cmds
@@ -57,6 +58,7 @@ def callback(
 query_cmds.register(app)
 store_cmds.register(app)
 states_cmds.register(app)
+lens_cmds.register(app)
 
 
 def main() -> None:

@@ -151,6 +151,47 @@ MIGRATIONS: list[tuple[int, str, str]] = [
                  JOIN corpora c USING (corpus_id) JOIN models m USING (model_id);
         """,
     ),
+    (
+        4,
+        "logit-lens language attribution runs",
+        """
+        CREATE TABLE lens_runs (
+            run_id     INTEGER PRIMARY KEY,
+            model_id   INTEGER NOT NULL,
+            task       VARCHAR NOT NULL,        -- translate | repeat | cloze
+            config     JSON NOT NULL,           -- languages, shots, seed, strategy, word list
+            entries    INTEGER NOT NULL,        -- entries used (after selection)
+            dropped    JSON,                    -- entries dropped, by reason
+            accuracy   DOUBLE,                  -- share whose last-layer top-1 starts the target word
+            created_at TIMESTAMP DEFAULT current_timestamp
+        );
+        CREATE TABLE lens_layers (
+            run_id       INTEGER NOT NULL,
+            layer        INTEGER NOT NULL,      -- 0 = embedding output
+            p_target     DOUBLE,
+            p_target_ci  DOUBLE,                -- half-width of the 95% interval
+            p_english    DOUBLE,
+            p_english_ci DOUBLE,
+            entropy      DOUBLE,                -- bits
+            energy       DOUBLE,                -- token energy (1 = random direction)
+            top1         VARCHAR,               -- most frequent top-1 token
+            PRIMARY KEY (run_id, layer)
+        );
+        CREATE TABLE lens_entries (
+            run_id    INTEGER NOT NULL,
+            entry     INTEGER NOT NULL,
+            concept   VARCHAR,
+            target    VARCHAR,
+            english   VARCHAR,
+            prompt    VARCHAR,
+            top1_last VARCHAR,                  -- top-1 token at the last layer
+            correct   BOOLEAN,
+            p_target  DOUBLE[],                 -- per layer
+            p_english DOUBLE[],
+            PRIMARY KEY (run_id, entry)
+        );
+        """,
+    ),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -1,0 +1,154 @@
+"""``explorer lens translate|repeat|cloze|prompt``: language attribution with the logit lens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from explorer.cli.common import StageProgress, cli_errors, print_json, state
+
+lens_app = typer.Typer(
+    help="Language attribution per layer with the logit lens (Wendler et al. 2024): which language does each layer favour?",
+    no_args_is_help=True,
+)
+
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name or spec (default: gemma3-270m).")]
+ShotsOpt = Annotated[int, typer.Option("--shots", min=0, help="Solved examples before the query (cloze uses at most 2).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for choosing the examples.")]
+WordsOpt = Annotated[Optional[Path], typer.Option("--words", help="Word list CSV: header 'concept,en,fr,de,ru,zh' (a subset of languages is fine). Default: the bundled 130 concepts.")]
+StrategyOpt = Annotated[str, typer.Option("--strategy", help="Token sets: prefixes (all vocabulary prefixes with and without the word-start marker, as the paper), first (first token), single (single-token words only).")]
+LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Use at most this many entries.")]
+PngOpt = Annotated[Optional[Path], typer.Option("--png", help="Write a matplotlib figure like the paper's (two curves with 95% bands, entropy strip).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object: entries, accuracy, layers [{layer, p_target, p_english, entropy, energy}].")]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(lens_app, name="lens")
+
+
+def _run(ctx, task: str, items_fn, config: dict, model, strategy, limit, png, as_json, target_label: str) -> None:
+    from explorer.lens import attribution, plot
+    from explorer.lens.runner import ModelRunner
+    from explorer.lens.words import Vocabulary
+
+    engine = state(ctx).engine()
+    with StageProgress() as sp:
+        m = engine.model(model, report=sp.report, progress=sp.progress)
+        runner = ModelRunner(m)
+        texts = [t for (t,) in engine.catalog.query("SELECT text FROM tokens WHERE model_id = ? ORDER BY token_id", [m.model_id])]
+        vocab = Vocabulary(texts, runner.tokenizer)
+        items = items_fn()
+        if limit:
+            items = items[:limit]
+        labels = engine.open_set(m.name, "input").tokens.labels
+        engine.catalog.close()
+        result = attribution.run(runner, items, vocab, task=task, strategy=strategy, config={**config, "strategy": strategy},
+                                 labels=labels, progress=sp.progress)
+    attribution.record(engine.catalog, m.model_id, result)
+    if png:
+        plot.save_png(result, png, plot.ENGLISH_NAMES.get(target_label, target_label))
+    if as_json:
+        print_json(result.to_dict())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    dropped = ", ".join(f"{k}: {v}" for k, v in result.dropped.items()) or "none"
+    console = Console()
+    console.print(f"{m.name} {task} {config}: {result.entries} entries used (dropped: {dropped}); "
+                  f"last-layer accuracy {result.accuracy:.2f}; run {result.run_id}", highlight=False)
+    t = Table(title_justify="left")
+    for col in ("layer", f"p({target_label})", "p(English)", "entropy (bits)", "energy", "top-1"):
+        t.add_column(col, justify="left" if col == "top-1" else "right")
+    for s in result.layers:
+        t.add_row(str(s.layer), f"{s.p_target:.3f} ±{s.p_target_ci:.3f}", f"{s.p_english:.3f} ±{s.p_english_ci:.3f}",
+                  f"{s.entropy:.2f}", f"{s.energy:.2f}", repr(s.top1))
+    console.print(t)
+    console.print(plot.terminal_plot(result, target_label), highlight=False)
+    if png:
+        console.print(f"figure written to {png}")
+
+
+@lens_app.command("translate")
+@cli_errors
+def translate(
+    ctx: typer.Context,
+    src: Annotated[str, typer.Option("--from", help="Source language: en, fr, de, ru, zh.")] = "fr",
+    tgt: Annotated[str, typer.Option("--to", help="Target language: en, fr, de, ru, zh.")] = "zh",
+    model: ModelOpt = None, shots: ShotsOpt = 4, seed: SeedOpt = 0, words: WordsOpt = None,
+    strategy: StrategyOpt = "prefixes", limit: LimitOpt = None, png: PngOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Translation prompts ('Français: "fleur" - 中文: "花"' x shots, then the query word)."""
+    from explorer.lens.tasks import translation_items
+    from explorer.lens.words import LANGS, load_words
+
+    _check(src, tgt)
+    concepts = load_words(words)
+    _run(ctx, "translate", lambda: translation_items(concepts, src, tgt, shots, seed),
+         {"from": src, "to": tgt, "shots": shots, "seed": seed, "words": str(words or "bundled")},
+         model, strategy, limit, png, as_json, LANGS[tgt])
+
+
+@lens_app.command("repeat")
+@cli_errors
+def repeat(
+    ctx: typer.Context,
+    lang: Annotated[str, typer.Option("--lang", help="Language: en, fr, de, ru, zh.")] = "zh",
+    model: ModelOpt = None, shots: ShotsOpt = 4, seed: SeedOpt = 0, words: WordsOpt = None,
+    strategy: StrategyOpt = "prefixes", limit: LimitOpt = None, png: PngOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Repeat prompts: the same language on both sides ('中文: "花" - 中文: "花"')."""
+    from explorer.lens.tasks import translation_items
+    from explorer.lens.words import LANGS, load_words
+
+    _check(lang)
+    concepts = load_words(words)
+    _run(ctx, "repeat", lambda: translation_items(concepts, lang, lang, shots, seed),
+         {"lang": lang, "shots": shots, "seed": seed, "words": str(words or "bundled")},
+         model, strategy, limit, png, as_json, LANGS[lang])
+
+
+@lens_app.command("cloze")
+@cli_errors
+def cloze(
+    ctx: typer.Context,
+    lang: Annotated[str, typer.Option("--lang", help="Language: en, fr, de, ru, zh.")] = "fr",
+    model: ModelOpt = None, shots: ShotsOpt = 2, seed: SeedOpt = 0, words: WordsOpt = None,
+    strategy: StrategyOpt = "prefixes", limit: LimitOpt = None, png: PngOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """Cloze prompts: a sentence with a blank, one or two solved examples, then 'Answer: "'."""
+    from explorer.lens.tasks import cloze_items
+    from explorer.lens.words import LANGS, load_words
+
+    _check(lang)
+    concepts = load_words(words)
+    _run(ctx, "cloze", lambda: cloze_items(concepts, lang, shots, seed),
+         {"lang": lang, "shots": min(max(shots, 1), 2), "seed": seed, "words": str(words or "bundled")},
+         model, strategy, limit, png, as_json, LANGS[lang])
+
+
+@lens_app.command("prompt")
+@cli_errors
+def prompt(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="Any prompt.")],
+    position: Annotated[Optional[int], typer.Option("--position", "-p", help="Token position (default: last).")] = None,
+    model: ModelOpt = None,
+    k: Annotated[int, typer.Option("-k", "--top", min=1, help="Tokens per layer.")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per-layer top tokens of the logit lens for one position of a prompt (see also `trajectory`)."""
+    from explorer.cli.states import trajectory
+
+    trajectory(ctx, text, position, model, k, as_json)
+
+
+def _check(*langs: str) -> None:
+    from explorer.errors import ExplorerError
+    from explorer.lens.words import LANGS
+
+    for lang in langs:
+        if lang not in LANGS:
+            raise ExplorerError(f"unknown language {lang!r}; choose one of {', '.join(LANGS)}")

@@ -1,0 +1,66 @@
+"""Pictures of a language-attribution run: a matplotlib figure and a terminal plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from explorer.lens.attribution import LensResult
+
+_BARS = " ▁▂▃▄▅▆▇█"
+# figure labels in English: the default matplotlib font has no CJK or Cyrillic glyphs
+ENGLISH_NAMES = {"English": "English", "Français": "French", "Deutsch": "German", "Русский": "Russian", "中文": "Chinese"}
+
+
+def spark(values: list[float], hi: float = 1.0) -> str:
+    return "".join(_BARS[min(len(_BARS) - 1, max(0, round(v / hi * (len(_BARS) - 1))))] for v in values)
+
+
+def terminal_plot(result: LensResult, target_label: str, width: int = 40) -> str:
+    """One line per layer: two bars (target, English) scaled to 0..1."""
+    lines = [f"layer  {target_label:>8} vs English (each bar 0..1)"]
+    for s in result.layers:
+        t = "█" * round(s.p_target * width)
+        e = "█" * round(s.p_english * width)
+        lines.append(f"{s.layer:>5}  T {t:<{width}} {s.p_target:5.2f}")
+        lines.append(f"{'':>5}  E {e:<{width}} {s.p_english:5.2f}")
+    return "\n".join(lines)
+
+
+def save_png(result: LensResult, path: Path, target_label: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = [s.layer for s in result.layers]
+    fig, (ax, ax_e) = plt.subplots(2, 1, figsize=(7, 4.8), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
+    for name, mean, ci, color in (
+        (target_label, [s.p_target for s in result.layers], [s.p_target_ci for s in result.layers], "tab:blue"),
+        ("English", [s.p_english for s in result.layers], [s.p_english_ci for s in result.layers], "tab:orange"),
+    ):
+        ax.plot(layers, mean, label=name, color=color, marker="o", markersize=3)
+        ax.fill_between(layers, [m - c for m, c in zip(mean, ci)], [m + c for m, c in zip(mean, ci)], color=color, alpha=0.2)
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="upper left")
+    ax.set_title(f"{result.model}: {result.task} {_describe(result)}  (n={result.entries}, 95% CI)")
+    ent = [s.entropy for s in result.layers]
+    ax_e.imshow([ent], aspect="auto", cmap="viridis", extent=(layers[0] - 0.5, layers[-1] + 0.5, 0, 1))
+    ax_e.set_yticks([])
+    ax_e.set_ylabel("entropy", rotation=0, ha="right", va="center")
+    ax_e.set_xlabel("layer (0 = embedding output)")
+    from matplotlib.ticker import MaxNLocator
+
+    ax_e.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _describe(result: LensResult) -> str:
+    c = result.config
+    if result.task == "translate":
+        return f"{c.get('from')}→{c.get('to')}"
+    return str(c.get("lang", ""))

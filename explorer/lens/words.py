@@ -1,0 +1,104 @@
+"""Word lists for language attribution, and the token sets that stand for a word.
+
+A word list is a CSV with a header ``concept,en,fr,de,ru,zh`` (any subset of language
+columns; ``concept`` optional): one row per concept, the everyday word for it in each
+language. The bundled list (``explorer/data/concepts.csv``) has 130 concrete nouns.
+
+Token-set strategies for a word w (how probability mass is attributed to it):
+
+* ``prefixes`` (default, as Wendler et al.): every vocabulary token whose text is a
+  non-empty prefix of w, with or without the word-start marker (' wat', 'wa', 'w', ...);
+* ``first``: the first token of w, tokenised with and without a leading space;
+* ``single``: like ``first``, but only words that are one token (with or without the
+  marker) are kept; entries with any other word are dropped.
+
+Entries whose target and English token sets overlap are dropped (their mass could not be
+attributed), and how many entries survive is reported.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+from explorer.errors import ExplorerError
+
+LANGS = {"en": "English", "fr": "Français", "de": "Deutsch", "ru": "Русский", "zh": "中文"}
+STRATEGIES = ("prefixes", "first", "single")
+
+
+@dataclass(frozen=True)
+class Concept:
+    concept: str
+    words: dict[str, str]
+
+
+def bundled_words() -> Path:
+    return Path(str(resources.files("explorer.data").joinpath("concepts.csv")))
+
+
+def load_words(path: Path | None = None) -> list[Concept]:
+    path = Path(path) if path else bundled_words()
+    if not path.is_file():
+        raise ExplorerError(f"word list not found: {path}")
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        cols = reader.fieldnames or []
+        langs = [c for c in cols if c in LANGS]
+        unknown = [c for c in cols if c not in LANGS and c != "concept"]
+        if unknown or len(langs) < 2:
+            raise ExplorerError(
+                f"{path}: columns must be 'concept' and language codes among {', '.join(LANGS)} (got {', '.join(cols)})"
+            )
+        out = []
+        for n, row in enumerate(reader, start=2):
+            words = {lang: (row.get(lang) or "").strip() for lang in langs}
+            if any(not w for w in words.values()):
+                raise ExplorerError(f"{path}:{n}: empty word")
+            out.append(Concept((row.get("concept") or words.get("en") or str(n)).strip(), words))
+    if not out:
+        raise ExplorerError(f"{path}: no concepts")
+    return out
+
+
+class Vocabulary:
+    """Token texts of a model (from the catalog) for building token sets."""
+
+    def __init__(self, texts: Sequence[str], tokenizer: Any):
+        self.by_text: dict[str, list[int]] = {}
+        for i, t in enumerate(texts):
+            self.by_text.setdefault(t, []).append(i)
+        self.tokenizer = tokenizer
+        self.special = set(getattr(tokenizer, "all_special_ids", []) or [])
+
+    def _first(self, word: str) -> list[tuple[int, int]]:
+        """(first token id, number of tokens) of the word with and without a leading space;
+        an unknown-token or other special first token does not stand for the word."""
+        out = []
+        for text in (word, " " + word):
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+            if ids and ids[0] not in self.special:
+                out.append((ids[0], len(ids)))
+        return out
+
+    def token_set(self, word: str, strategy: str) -> frozenset[int]:
+        if strategy == "prefixes":
+            ids: set[int] = set()
+            for end in range(1, len(word) + 1):
+                p = word[:end]
+                ids.update(self.by_text.get(p, ()))
+                ids.update(self.by_text.get(" " + p, ()))
+            return frozenset(ids)
+        firsts = self._first(word)
+        if strategy == "single":
+            return frozenset(i for i, n in firsts if n == 1)
+        if strategy == "first":
+            return frozenset(i for i, _ in firsts)
+        raise ExplorerError(f"unknown strategy {strategy!r}; choose {', '.join(STRATEGIES)}")
+
+    def answer_tokens(self, word: str) -> frozenset[int]:
+        """The tokens a correct next-token prediction would start the word with."""
+        return frozenset(i for i, _ in self._first(word))
