@@ -10,6 +10,7 @@ import typer
 from explorer import __version__
 from explorer.cli import lens as lens_cmds
 from explorer.cli import query as query_cmds
+from explorer.cli import sql as sql_cmds
 from explorer.cli import states as states_cmds
 from explorer.cli import store as store_cmds
 from explorer.cli.common import Globals
@@ -59,6 +60,7 @@ query_cmds.register(app)
 store_cmds.register(app)
 states_cmds.register(app)
 lens_cmds.register(app)
+sql_cmds.register(app)
 
 
 def main() -> None:

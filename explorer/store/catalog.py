@@ -192,8 +192,60 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
+    (5, "views for SQL, and a description of every table and view", "-- built from DESCRIPTIONS below"),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+# One line per table and view, shown by `explorer schema` (stored as DuckDB comments).
+DESCRIPTIONS = {
+    "schema_migrations": "Numbered schema migrations applied to this catalog.",
+    "models": "Models known to the store: source, architecture, sizes, tied embeddings, embed scale.",
+    "vector_sets": "Matrices stored per model (input embedding, unembedding; tied sets point at their twin).",
+    "tokens": "Every vocabulary entry of each model: raw and decoded text, word-start marker, script, flags.",
+    "files": "Every stored file with its size and SHA-256 (vectors, norms, FAISS index).",
+    "index_files": "The FAISS index files among `files`.",
+    "corpora": "Hidden-state exports: one row per corpus and model, with layers, width, dtype and progress.",
+    "documents": "Documents of each corpus, with language, token count and where their rows start.",
+    "states": "One row per token of each corpus: its row (state_id) in every layer matrix, position and token.",
+    "state_indexes": "Compressed FAISS indexes over hidden states, with recall@10 measured when built.",
+    "hidden_states": "View: states joined with their corpus, model, document and language.",
+    "lens_runs": "Logit-lens language-attribution runs: task, configuration, entries used, accuracy.",
+    "lens_layers": "Per-layer results of each lens run: target and English probability, entropy, energy.",
+    "lens_entries": "Per-entry results of each lens run: prompt, words, last-layer top-1, per-layer probabilities.",
+    "model_summary": "View: each model with its vector sets, token count and stored corpora.",
+    "lens_summary": "View: lens runs with model name, languages, accuracy and where English peaks.",
+    "token_scripts": "View: number of tokens per model and script.",
+}
+
+VIEWS_V5 = """
+CREATE VIEW model_summary AS
+    SELECT m.name AS model, m.architecture, m.n_layers, m.d_model, m.vocab_size, m.tied,
+           (SELECT string_agg(v.name, ', ' ORDER BY v.set_id) FROM vector_sets v WHERE v.model_id = m.model_id) AS vector_sets,
+           (SELECT count(*) FROM tokens t WHERE t.model_id = m.model_id) AS tokens,
+           (SELECT count(*) FROM corpora c WHERE c.model_id = m.model_id) AS corpora
+    FROM models m;
+CREATE VIEW lens_summary AS
+    SELECT r.run_id, m.name AS model, r.task, r.config->>'from' AS src, r.config->>'to' AS tgt,
+           r.config->>'lang' AS lang, r.entries, r.accuracy,
+           arg_max(l.layer, l.p_english) AS english_peak_layer, max(l.p_english) AS english_peak,
+           max_by(l.p_target, l.layer) AS p_target_last, max_by(l.p_english, l.layer) AS p_english_last, r.created_at
+    FROM lens_runs r JOIN models m USING (model_id) JOIN lens_layers l USING (run_id)
+    GROUP BY ALL;
+CREATE VIEW token_scripts AS
+    SELECT m.name AS model, t.script, count(*) AS tokens
+    FROM tokens t JOIN models m USING (model_id) GROUP BY ALL;
+"""
+
+
+def _v5_sql() -> str:
+    parts = [VIEWS_V5]
+    for name, text in DESCRIPTIONS.items():
+        kind = "VIEW" if name in ("index_files", "hidden_states", "model_summary", "lens_summary", "token_scripts") else "TABLE"
+        parts.append(f"COMMENT ON {kind} {name} IS '{text.replace(chr(39), chr(39) * 2)}';")
+    return "\n".join(parts)
+
+
+MIGRATIONS[-1] = (5, MIGRATIONS[-1][1], _v5_sql())
 
 
 @dataclass(frozen=True)
