@@ -113,3 +113,23 @@ def test_trajectory_passes_through_english(gemma_root):
 
     middle = layers[9:18]
     assert any(p(v, {"water"}) > p(v, {"水"}) and p(v, {"water"}) > 0.2 for v in middle)
+
+
+def test_lens_fr_to_zh_passes_through_english(gemma_root):
+    """The quality bar of the lens: English leads in some middle layer, Chinese wins at the end."""
+    r = runner.invoke(app, ["--root", str(gemma_root), "lens", "translate", "--from", "fr", "--to", "zh", "--limit", "48", "--json"])
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    layers = out["layers"]
+    assert out["entries"] >= 40 and len(layers) == 19
+    middle = layers[6:17]
+    assert any(v["p_english"] > v["p_target"] and v["p_english"] > 0.02 for v in middle)
+    last = layers[-1]
+    assert last["p_target"] > 0.15 and last["p_target"] > 10 * last["p_english"]
+    assert out["accuracy"] > 0.3
+
+
+def test_cloze_runs_on_gemma(gemma_root):
+    r = runner.invoke(app, ["--root", str(gemma_root), "lens", "cloze", "--lang", "fr", "--limit", "8", "--json"])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["entries"] >= 4

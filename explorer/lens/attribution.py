@@ -137,7 +137,8 @@ def run(runner, items: Sequence[Item], vocab: Vocabulary, *, task: str, strategy
                 top1[start + b] = p.argmax(-1).numpy()
                 per_entry.append({
                     "concept": it.concept, "target": it.target, "english": it.english, "prompt": it.prompt,
-                    "top1_last": int(top1[start + b, -1]), "correct": int(top1[start + b, -1]) in answer,
+                    "top1_last": int(top1[start + b, -1]),
+                    "correct": int(top1[start + b, -1]) in (answer | tgt),
                     "n_target_tokens": len(tgt), "n_english_tokens": len(eng),
                     "p_target": pt[start + b].tolist(), "p_english": pe[start + b].tolist(),
                 })

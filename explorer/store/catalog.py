@@ -162,7 +162,7 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             config     JSON NOT NULL,           -- languages, shots, seed, strategy, word list
             entries    INTEGER NOT NULL,        -- entries used (after selection)
             dropped    JSON,                    -- entries dropped, by reason
-            accuracy   DOUBLE,                  -- share whose last-layer top-1 starts the target word
+            accuracy   DOUBLE,                  -- share whose last-layer top-1 token starts the target word
             created_at TIMESTAMP DEFAULT current_timestamp
         );
         CREATE TABLE lens_layers (
