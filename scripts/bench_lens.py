@@ -43,14 +43,14 @@ base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
 if {mode!r} == "ours":
     res = attribution.run(run, [k[0] for k in kept], vocab, task="translate", strategy="prefixes", config={{}},
-                          labels=lambda ids: {{}}, batch_size=8)
+                          labels=lambda ids: {{}}, batch_size={batch})
     p_last = [e["p_target"][-1] for e in res.per_entry]
 else:
     p_last = []
     anat = run.anatomy
     with torch.inference_mode():
-        for start in range(0, len(kept), 8):
-            chunk = kept[start : start + 8]
+        for start in range(0, len(kept), {batch}):
+            chunk = kept[start : start + {batch}]
             ids = tokenize(run.tokenizer, [k[0].prompt for k in chunk], 4096)
             cap = capture(run.model, anat, ids, run.tokenizer.pad_token_id or 0)
             hs = torch.stack(cap.layers)                          # (L+1, B, S, d)
@@ -64,11 +64,11 @@ print(json.dumps({{"seconds": seconds, "peak_rss_mb": peak / 1024, "extra_rss_mb
 """
 
 
-def child(mode: str, root: str | None, entries: int) -> dict:
-    code = CHILD.format(repo=str(ROOT), root=root, entries=entries, mode=mode)
+def child(mode: str, root: str | None, entries: int, batch: int) -> dict:
+    code = CHILD.format(repo=str(ROOT), root=root, entries=entries, mode=mode, batch=batch)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SystemExit(proc.stderr[-3000:])
+        raise SystemExit(f"{mode} run failed (exit {proc.returncode}; -9 is the kernel's out-of-memory kill): {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -76,10 +76,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=None)
     ap.add_argument("--entries", type=int, default=24)
+    ap.add_argument("--batch", type=int, default=2, help="prompts per forward pass (the reference holds "
+                    "layers x batch x positions x vocabulary floats: ~1.6 GB at 2 for Gemma; 8 needs >24 GB)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    ref = child("reference", args.root, args.entries)
-    ours = child("ours", args.root, args.entries)
+    ref = child("reference", args.root, args.entries, args.batch)
+    ours = child("ours", args.root, args.entries, args.batch)
     same = max(abs(a - b) for a, b in zip(ref["p_last"], ours["p_last"]))
     out = {
         "entries": len(ours["p_last"]),

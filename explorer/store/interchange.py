@@ -369,7 +369,7 @@ def _blocks(vs: VectorSet, ids: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
     contiguous = len(ids) > 0 and ids[0] == 0 and ids[-1] == len(ids) - 1
     for a in range(0, len(ids), step):
         if contiguous:
-            block = vs.vectors[a : a + step]
+            block = vs.vectors[a : min(a + step, len(ids))]
         else:
             block = vs.vectors[ids[a : a + step]]
         yield a, np.ascontiguousarray(block, dtype=np.float32)
@@ -460,9 +460,13 @@ def _write_word2vec(
 
 
 def detect_format(path: Path) -> str:
-    """projector (a directory or .tsv), parquet (.parquet), else by sniffing: a first line
-    of two integers is a word2vec header (binary when the bytes after the first word are
-    not text), anything else GloVe."""
+    """projector (a directory or .tsv), parquet (.parquet), else by sniffing.
+
+    A first line of two integers is a word2vec header; the file is word2vec text when the
+    next line is a word and D numbers, binary when the 4·D bytes after the first word are
+    not text (or, in the rare case they look like text but are no text line, when the
+    whole file reads as binary). Anything else is GloVe. ``--format`` overrides.
+    """
     path = Path(path)
     if path.is_dir():
         return "projector"
@@ -484,6 +488,8 @@ def detect_format(path: Path) -> str:
         d = int(m.group(2))
         f.seek(nl + 1)
         window = f.read(_MAX_WORD_BYTES + 4 * d + 1)
+    if _is_text_record(window, d):
+        return "word2vec"
     start = len(window) - len(window.lstrip(b"\n"))
     sp = window.find(b" ", start)
     if sp < 0:
@@ -495,7 +501,27 @@ def detect_format(path: Path) -> str:
         return "word2vec-binary"
     if any(ord(c) < 0x20 and c not in "\t\n\r" or c == "\x7f" for c in text):
         return "word2vec-binary"
-    return "word2vec"
+    try:  # vector bytes that happen to be text, or a malformed text file
+        _read_binary(path)
+    except ExplorerError:
+        return "word2vec"
+    return "word2vec-binary"
+
+
+def _is_text_record(window: bytes, d: int) -> bool:
+    """Whether the first line of ``window`` is a word2vec text line: a word and d numbers."""
+    nl = window.find(b"\n")
+    if nl < 0:
+        return False
+    try:
+        parts = window[:nl].decode("utf-8").rstrip(" \t\r").split(" ")
+        if len(parts) != d + 1 or not parts[0]:
+            return False
+        for x in parts[1:]:
+            float(x)
+    except ValueError:  # UnicodeDecodeError is a ValueError
+        return False
+    return True
 
 
 def read_vectors(path: Path, fmt: str = "auto") -> tuple[list[str], np.ndarray, str]:
