@@ -12,6 +12,7 @@ from explorer.cli import lens as lens_cmds
 from explorer.cli import query as query_cmds
 from explorer.cli import sql as sql_cmds
 from explorer.cli import states as states_cmds
+from explorer.cli import vectors as vectors_cmds
 from explorer.cli import store as store_cmds
 from explorer.cli.common import Globals
 
@@ -61,6 +62,7 @@ store_cmds.register(app)
 states_cmds.register(app)
 lens_cmds.register(app)
 sql_cmds.register(app)
+vectors_cmds.register(app)
 
 
 def main() -> None:

@@ -41,7 +41,7 @@ def export_cmd(
     vectors: Annotated[str, typer.Option("--vectors", help="Vector set: input (embedding) or output (unembedding).")] = "input",
     fmt: Annotated[
         Optional[str],
-        typer.Option("--format", "-f", help=f"{_EXPORT_FORMATS} (default: from the output's extension: .parquet, .bin, .txt/.vec; else projector)."),
+        typer.Option("--format", "-f", help=f"{_EXPORT_FORMATS} (default: from the output's extension: .parquet, .bin, .txt/.vec/.w2v; none: projector)."),
     ] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", help="Only the first N rows (by token id, after --where).", min=1)] = None,
     where: Annotated[
@@ -61,10 +61,14 @@ def export_cmd(
     '▁', a control character as its Unicode control picture (newline '␊'), other
     whitespace as <U+XXXX>.
     """
+    from explorer.errors import ExplorerError
     from explorer.store.interchange import export_set
 
     if fmt is None:
-        fmt = _BY_SUFFIX.get(output.suffix.lower(), "projector")
+        suffix = output.suffix.lower()
+        if suffix and suffix not in _BY_SUFFIX:
+            raise ExplorerError(f"cannot tell the format from {output.name!r}; pass --format ({_EXPORT_FORMATS})")
+        fmt = _BY_SUFFIX.get(suffix, "projector")
     engine = state(ctx).engine()
     with StageProgress(quiet=as_json) as sp:
         m = engine.model(model, report=sp.report, progress=sp.progress)
