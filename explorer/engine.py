@@ -61,6 +61,11 @@ class Engine:
         row = self.catalog.model(name) if self.catalog.exists() else None
         if row is not None and self.catalog.vector_set(row.model_id, "input") is not None:
             return row
+        if row is not None and row.source_kind == "imported":
+            raise ExplorerError(
+                f"model {name!r} was not fully imported (interrupted?); import it again with "
+                f"`explorer vectors import {row.source} --name {name} --replace`"
+            )
         if not auto_export:
             raise UnknownModel(f"model {name!r} is not in the catalog; run `explorer export {name}`")
         from explorer.models import sources  # no torch at import time

@@ -497,3 +497,13 @@ def test_format_sniffing(tmp_path):
         ix.export_set(root, "s", "input", fmt, out)
         assert ix.detect_format(out) == fmt
     assert ix.detect_format(tmp_path / "proj" / "vectors.tsv") == "projector"
+
+
+def test_interrupted_import_gets_a_clear_error(tmp_path):
+    from explorer.engine import Engine
+    from explorer.errors import ExplorerError
+    from explorer.store.catalog import Catalog
+
+    Catalog(tmp_path).upsert_model(name="half", source="/data/half.vec", source_kind="imported")
+    with pytest.raises(ExplorerError, match="not fully imported.*--replace"):
+        Engine(tmp_path).query("king", model="half")
