@@ -117,17 +117,7 @@ class Engine:
         if where:
             clauses.append(f"({where})")
         sql = f"SELECT token_id FROM tokens WHERE {' AND '.join(clauses)}"
-        try:
-            ids = np.array([r[0] for r in self.catalog.query(sql, params)], dtype=np.int64)
-        except ExplorerError:
-            raise
-        except Exception as exc:
-            raise ExplorerError(f"bad --where predicate on the tokens table: {str(exc).splitlines()[0]}") from None
-        mask = np.zeros(s.vectors.n_rows, dtype=bool)
-        mask[ids[(ids >= 0) & (ids < len(mask))]] = True
-        if not mask.any():
-            raise ExplorerError("the filter matches no tokens")
-        return mask
+        return _id_mask(self, sql, params, s.vectors.n_rows, "the tokens table", "the filter matches no tokens")
 
     def query(self, expression, **kw) -> analogy_mod.QueryResult:
         """Vector arithmetic (see :meth:`_query`); releases the catalog afterwards so that
@@ -272,18 +262,26 @@ def states_mask(engine: Engine, corpus, n_rows: int, where: str | None) -> np.nd
     """Rows of the states matching a predicate over the hidden_states view."""
     if not where:
         return None
+    sql = (
+        "SELECT state_id FROM hidden_states WHERE corpus = ? "
+        f"AND model = (SELECT name FROM models WHERE model_id = ?) AND ({where})"
+    )
+    return _id_mask(engine, sql, [corpus.name, corpus.model_id], n_rows, "hidden_states",
+                    "the --where filter matches no stored states")
+
+
+def _id_mask(engine: Engine, sql: str, params: list, n_rows: int, what: str, empty: str) -> np.ndarray:
+    """Boolean row mask from a query returning row ids; a bad user predicate is one line."""
     try:
-        rows = engine.catalog.query(
-            f"SELECT state_id FROM hidden_states WHERE corpus = ? AND model = (SELECT name FROM models WHERE model_id = ?) AND ({where})",
-            [corpus.name, corpus.model_id],
-        )
+        ids = np.array([r[0] for r in engine.catalog.query(sql, params)], dtype=np.int64)
+    except ExplorerError:
+        raise
     except Exception as exc:
-        raise ExplorerError(f"bad --where predicate on hidden_states: {str(exc).splitlines()[0]}") from None
+        raise ExplorerError(f"bad --where predicate on {what}: {str(exc).splitlines()[0]}") from None
     mask = np.zeros(n_rows, dtype=bool)
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    mask[ids[ids < n_rows]] = True
+    mask[ids[(ids >= 0) & (ids < n_rows)]] = True
     if not mask.any():
-        raise ExplorerError("the --where filter matches no stored states")
+        raise ExplorerError(empty)
     return mask
 
 

@@ -152,9 +152,10 @@ def run(runner, items: Sequence[Item], vocab: Vocabulary, *, task: str, strategy
     def ci(x: np.ndarray) -> np.ndarray:
         return 1.96 * x.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.zeros(x.shape[1])
 
+    pt_ci, pe_ci = ci(pt), ci(pe)  # once, not once per layer
     layers = [
         LayerStats(
-            layer, float(pt[:, layer].mean()), float(ci(pt)[layer]), float(pe[:, layer].mean()), float(ci(pe)[layer]),
+            layer, float(pt[:, layer].mean()), float(pt_ci[layer]), float(pe[:, layer].mean()), float(pe_ci[layer]),
             float(ent[:, layer].mean()), float(energy[:, layer].mean()),
             names.get(Counter(top1[:, layer].tolist()).most_common(1)[0][0], "?"),
         )

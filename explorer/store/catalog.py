@@ -293,6 +293,7 @@ class FileRow:
 # read-write connection to a file that the same process holds open read-only, so every
 # writer closes the cached reader first (see Catalog.writer).
 _READERS: dict[str, duckdb.DuckDBPyConnection] = {}
+_MIGRATED: set[str] = set()  # catalog files this process has brought up to date
 
 
 def _is_lock_error(exc: Exception) -> bool:
@@ -360,11 +361,15 @@ class Catalog:
     def writer(self) -> duckdb.DuckDBPyConnection:
         self.close()  # one process cannot hold read-only and read-write connections at once
         self.root.mkdir(parents=True, exist_ok=True)
+        fresh = not self.path.exists()
         con = connect(self.path, read_only=False)
-        _apply_migrations(con)
+        if fresh or self._key not in _MIGRATED:  # once per file and process, not on every write
+            _apply_migrations(con)
+            _MIGRATED.add(self._key)
         return con
 
     def migrate(self) -> int:
+        _MIGRATED.discard(self._key)  # an explicit migration always checks the file
         con = self.writer()
         try:
             return _version(con)

@@ -11,7 +11,7 @@ import numpy as np
 from explorer.errors import CorruptFile
 from explorer.store import index as index_mod
 from explorer.store.catalog import Catalog, FileRow, VectorSetRow
-from explorer.store.files import atomic_dir, atomic_path, sha256_file
+from explorer.store.files import atomic_dir, sha256_file
 from explorer.store.vectorset import INDEX, NORMS, VECTORS, VectorSet
 
 Progress = Callable[[str, int, int], None]
@@ -127,5 +127,3 @@ def rebuild_index(catalog: Catalog, row: VectorSetRow, model_name: str, progress
     catalog.put_file(f)
     return f
 
-
-__all__ = ["write_vector_set", "register_alias", "verify", "rebuild_index", "storage_row", "atomic_path"]
