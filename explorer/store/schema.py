@@ -1,0 +1,304 @@
+"""The catalog's schema: numbered migrations, views, and a description of every table.
+
+Append only: never edit a released migration; add a new one. Each migration after 5
+carries the ``COMMENT ON`` lines for what it creates (see :func:`comments`).
+"""
+
+from __future__ import annotations
+
+# Numbered migrations: append only, never edit a released one.
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (
+        1,
+        "models, vector sets, tokens, files",
+        """
+        CREATE TABLE models (
+            model_id     INTEGER PRIMARY KEY,
+            name         VARCHAR NOT NULL UNIQUE,
+            source       VARCHAR NOT NULL,      -- what the user named: alias, path or hub id
+            source_kind  VARCHAR NOT NULL,      -- bundled | gguf | hf-dir | hf-cache
+            model_type   VARCHAR,               -- config.model_type, e.g. gemma3_text
+            architecture VARCHAR,               -- e.g. Gemma3ForCausalLM
+            n_layers     INTEGER,
+            d_model      INTEGER,
+            vocab_size   INTEGER,
+            tied         BOOLEAN,               -- unembedding is the input embedding
+            embed_scale  DOUBLE,                -- multiplier applied after lookup (Gemma: sqrt(d))
+            model_dir    VARCHAR,               -- converted safetensors + tokenizer.json
+            config       JSON,
+            created_at   TIMESTAMP DEFAULT current_timestamp
+        );
+        CREATE TABLE vector_sets (
+            set_id     INTEGER PRIMARY KEY,
+            model_id   INTEGER NOT NULL,
+            name       VARCHAR NOT NULL,        -- input | output | ...
+            kind       VARCHAR NOT NULL,        -- token (rows are token ids)
+            n_rows     BIGINT NOT NULL,
+            dim        INTEGER NOT NULL,
+            dtype      VARCHAR NOT NULL,
+            same_as    INTEGER,                 -- tied: the set whose files hold the rows
+            path       VARCHAR,                 -- directory relative to the data root
+            note       VARCHAR,
+            created_at TIMESTAMP DEFAULT current_timestamp,
+            UNIQUE (model_id, name)
+        );
+        CREATE TABLE tokens (
+            model_id      INTEGER NOT NULL,
+            token_id      INTEGER NOT NULL,
+            raw           VARCHAR NOT NULL,     -- vocabulary string, e.g. '▁king'
+            text          VARCHAR NOT NULL,     -- decoded, e.g. ' king'
+            leading_space BOOLEAN NOT NULL,     -- word-initial marker present
+            script        VARCHAR NOT NULL,     -- latin | cjk | cyrillic | ... | digit | punct | space | mixed | special | byte | other
+            is_special    BOOLEAN NOT NULL,
+            is_byte       BOOLEAN NOT NULL,     -- byte-fallback token such as <0xE2>
+            PRIMARY KEY (model_id, token_id)
+        );
+        CREATE TABLE files (
+            set_id     INTEGER NOT NULL,
+            role       VARCHAR NOT NULL,        -- vectors | norms | index
+            path       VARCHAR NOT NULL,        -- relative to the data root
+            bytes      BIGINT NOT NULL,
+            sha256     VARCHAR NOT NULL,
+            mtime_ns   BIGINT NOT NULL,
+            kind       VARCHAR,                 -- for role=index: faiss index type
+            created_at TIMESTAMP DEFAULT current_timestamp,
+            PRIMARY KEY (set_id, role)
+        );
+        CREATE VIEW index_files AS SELECT * FROM files WHERE role = 'index';
+        """,
+    ),
+    (
+        2,
+        "indexed word lookup on tokens",
+        """
+        ALTER TABLE tokens ADD COLUMN lookup VARCHAR;  -- lower(ltrim(text)): case- and space-free key
+        CREATE INDEX tokens_lookup ON tokens (lookup);
+        CREATE INDEX tokens_raw ON tokens (raw);
+        UPDATE tokens SET lookup = lower(ltrim(text));
+        """,
+    ),
+    (
+        3,
+        "hidden states: corpora, documents, states, layers, compressed indexes",
+        """
+        CREATE TABLE corpora (
+            corpus_id   INTEGER PRIMARY KEY,
+            model_id    INTEGER NOT NULL,
+            name        VARCHAR NOT NULL,
+            source      VARCHAR,                -- corpus file or 'prompts'
+            n_docs      INTEGER NOT NULL,       -- documents planned
+            n_layers    INTEGER NOT NULL,       -- hidden states per token (embedding output + blocks)
+            dim         INTEGER NOT NULL,
+            dtype       VARCHAR NOT NULL,       -- float32 | float16 on disk
+            path        VARCHAR NOT NULL,       -- directory relative to the data root
+            status      VARCHAR NOT NULL,       -- running | done
+            committed   BIGINT NOT NULL DEFAULT 0,  -- state rows durable in every layer file
+            created_at  TIMESTAMP DEFAULT current_timestamp,
+            finished_at TIMESTAMP,
+            UNIQUE (model_id, name)
+        );
+        CREATE TABLE documents (
+            corpus_id INTEGER NOT NULL,
+            doc_id    INTEGER NOT NULL,         -- line number in the corpus, from 0
+            lang      VARCHAR,
+            text      VARCHAR NOT NULL,
+            n_tokens  INTEGER NOT NULL,
+            first_state BIGINT NOT NULL,        -- its rows are first_state .. first_state + n_tokens - 1
+            done      BOOLEAN NOT NULL,         -- its states are committed
+            PRIMARY KEY (corpus_id, doc_id)
+        );
+        CREATE TABLE states (
+            corpus_id INTEGER NOT NULL,
+            state_id  BIGINT NOT NULL,          -- row in every layer's matrix (= FAISS id)
+            doc_id    INTEGER NOT NULL,
+            position  INTEGER NOT NULL,         -- token position in the document (0 = BOS when present)
+            token_id  INTEGER NOT NULL,
+            token     VARCHAR NOT NULL,         -- decoded token text
+            PRIMARY KEY (corpus_id, state_id)
+        );
+        CREATE TABLE state_indexes (
+            corpus_id     INTEGER NOT NULL,
+            layer         INTEGER NOT NULL,
+            kind          VARCHAR NOT NULL,     -- sq8 | ivfpq (ivfpq re-ranks exactly)
+            path          VARCHAR NOT NULL,
+            bytes         BIGINT NOT NULL,
+            sha256        VARCHAR NOT NULL,
+            recall_at_10  DOUBLE,               -- against exact search, measured at build
+            params        JSON,
+            build_seconds DOUBLE,
+            created_at    TIMESTAMP DEFAULT current_timestamp,
+            PRIMARY KEY (corpus_id, layer, kind)
+        );
+        CREATE VIEW hidden_states AS
+            SELECT c.name AS corpus, m.name AS model, s.doc_id AS document, d.lang, s.position,
+                   s.token_id, s.token, s.state_id, c.n_layers, c.dim
+            FROM states s JOIN documents d USING (corpus_id, doc_id)
+                 JOIN corpora c USING (corpus_id) JOIN models m USING (model_id);
+        """,
+    ),
+    (
+        4,
+        "logit-lens language attribution runs",
+        """
+        CREATE TABLE lens_runs (
+            run_id     INTEGER PRIMARY KEY,
+            model_id   INTEGER NOT NULL,
+            task       VARCHAR NOT NULL,        -- translate | repeat | cloze
+            config     JSON NOT NULL,           -- languages, shots, seed, strategy, word list
+            entries    INTEGER NOT NULL,        -- entries used (after selection)
+            dropped    JSON,                    -- entries dropped, by reason
+            accuracy   DOUBLE,                  -- share whose last-layer top-1 token starts the target word
+            created_at TIMESTAMP DEFAULT current_timestamp
+        );
+        CREATE TABLE lens_layers (
+            run_id       INTEGER NOT NULL,
+            layer        INTEGER NOT NULL,      -- 0 = embedding output
+            p_target     DOUBLE,
+            p_target_ci  DOUBLE,                -- half-width of the 95% interval
+            p_english    DOUBLE,
+            p_english_ci DOUBLE,
+            entropy      DOUBLE,                -- bits
+            energy       DOUBLE,                -- token energy (1 = random direction)
+            top1         VARCHAR,               -- most frequent top-1 token
+            PRIMARY KEY (run_id, layer)
+        );
+        CREATE TABLE lens_entries (
+            run_id    INTEGER NOT NULL,
+            entry     INTEGER NOT NULL,
+            concept   VARCHAR,
+            target    VARCHAR,
+            english   VARCHAR,
+            prompt    VARCHAR,
+            top1_last VARCHAR,                  -- top-1 token at the last layer
+            correct   BOOLEAN,
+            p_target  DOUBLE[],                 -- per layer
+            p_english DOUBLE[],
+            PRIMARY KEY (run_id, entry)
+        );
+        """,
+    ),
+    (5, "views for SQL, and a description of every table and view", "-- built from DESCRIPTIONS below"),
+]
+
+# One line per table and view, shown by `explorer schema` (stored as DuckDB comments).
+DESCRIPTIONS = {
+    "schema_migrations": "Numbered schema migrations applied to this catalog.",
+    "models": "Models known to the store: source, architecture, sizes, tied embeddings, embed scale.",
+    "vector_sets": "Matrices stored per model (input embedding, unembedding; tied sets point at their twin).",
+    "tokens": "Every vocabulary entry of each model: raw and decoded text, word-start marker, script, flags.",
+    "files": "Every stored file with its size and SHA-256 (vectors, norms, FAISS index).",
+    "index_files": "The FAISS index files among `files`.",
+    "corpora": "Hidden-state exports: one row per corpus and model, with layers, width, dtype and progress.",
+    "documents": "Documents of each corpus, with language, token count and where their rows start.",
+    "states": "One row per token of each corpus: its row (state_id) in every layer matrix, position and token.",
+    "state_indexes": "Compressed FAISS indexes over hidden states, with recall@10 measured when built.",
+    "hidden_states": "View: states joined with their corpus, model, document and language.",
+    "lens_runs": "Logit-lens language-attribution runs: task, configuration, entries used, accuracy.",
+    "lens_layers": "Per-layer results of each lens run: target and English probability, entropy, energy.",
+    "lens_entries": "Per-entry results of each lens run: prompt, words, last-layer top-1, per-layer probabilities.",
+    "model_summary": "View: each model with its vector sets, token count and stored corpora.",
+    "lens_summary": "View: lens runs with model name, languages, accuracy and where English peaks.",
+    "token_scripts": "View: number of tokens per model and script.",
+}
+
+VIEWS_V5 = """
+CREATE VIEW model_summary AS
+    SELECT m.name AS model, m.architecture, m.n_layers, m.d_model, m.vocab_size, m.tied,
+           (SELECT string_agg(v.name, ', ' ORDER BY v.set_id) FROM vector_sets v WHERE v.model_id = m.model_id) AS vector_sets,
+           (SELECT count(*) FROM tokens t WHERE t.model_id = m.model_id) AS tokens,
+           (SELECT count(*) FROM corpora c WHERE c.model_id = m.model_id) AS corpora
+    FROM models m;
+CREATE VIEW lens_summary AS
+    SELECT r.run_id, m.name AS model, r.task, r.config->>'from' AS src, r.config->>'to' AS tgt,
+           r.config->>'lang' AS lang, r.entries, r.accuracy,
+           arg_max(l.layer, l.p_english) AS english_peak_layer, max(l.p_english) AS english_peak,
+           max_by(l.p_target, l.layer) AS p_target_last, max_by(l.p_english, l.layer) AS p_english_last, r.created_at
+    FROM lens_runs r JOIN models m USING (model_id) JOIN lens_layers l USING (run_id)
+    GROUP BY ALL;
+CREATE VIEW token_scripts AS
+    SELECT m.name AS model, t.script, count(*) AS tokens
+    FROM tokens t JOIN models m USING (model_id) GROUP BY ALL;
+"""
+
+
+def _v5_sql() -> str:
+    parts = [VIEWS_V5]
+    for name, text in DESCRIPTIONS.items():
+        kind = "VIEW" if name in ("index_files", "hidden_states", "model_summary", "lens_summary", "token_scripts") else "TABLE"
+        parts.append(f"COMMENT ON {kind} {name} IS '{text.replace(chr(39), chr(39) * 2)}';")
+    return "\n".join(parts)
+
+
+MIGRATIONS[-1] = (5, MIGRATIONS[-1][1], _v5_sql())
+
+
+def comments(descriptions: dict[str, str], views: tuple[str, ...] = ()) -> str:
+    """``COMMENT ON`` statements for the tables and views a migration creates."""
+    out = []
+    for name, text in descriptions.items():
+        kind = "VIEW" if name in views else "TABLE"
+        out.append(f"COMMENT ON {kind} {name} IS '{text.replace(chr(39), chr(39) * 2)}';")
+    return "\n".join(out)
+
+
+# -- 6: experiments -------------------------------------------------------------------
+EXPERIMENT_DESCRIPTIONS = {
+    "sweeps": "Experiment sweeps: experiment, preset, base configuration, status, sweep-level summary (fits).",
+    "runs": "One row per experiment run (a point of a sweep): configuration as JSON, seed, status, times, summary.",
+    "metrics": "Metrics reported by experiment runs while they train: (run_id, step, name, value).",
+    "experiment_rows": "Extra per-experiment result rows (JSON), by run and table name, e.g. word2vec analogy sections.",
+    "run_metrics": "View: the last value of each metric per run, with experiment, sweep and configuration.",
+}
+EXPERIMENT_VIEWS = ("run_metrics",)
+MIGRATIONS.append((
+    6,
+    "experiments: sweeps, runs, metrics",
+    """
+    CREATE TABLE sweeps (
+        sweep_id   INTEGER PRIMARY KEY,
+        experiment VARCHAR NOT NULL,
+        preset     VARCHAR,
+        config     JSON NOT NULL,            -- base configuration (points override it)
+        key        VARCHAR NOT NULL,         -- hash of experiment + config: --resume finds the sweep by it
+        status     VARCHAR NOT NULL,         -- running | finished | cancelled | failed
+        started    TIMESTAMP DEFAULT current_timestamp,
+        finished   TIMESTAMP,
+        summary    JSON
+    );
+    CREATE TABLE runs (
+        run_id     INTEGER PRIMARY KEY,
+        sweep_id   INTEGER,
+        experiment VARCHAR NOT NULL,
+        point      VARCHAR NOT NULL,         -- the sweep point, e.g. 'd=8 m=5'
+        config     JSON NOT NULL,            -- full configuration of this run
+        seed       BIGINT,
+        status     VARCHAR NOT NULL,         -- running | finished | cancelled | failed
+        started    TIMESTAMP DEFAULT current_timestamp,
+        finished   TIMESTAMP,
+        summary    JSON,                     -- final results of the run
+        error      VARCHAR
+    );
+    CREATE TABLE metrics (
+        run_id INTEGER NOT NULL,
+        step   BIGINT NOT NULL,
+        name   VARCHAR NOT NULL,
+        value  DOUBLE
+    );
+    CREATE INDEX metrics_run ON metrics (run_id);
+    CREATE TABLE experiment_rows (
+        run_id    INTEGER NOT NULL,
+        tbl       VARCHAR NOT NULL,
+        row       JSON NOT NULL
+    );
+    CREATE VIEW run_metrics AS
+        SELECT r.run_id, r.sweep_id, r.experiment, r.point, r.status, m.name,
+               arg_max(m.value, m.step) AS value, max(m.step) AS step, r.config
+        FROM runs r JOIN metrics m USING (run_id)
+        GROUP BY ALL;
+    """ + comments(EXPERIMENT_DESCRIPTIONS, EXPERIMENT_VIEWS),
+))
+DESCRIPTIONS.update(EXPERIMENT_DESCRIPTIONS)
+
+# -- 7: reserved for comparisons (issue 8) -----------------------------------------------
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
