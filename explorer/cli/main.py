@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from explorer import __version__
+from explorer.cli import experiment as experiment_cmds
 from explorer.cli import lens as lens_cmds
 from explorer.cli import query as query_cmds
 from explorer.cli import sql as sql_cmds
@@ -63,6 +64,7 @@ states_cmds.register(app)
 lens_cmds.register(app)
 sql_cmds.register(app)
 vectors_cmds.register(app)
+experiment_cmds.register(app)
 
 
 def main() -> None:

@@ -261,6 +261,8 @@ MIGRATIONS.append((
         config     JSON NOT NULL,            -- base configuration (points override it)
         key        VARCHAR NOT NULL,         -- hash of experiment + config: --resume finds the sweep by it
         status     VARCHAR NOT NULL,         -- running | finished | cancelled | failed
+        host       VARCHAR,                  -- where the sweep's driver runs, with its pid:
+        pid        INTEGER,                  --   a 'running' sweep whose process is gone was killed
         started    TIMESTAMP DEFAULT current_timestamp,
         finished   TIMESTAMP,
         summary    JSON
@@ -299,6 +301,52 @@ MIGRATIONS.append((
 ))
 DESCRIPTIONS.update(EXPERIMENT_DESCRIPTIONS)
 
-# -- 7: reserved for comparisons (issue 8) -----------------------------------------------
+# -- 7: comparisons (issue 8) -----------------------------------------------------------
+COMPARISON_DESCRIPTIONS = {
+    "comparisons": "`explorer compare` runs: the expression or analogy file, expected word, method, vector set, models.",
+    "comparison_results": "Per model and item of each comparison: expected word's ranks, top answers, offset and reverse cosines, correct.",
+    "comparison_summary": "View: accuracy per comparison and model (misses include words a model lacks), mean offset cosine.",
+}
+COMPARISON_VIEWS = ("comparison_summary",)
+MIGRATIONS.append((
+    7,
+    "comparisons of models: runs and per-model results",
+    """
+    CREATE TABLE comparisons (
+        comparison_id INTEGER PRIMARY KEY,
+        kind       VARCHAR NOT NULL,         -- expression | file
+        source     VARCHAR NOT NULL,         -- the expression, or the analogy file's path
+        expect     VARCHAR,                  -- the expected word (kind = expression)
+        method     VARCHAR NOT NULL,         -- 3cosadd | 3cosmul
+        vectors    VARCHAR NOT NULL,         -- input | output
+        models     VARCHAR[] NOT NULL,       -- model names, in the order asked
+        created_at TIMESTAMP DEFAULT current_timestamp
+    );
+    CREATE TABLE comparison_results (
+        comparison_id  INTEGER NOT NULL,
+        model          VARCHAR NOT NULL,     -- model name
+        item           INTEGER NOT NULL,     -- 0 for an expression; the line number in the file
+        expression     VARCHAR NOT NULL,     -- e.g. 'woman - man + king'
+        expected       VARCHAR,
+        rank_excluded  INTEGER,              -- expected word's rank, input words excluded (NULL: missing)
+        rank_kept      INTEGER,              -- expected word's rank, input words kept
+        top            JSON,                 -- [{token, token_id, score, rank}], inputs excluded
+        offset_cosine  DOUBLE,               -- cos(E(b)-E(a), E(d)-E(c)), raw vectors
+        reverse_cosine DOUBLE,               -- cos(E(a), E(b)-E(d)+E(c))
+        correct        BOOLEAN,              -- rank_excluded = 1 (FALSE when a word is missing)
+        note           VARCHAR,              -- why an item is missing, e.g. unknown word
+        PRIMARY KEY (comparison_id, model, item)
+    );
+    CREATE VIEW comparison_summary AS
+        SELECT c.comparison_id, r.model, c.kind, c.source, c.method, c.vectors,
+               count(*) AS items, count(r.rank_kept) AS covered,
+               count(*) FILTER (WHERE r.correct) AS correct,
+               avg(CASE WHEN r.expected IS NULL THEN NULL WHEN r.correct THEN 1.0 ELSE 0.0 END) AS accuracy,
+               avg(r.offset_cosine) AS mean_offset_cosine, c.created_at
+        FROM comparisons c JOIN comparison_results r USING (comparison_id)
+        GROUP BY ALL;
+    """ + comments(COMPARISON_DESCRIPTIONS, COMPARISON_VIEWS),
+))
+DESCRIPTIONS.update(COMPARISON_DESCRIPTIONS)
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,346 @@
+"""Counting with small transformers: Yehudai et al. 2024, "When Can Transformers Count to n?".
+
+Two tasks on sequences of ``n = n_factor * m`` tokens drawn i.i.d. uniformly from a
+vocabulary of ``m`` tokens (``n_factor = 10`` as in our issue):
+
+* **QC** (query count): how often does a query token ``q`` occur among the ``n`` tokens;
+* **MFC** (most-frequent count): the count of the most frequent token.
+
+The paper's claim: a transformer of width ``d`` counts well while ``m <= d`` (a token's
+one-hot-like embedding lets attention build a histogram), and accuracy drops once ``m``
+grows past a threshold ``m_thr(d)`` that is roughly linear in ``d``. ``summarize`` measures
+``m_thr`` per ``d`` and fits ``m_thr ~ a*d + b``.
+
+Choices the paper leaves open (ours):
+
+* **No positional encoding.** Both answers are functions of the multiset of tokens, so
+  they are invariant to permuting the sequence; without positions the model is exactly
+  permutation-equivariant, which is the right inductive bias and matches the paper's
+  histogram construction (positions would only add noise to the dot products).
+* **No mask.** The readout is bidirectional (every position attends to every position).
+* **Input layout and readout.** Token ids ``0..m-1`` are the vocabulary, id ``m`` is a
+  special BOS/CLS token (so the embedding table has ``m + 1`` rows). QC: ``[BOS, x_1..x_n,
+  q]``, read out at the query (last) position; ``q`` is uniform over the vocabulary, so the
+  count can be 0, and the query itself is not counted. The query shares its token's
+  embedding (no "query" marker); the BOS gives attention a fixed reference, as in the
+  paper's constructions. MFC: ``[CLS, x_1..x_n]``, read out at the CLS (first) position.
+* **Model.** ``layers`` pre-LayerNorm ``nn.TransformerEncoderLayer`` blocks (``heads``
+  heads, MLP width ``mlp_ratio * d`` = 4d, ReLU, no dropout), a final LayerNorm and a
+  linear head. ``d`` must be divisible by ``heads``.
+* **Classes.** The count is a class in ``0..cap`` with ``cap = n`` by default (exact: no
+  count exceeds n); ``count_cap > 0`` clips labels to ``min(count_cap, n)``, the last class
+  then meaning ">= cap".
+* **Data.** Training batches are sampled fresh every step (a ``torch.Generator`` seeded
+  with ``ctx.seed``); the test set (``test_samples`` sequences) is sampled once per run
+  with the fixed seed ``TEST_SEED_OFFSET + config.seed``, so every run of a sweep with the
+  same ``m`` sees the same test set. Accuracy is exact-match on the count.
+* **Sweep.** ``ms = ()`` derives ``m_count`` values evenly spaced (rounded) from ``m_min``
+  to ``m_max``, the same for every ``d``; paper preset: d in (8, 16, 32, 64, 96, 128),
+  m = 20 values from 5 to 150. ``m_thr(d)`` is where accuracy first falls below
+  ``threshold`` = 0.8, linearly interpolated from the point before; it is censored (None)
+  "above" when accuracy never falls below 0.8 and "below" when already the smallest m is.
+* **Metrics.** Every ``eval_every`` steps (and at the last): ``loss`` (mean training loss
+  since the last report) and ``accuracy`` (test set); the run's summary holds the last ones.
+
+The "smoke" preset deviates from the paper to finish in minutes on 2 CPU cores: d in
+(4, 8), m in (2, 4, 6, 8, 12, 16), lr 1e-3 (10x), batch 32, 1500 steps, 400 test samples.
+Measured: whole smoke sweep (12 runs, one after another on 1 core) SMOKE_TIME.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from explorer.experiments.base import RunContext, RunOutput, Summary
+
+TEST_SEED_OFFSET = 1_000_003
+CHECK_EVERY = 25  # steps between ctx.check() calls
+PROGRESS_EVERY = 50  # steps between ctx.progress() calls
+
+
+@dataclass(frozen=True)
+class Config:
+    task: str = "qc"  # "qc" (query count) | "mfc" (most-frequent count)
+    d: int = 32  # model width (one run)
+    m: int = 16  # vocabulary size (one run)
+    dims: tuple[int, ...] = (8, 16, 32, 64, 96, 128)  # sweep over d
+    ms: tuple[int, ...] = ()  # sweep over m; () = m_count values from m_min to m_max
+    m_min: int = 5
+    m_max: int = 150
+    m_count: int = 20
+    n_factor: int = 10  # sequence length n = n_factor * m
+    count_cap: int = 0  # 0: classes 0..n; else labels clipped to min(count_cap, n)
+    layers: int = 2
+    heads: int = 4
+    mlp_ratio: int = 4
+    lr: float = 1e-4
+    batch: int = 16
+    steps: int = 100_000
+    test_samples: int = 1600
+    eval_every: int = 1000
+    threshold: float = 0.8  # accuracy defining m_thr
+    seed: int = 0
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "smoke": {"dims": (4, 8), "ms": (2, 4, 6, 8, 12, 16), "lr": 1e-3, "batch": 32,
+              "steps": 1500, "test_samples": 400, "eval_every": 500},
+}
+
+
+# -- data and model ---------------------------------------------------------------------
+def seq_len(config: Config) -> int:
+    """Number of tokens n in a sequence (without BOS/CLS or query)."""
+    return config.n_factor * config.m
+
+
+def num_classes(config: Config) -> int:
+    """Count classes 0..cap."""
+    n = seq_len(config)
+    return (min(config.count_cap, n) if config.count_cap > 0 else n) + 1
+
+
+def sample_batch(config: Config, batch: int, generator: Any, device: str = "cpu") -> tuple[Any, Any]:
+    """``(tokens [batch, L] long, labels [batch] long)`` for ``config.task`` (layout: module doc)."""
+    import torch
+
+    m, n = config.m, seq_len(config)
+    x = torch.randint(0, m, (batch, n), generator=generator, device=device)
+    bos = torch.full((batch, 1), m, dtype=torch.long, device=device)
+    if config.task == "qc":
+        q = torch.randint(0, m, (batch, 1), generator=generator, device=device)
+        labels = (x == q).sum(1)
+        tokens = torch.cat([bos, x, q], 1)
+    elif config.task == "mfc":
+        counts = torch.zeros(batch, m, dtype=torch.long, device=device).scatter_add_(1, x, torch.ones_like(x))
+        labels = counts.max(1).values
+        tokens = torch.cat([bos, x], 1)
+    else:
+        raise ValueError(f"unknown task {config.task!r}; tasks: qc, mfc")
+    return tokens, labels.clamp_(max=num_classes(config) - 1)
+
+
+def build_model(config: Config) -> Any:
+    """The counting transformer (an ``nn.Module``: tokens -> logits at the readout position)."""
+    from torch import nn
+
+    class CountingTransformer(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            d = config.d
+            self.readout = -1 if config.task == "qc" else 0
+            self.embed = nn.Embedding(config.m + 1, d)
+            self.blocks = nn.ModuleList(
+                nn.TransformerEncoderLayer(d, config.heads, config.mlp_ratio * d, dropout=0.0,
+                                           batch_first=True, norm_first=True)
+                for _ in range(config.layers))
+            self.norm = nn.LayerNorm(d)
+            self.head = nn.Linear(d, num_classes(config))
+
+        def forward(self, tokens: Any) -> Any:
+            h = self.embed(tokens)
+            for block in self.blocks:
+                h = block(h)
+            return self.head(self.norm(h[:, self.readout]))
+
+    if config.d % config.heads:
+        raise ValueError(f"d={config.d} is not divisible by heads={config.heads}")
+    return CountingTransformer()
+
+
+def test_set(config: Config, device: str) -> tuple[Any, Any]:
+    """The fixed test set of ``config.test_samples`` sequences (seeded by ``config.seed``)."""
+    import torch
+
+    gen = torch.Generator(device=device).manual_seed(TEST_SEED_OFFSET + config.seed)
+    return sample_batch(config, config.test_samples, gen, device)
+
+
+def evaluate(model: Any, tokens: Any, labels: Any) -> float:
+    """Exact-match accuracy of ``model`` on ``(tokens, labels)``, in chunks of ~64k tokens."""
+    import torch
+
+    chunk = max(16, 65536 // tokens.shape[1])
+    was_training, correct = model.training, 0
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(tokens), chunk):
+            correct += int((model(tokens[i:i + chunk]).argmax(1) == labels[i:i + chunk]).sum())
+    model.train(was_training)
+    return correct / max(1, len(tokens))
+
+
+# -- one run ----------------------------------------------------------------------------
+def run(config: Config, ctx: RunContext) -> RunOutput:
+    """Train one (task, d, m) model with Adam + cross-entropy; report loss and test accuracy."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(ctx.threads or 1)
+    torch.manual_seed(ctx.seed)
+    device = ctx.device
+    model = build_model(config).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    gen = torch.Generator(device=device).manual_seed(ctx.seed)
+    test_tokens, test_labels = test_set(config, device)
+    loss_sum, since, loss, acc = torch.zeros((), device=device), 0, float("nan"), float("nan")
+    for step in range(1, config.steps + 1):
+        if step % CHECK_EVERY == 0:
+            ctx.check()
+        tokens, labels = sample_batch(config, config.batch, gen, device)
+        batch_loss = F.cross_entropy(model(tokens), labels)
+        opt.zero_grad(set_to_none=True)
+        batch_loss.backward()
+        opt.step()
+        loss_sum += batch_loss.detach()
+        since += 1
+        last = step == config.steps
+        if step % PROGRESS_EVERY == 0 or last:
+            ctx.progress(step, config.steps, loss=float(batch_loss))
+        if step % config.eval_every == 0 or last:
+            loss, loss_sum, since = float(loss_sum) / since, torch.zeros((), device=device), 0
+            acc = evaluate(model, test_tokens, test_labels)
+            ctx.metric(step, "loss", loss)
+            ctx.metric(step, "accuracy", acc)
+    return RunOutput(summary={"task": config.task, "d": config.d, "m": config.m, "n": seq_len(config),
+                              "accuracy": acc, "loss": loss, "steps": config.steps})
+
+
+# -- the sweep --------------------------------------------------------------------------
+def m_values(config: Config) -> list[int]:
+    """The swept m values: ``config.ms``, or ``m_count`` rounded values from m_min to m_max."""
+    if config.ms:
+        return list(config.ms)
+    k = max(1, config.m_count)
+    step = (config.m_max - config.m_min) / max(1, k - 1)
+    return sorted({round(config.m_min + i * step) for i in range(k)})
+
+
+def points(config: Config) -> list[dict[str, Any]]:
+    """The (d, m) grid, d-major: ``[{"d": d, "m": m}, ...]``."""
+    return [{"d": d, "m": m} for d in config.dims for m in m_values(config)]
+
+
+def threshold_m(curve: list[tuple[int, float]], level: float = 0.8) -> tuple[float | None, str | None]:
+    """``(m_thr, censored)`` for one d's ``[(m, accuracy), ...]`` (see module doc)."""
+    curve = sorted(curve)
+    for j, (m, acc) in enumerate(curve):
+        if acc < level:
+            if j == 0:
+                return None, "below"
+            m0, a0 = curve[j - 1]
+            return m0 + (a0 - level) * (m - m0) / (a0 - acc), None
+    return None, "above"
+
+
+def linear_fit(xs: list[float], ys: list[float]) -> dict[str, float | None]:
+    """Least-squares ``y ~ slope*x + intercept`` with r^2 (all None for fewer than 2 x values)."""
+    if len(set(xs)) < 2:
+        return {"slope": None, "intercept": None, "r2": None}
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    intercept = my - slope * mx
+    ss_res = sum((y - slope * x - intercept) ** 2 for x, y in zip(xs, ys))
+    ss_tot = sum((y - my) ** 2 for y in ys)
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else (1.0 if ss_res == 0 else 0.0)
+    return {"slope": slope, "intercept": intercept, "r2": r2}
+
+
+def accuracy_table(finished: list[tuple[Any, dict[str, Any]]]) -> dict[tuple[int, int], float]:
+    """Mean final accuracy per (d, m) over the finished runs."""
+    acc: dict[tuple[int, int], list[float]] = {}
+    for _, s in finished:
+        if s.get("accuracy") is not None:
+            acc.setdefault((int(s["d"]), int(s["m"])), []).append(float(s["accuracy"]))
+    return {k: sum(v) / len(v) for k, v in sorted(acc.items())}
+
+
+def summarize(config: Config, finished: list[tuple[Any, dict[str, Any]]]) -> Summary:
+    """Accuracy per (d, m), m_thr(d) and the fit m_thr ~ a*d + b, as a table and a figure."""
+    table = accuracy_table(finished)
+    dims = sorted({d for d, _ in table})
+    thr = []
+    for d in dims:
+        m_thr, censored = threshold_m([(m, a) for (dd, m), a in table.items() if dd == d], config.threshold)
+        thr.append({"d": d, "m_thr": m_thr, **({"censored": censored} if censored else {})})
+    have = [t for t in thr if t["m_thr"] is not None]
+    fit = linear_fit([t["d"] for t in have], [t["m_thr"] for t in have])
+    result = {"task": config.task,
+              "accuracy": [{"d": d, "m": m, "accuracy": a} for (d, m), a in table.items()],
+              "m_thr": thr, "fit": fit}
+    return Summary(result=result, text=summary_text(table, dims, thr, fit, config),
+                   figure=summary_figure(table, dims, thr, fit, config))
+
+
+def summary_text(table: dict, dims: list[int], thr: list[dict], fit: dict, config: Config) -> str:
+    """Accuracy table (rows m, columns d), then m_thr per d and the fit."""
+    ms = sorted({m for _, m in table})
+    lines = [f"{config.task.upper()} test accuracy (rows m, columns d)",
+             "m \\ d " + "".join(f"{d:>7}" for d in dims)]
+    for m in ms:
+        cells = "".join(f"{table[(d, m)]:>7.3f}" if (d, m) in table else f"{'-':>7}" for d in dims)
+        lines.append(f"{m:>6}" + cells)
+    cells = "".join(f"{t['m_thr']:>7.1f}" if t["m_thr"] is not None else f"{t['censored'][:5]:>7}" for t in thr)
+    lines.append("m_thr " + cells + f"   (accuracy {config.threshold:g} crossing)")
+    if fit["slope"] is not None:
+        lines.append(f"fit: m_thr = {fit['slope']:.3f} * d + {fit['intercept']:.2f}   (r^2 = {fit['r2']:.3f})")
+    else:
+        lines.append("fit: fewer than two d values with a threshold")
+    return "\n".join(lines)
+
+
+def summary_figure(table: dict, dims: list[int], thr: list[dict], fit: dict, config: Config) -> Any:
+    """Accuracy vs m (one curve per d, dotted line at m = d) and m_thr vs d with the fit."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4))
+    ax, ax2 = fig.subplots(1, 2)
+    for i, d in enumerate(dims):
+        curve = sorted((m, a) for (dd, m), a in table.items() if dd == d)
+        line, = ax.plot([m for m, _ in curve], [a for _, a in curve], marker="o", ms=3, label=f"d={d}")
+        ax.axvline(d, color=line.get_color(), ls=":", lw=1)
+    ax.axhline(config.threshold, color="grey", lw=0.8, ls="--")
+    ax.set(xlabel="vocabulary size m", ylabel="test accuracy", ylim=(-0.02, 1.02),
+           title=f"{config.task.upper()}: accuracy vs m (dotted: m = d)")
+    ax.legend(fontsize=7)
+    have = [t for t in thr if t["m_thr"] is not None]
+    ax2.plot([t["d"] for t in have], [t["m_thr"] for t in have], "o", label="m_thr")
+    if fit["slope"] is not None:
+        xs = [min(dims), max(dims)]
+        ax2.plot(xs, [fit["slope"] * x + fit["intercept"] for x in xs], "-",
+                 label=f"{fit['slope']:.2f} d + {fit['intercept']:.1f} (r²={fit['r2']:.2f})")
+    ax2.plot(dims, dims, ":", color="grey", label="m = d")
+    ax2.set(xlabel="d", ylabel=f"m at accuracy {config.threshold:g}", title="threshold m_thr(d)")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+class CountingExperiment:
+    """The counting study as an experiment object (see :mod:`explorer.experiments.base`)."""
+
+    name = "counting"
+    description = "Yehudai et al. 2024: can a d-wide 2-layer transformer count (QC/MFC) over m tokens?"
+    Config = Config
+    presets = PRESETS
+
+    def points(self, config: Config) -> list[dict[str, Any]]:
+        return points(config)
+
+    def run(self, config: Config, ctx: RunContext) -> RunOutput:
+        return run(config, ctx)
+
+    def summarize(self, config: Config, finished: list[tuple[Any, dict[str, Any]]]) -> Summary:
+        return summarize(config, finished)
+
+
+EXPERIMENT = CountingExperiment()
