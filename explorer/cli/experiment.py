@@ -112,6 +112,7 @@ def run_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (settings and points) and exit.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    events: Annotated[bool, typer.Option("--events", hidden=True, help="Stream events as JSON lines on stdout (for the TUI).")] = False,
 ) -> None:
     """Run an experiment's sweep; Ctrl-C cancels cleanly (finished points are kept; --resume skips them)."""
     from explorer.experiments import runner
@@ -122,8 +123,9 @@ def run_cmd(
             f"{name} ({preset or 'defaults'}): {len(plan.points)} points: " + "; ".join(p.label for p in plan.points))
         return
     root = state(ctx).engine().root
-    with _Display(quiet or json_out) as display:
-        sweep = runner.Sweep(root, plan, workers=workers, ray_address=ray, resume=resume, on_event=display)
+    with _Display(quiet or json_out or events) as display:
+        handler = _stream if events else display
+        sweep = runner.Sweep(root, plan, workers=workers, ray_address=ray, resume=resume, on_event=handler)
         previous = signal.getsignal(signal.SIGINT)
 
         def on_sigint(signum: int, frame: Any) -> None:
@@ -140,7 +142,9 @@ def run_cmd(
     if png is not None and result.summary is not None and result.summary.figure is not None:
         png.parent.mkdir(parents=True, exist_ok=True)
         result.summary.figure.savefig(png, dpi=130, bbox_inches="tight")
-    if json_out:
+    if events:
+        _stream({"kind": "done", **result.to_dict(), "text": result.summary.text if result.summary else None})
+    elif json_out:
         print_json({**result.to_dict(), "text": result.summary.text if result.summary else None})
     else:
         _print_result(result, png)
@@ -151,6 +155,15 @@ def run_cmd(
     if result.status == "failed":
         bad = next(r for r in result.runs if r["status"] == "failed")
         fail(f"{sum(r['status'] == 'failed' for r in result.runs)} point(s) failed, e.g. {bad['point']}: {bad['error']}")
+
+
+def _stream(event: dict) -> None:
+    import sys
+
+    from explorer.cli.common import clean
+
+    sys.stdout.write(json.dumps(clean({k: v for k, v in event.items() if k != "traceback"}), ensure_ascii=False) + "\n")
+    sys.stdout.flush()
 
 
 def _print_result(result: Any, png: Optional[Path]) -> None:

@@ -28,25 +28,15 @@ def register(app: typer.Typer) -> None:
     app.add_typer(lens_app, name="lens")
 
 
-def _run(ctx, task: str, items_fn, config: dict, model, strategy, limit, png, as_json, target_label: str) -> None:
-    from explorer.lens import attribution, plot
-    from explorer.lens.runner import ModelRunner
-    from explorer.lens.words import Vocabulary
+def _run(ctx, task: str, options: dict, model, strategy, limit, png, as_json) -> None:
+    from explorer.lens import plot
+    from explorer.lens.session import items_for, run_task
 
     engine = state(ctx).engine()
+    items, config, target_label = items_for(task, **options)
     with StageProgress() as sp:
-        m = engine.model(model, report=sp.report, progress=sp.progress)
-        runner = ModelRunner(m)
-        texts = [t for (t,) in engine.catalog.query("SELECT text FROM tokens WHERE model_id = ? ORDER BY token_id", [m.model_id])]
-        vocab = Vocabulary(texts, runner.tokenizer)
-        items = items_fn()
-        if limit:
-            items = items[:limit]
-        labels = engine.open_set(m.name, "input").tokens.labels
-        engine.catalog.close()
-        result = attribution.run(runner, items, vocab, task=task, strategy=strategy, config={**config, "strategy": strategy},
-                                 labels=labels, progress=sp.progress)
-    attribution.record(engine.catalog, m.model_id, result)
+        result = run_task(engine, task, items, config, model=model, strategy=strategy, limit=limit,
+                          report=sp.report, progress=sp.progress)
     if png:
         plot.save_png(result, png, plot.ENGLISH_NAMES.get(target_label, target_label))
     if as_json:
@@ -57,7 +47,7 @@ def _run(ctx, task: str, items_fn, config: dict, model, strategy, limit, png, as
 
     dropped = ", ".join(f"{k}: {v}" for k, v in result.dropped.items()) or "none"
     console = Console()
-    console.print(f"{m.name} {task} {config}: {result.entries} entries used (dropped: {dropped}); "
+    console.print(f"{result.model} {task} {result.config}: {result.entries} entries used (dropped: {dropped}); "
                   f"last-layer accuracy {result.accuracy:.2f}; run {result.run_id}", highlight=False)
     t = Table(title_justify="left")
     for col in ("layer", f"p({target_label})", "p(English)", "entropy (bits)", "energy", "top-1"):
@@ -81,14 +71,8 @@ def translate(
     strategy: StrategyOpt = "prefixes", limit: LimitOpt = None, png: PngOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Translation prompts ('Français: "fleur" - 中文: "花"' x shots, then the query word)."""
-    from explorer.lens.tasks import translation_items
-    from explorer.lens.words import LANGS, load_words
-
-    _check(src, tgt)
-    concepts = load_words(words)
-    _run(ctx, "translate", lambda: translation_items(concepts, src, tgt, shots, seed),
-         {"from": src, "to": tgt, "shots": shots, "seed": seed, "words": str(words or "bundled")},
-         model, strategy, limit, png, as_json, LANGS[tgt])
+    _run(ctx, "translate", {"src": src, "tgt": tgt, "shots": shots, "seed": seed, "words": words},
+         model, strategy, limit, png, as_json)
 
 
 @lens_app.command("repeat")
@@ -100,14 +84,7 @@ def repeat(
     strategy: StrategyOpt = "prefixes", limit: LimitOpt = None, png: PngOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Repeat prompts: the same language on both sides ('中文: "花" - 中文: "花"')."""
-    from explorer.lens.tasks import translation_items
-    from explorer.lens.words import LANGS, load_words
-
-    _check(lang)
-    concepts = load_words(words)
-    _run(ctx, "repeat", lambda: translation_items(concepts, lang, lang, shots, seed),
-         {"lang": lang, "shots": shots, "seed": seed, "words": str(words or "bundled")},
-         model, strategy, limit, png, as_json, LANGS[lang])
+    _run(ctx, "repeat", {"lang": lang, "shots": shots, "seed": seed, "words": words}, model, strategy, limit, png, as_json)
 
 
 @lens_app.command("cloze")
@@ -119,14 +96,7 @@ def cloze(
     strategy: StrategyOpt = "prefixes", limit: LimitOpt = None, png: PngOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Cloze prompts: a sentence with a blank, one or two solved examples, then 'Answer: "'."""
-    from explorer.lens.tasks import cloze_items
-    from explorer.lens.words import LANGS, load_words
-
-    _check(lang)
-    concepts = load_words(words)
-    _run(ctx, "cloze", lambda: cloze_items(concepts, lang, shots, seed),
-         {"lang": lang, "shots": min(max(shots, 1), 2), "seed": seed, "words": str(words or "bundled")},
-         model, strategy, limit, png, as_json, LANGS[lang])
+    _run(ctx, "cloze", {"lang": lang, "shots": shots, "seed": seed, "words": words}, model, strategy, limit, png, as_json)
 
 
 @lens_app.command("prompt")
@@ -143,12 +113,3 @@ def prompt(
     from explorer.cli.states import trajectory
 
     trajectory(ctx, text, position, model, k, as_json)
-
-
-def _check(*langs: str) -> None:
-    from explorer.errors import ExplorerError
-    from explorer.lens.words import LANGS
-
-    for lang in langs:
-        if lang not in LANGS:
-            raise ExplorerError(f"unknown language {lang!r}; choose one of {', '.join(LANGS)}")

@@ -200,7 +200,7 @@ def run(config: Config, ctx: RunContext) -> RunOutput:
         since += 1
         last = step == config.steps
         if step % PROGRESS_EVERY == 0 or last:
-            ctx.progress(step, config.steps, loss=float(batch_loss))
+            ctx.progress(step, config.steps, loss=float(batch_loss.detach()))
         if step % config.eval_every == 0 or last:
             loss, loss_sum, since = float(loss_sum) / since, torch.zeros((), device=device), 0
             acc = evaluate(model, test_tokens, test_labels)

@@ -1,0 +1,417 @@
+"""word2vec from scratch: skip-gram and CBOW with negative sampling (Mikolov et al. 2013).
+
+Written in torch without gensim; it follows word2vec.c / gensim where that matters:
+
+* **Corpus.** One sentence per line, lowercased and split on anything that is not a
+  letter (:func:`tokenize`). ``corpus=""`` (or ``"lee"``) is gensim's test corpus
+  ``lee_background.cor`` when gensim is installed, else (or ``"sample"``) the English
+  sentences of ``explorer/data/sample_corpus.tsv``. A ``.tsv`` file with a ``text``
+  column in its header line is read from that column.
+* **Vocabulary.** Words seen at least ``min_count`` times, most frequent first (ties in
+  order of first appearance): row order = frequency order, as evaluation expects. Rarer
+  words are dropped from the text before windows are taken.
+* **Subsampling.** Each epoch keeps a word of count ``c`` with probability
+  ``(sqrt(c / (sample * N)) + 1) * sample * N / c`` (word2vec.c; ``N`` = in-vocabulary
+  words; ``sample=0`` keeps all), then windows are taken over the kept words.
+* **Windows.** A reduced window ``b`` uniform in ``1..window`` per centre word. Skip-gram
+  trains the pairs (input = context word, output = centre word) as word2vec.c does; CBOW
+  the mean of the context input vectors against the centre word, its error divided by
+  the number of context words (gensim's ``cbow_mean=1``).
+* **Negatives.** ``negative`` noise words per positive from the unigram^0.75
+  distribution, drawn fresh for every pair; a noise word equal to the positive is skipped.
+* **Updates.** Plain SGD on the logistic loss, ``lr`` decaying linearly to 1e-4 with the
+  fraction of words processed (``lr = 0``: 0.025 for sg, 0.05 for CBOW, word2vec's
+  defaults). Instead of one pair at a time (Hogwild), ``batch`` shuffled pairs (CBOW:
+  centre words) at once: gather rows with ``index_select``, score with ``bmm``, scatter
+  the gradients with ``index_add_`` (a row seen k times in a batch gets the sum of its k
+  gradients, all taken at the batch's start).
+* **Init.** Input vectors uniform in ``±0.5/dim``, output vectors zero (word2vec.c).
+
+The run returns the input vectors (``W_in``) as a vector set named ``name`` (default
+``w2v-<arch>-<corpus stem>``), and a summary with words/s (raw corpus words, those under
+``min_count`` included, times epochs, over the training wall time, as gensim counts raw
+words), the vocabulary size, the final loss (mean over the last epoch's pairs, per
+positive pair incl. its negatives) and, if the files are found, gensim's analogy and
+word-pair evaluations (:mod:`explorer.query.evaluate`; ``analogies="-"`` / ``pairs="-"``
+skip them). ``arch="sg,cbow"`` sweeps both (one run each).
+
+Smoke preset: sg on the default corpus, dim 50, 1 epoch (~5 s on one core).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import time
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from explorer.errors import ExplorerError
+from explorer.experiments.base import RunContext, RunOutput, Summary, Vectors
+
+MIN_LR_FRACTION = 1e-4  # the learning rate decays to lr * this... gensim: min_alpha = 1e-4 (absolute)
+MIN_LR = 1e-4
+CHUNK = 200_000  # centre words whose pairs are generated and shuffled together
+REPORT_S = 0.5  # seconds between metric/progress reports
+NOISE_DOMAIN = 2**31 - 1  # integer cumulative noise table, as gensim's cum_table
+
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+@dataclass(frozen=True)
+class Config:
+    corpus: str = ""  # path; "" or "lee": gensim's lee_background.cor (else "sample"); "sample": bundled sentences
+    arch: str = "sg"  # "sg" | "cbow"; "sg,cbow" sweeps both
+    dim: int = 100
+    window: int = 5
+    negative: int = 5
+    min_count: int = 5
+    sample: float = 1e-3  # subsampling threshold; 0 = off
+    epochs: int = 5
+    lr: float = 0.0  # starting learning rate; 0 = 0.025 (sg) / 0.05 (cbow)
+    batch: int = 4096  # pairs (sg) or centre words (cbow) per update
+    seed: int = 1
+    threads: int = 0  # torch threads; 0 = as the runner set them
+    name: str = ""  # model name of the vectors; "" = w2v-<arch>-<corpus stem>
+    analogies: str = ""  # analogy file; "" = gensim's questions-words.txt if found; "-" = none
+    pairs: str = ""  # word-pair files, comma-separated; "" = gensim's wordsim353 + simlex999; "-" = none
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {"dim": 50, "epochs": 1, "min_count": 5, "analogies": "-"},
+    "paper": {"dim": 100, "window": 5, "negative": 5, "epochs": 5, "sample": 1e-3, "min_count": 5},
+}
+
+
+# -- corpus ----------------------------------------------------------------------------
+
+
+def tokenize(line: str) -> list[str]:
+    """Lowercased runs of letters: ``"Don't stop!"`` -> ``["don", "t", "stop"]``."""
+    return _WORD.findall(line.lower())
+
+
+def gensim_data(name: str) -> Path | None:
+    """A file of gensim's test data directory, found without importing gensim."""
+    spec = importlib.util.find_spec("gensim")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "test" / "test_data" / name
+    return path if path.exists() else None
+
+
+def sample_path() -> Path:
+    return Path(str(resources.files("explorer.data").joinpath("sample_corpus.tsv")))
+
+
+def resolve_corpus(corpus: str) -> tuple[Path, str | None]:
+    """(file, language filter) for a corpus setting (see :class:`Config`)."""
+    if corpus in ("", "lee"):
+        lee = gensim_data("lee_background.cor")
+        if lee is not None:
+            return lee, None
+        if corpus == "lee":
+            raise ExplorerError("corpus 'lee' needs gensim's test data (pip install gensim)")
+        return sample_path(), "en"
+    if corpus == "sample":
+        return sample_path(), "en"
+    path = Path(corpus).expanduser()
+    if not path.is_file():
+        raise ExplorerError(f"corpus file not found: {path}")
+    return path, None
+
+
+def corpus_stem(corpus: str) -> str:
+    """A model-name-safe short name of the corpus."""
+    path, lang = resolve_corpus(corpus)
+    stem = "sample-en" if lang else path.stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "corpus"
+
+
+def read_sentences(corpus: str) -> list[list[str]]:
+    """Tokenised non-empty lines of the corpus (a ``text`` column for a TSV with a header)."""
+    path, lang = resolve_corpus(corpus)
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    header = lines[0].split("\t") if lines else []
+    if path.suffix.lower() == ".tsv" and "text" in header:
+        col, lcol = header.index("text"), header.index("lang") if "lang" in header else -1
+        rows = [r.split("\t") for r in lines[1:]]
+        lines = [r[col] for r in rows if len(r) > col and (lang is None or (lcol >= 0 and r[lcol] == lang))]
+    return [s for s in (tokenize(x) for x in lines) if s]
+
+
+@dataclass(frozen=True)
+class Vocab:
+    words: list[str]  # most frequent first
+    counts: np.ndarray  # int64, same order
+
+
+def build_vocab(sentences: list[list[str]], min_count: int) -> Vocab:
+    counts: dict[str, int] = {}
+    for s in sentences:
+        for w in s:
+            counts[w] = counts.get(w, 0) + 1
+    first = {w: i for i, w in enumerate(counts)}  # dicts keep first-appearance order
+    kept = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], first[w]))
+    if not kept:
+        raise ExplorerError(f"no word occurs at least min_count={min_count} times in the corpus")
+    return Vocab(kept, np.array([counts[w] for w in kept], dtype=np.int64))
+
+
+def encode(sentences: list[list[str]], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
+    """(word ids, sentence ids) of the in-vocabulary words, in corpus order."""
+    index = {w: i for i, w in enumerate(vocab.words)}
+    ids, sent = [], []
+    for k, s in enumerate(sentences):
+        row = [index[w] for w in s if w in index]
+        ids.extend(row)
+        sent.extend([k] * len(row))
+    return np.array(ids, dtype=np.int64), np.array(sent, dtype=np.int64)
+
+
+def keep_probability(counts: np.ndarray, sample: float) -> np.ndarray:
+    """word2vec.c's subsampling: probability of keeping each vocabulary word."""
+    if sample <= 0:
+        return np.ones(len(counts))
+    t = sample * counts.sum()
+    return np.minimum(1.0, (np.sqrt(counts / t) + 1) * t / counts)
+
+
+# -- training data ---------------------------------------------------------------------
+
+
+def _offsets(ids: np.ndarray, sent: np.ndarray, lo: int, hi: int, window: int,
+             rng: np.random.Generator) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(column, centre positions, context positions) for each window offset of the
+    centres ``lo..hi-1``, each centre with its reduced window ``b`` in ``1..window``."""
+    centres = np.arange(lo, hi)
+    b = rng.integers(1, window + 1, hi - lo)
+    col = 0
+    for o in range(1, window + 1):
+        for j in (centres - o, centres + o):
+            ok = (b >= o) & (j >= 0) & (j < len(ids))
+            ok[ok] = sent[j[ok]] == sent[centres[ok]]
+            yield col, np.flatnonzero(ok), j[ok]
+            col += 1
+
+
+def sg_pairs(ids, sent, lo, hi, window, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled (input = context word, output = centre word) pairs of centres lo..hi-1."""
+    ins, outs = [], []
+    for _, rows, j in _offsets(ids, sent, lo, hi, window, rng):
+        ins.append(ids[j])
+        outs.append(ids[lo + rows])
+    order = rng.permutation(sum(len(x) for x in ins))
+    return np.concatenate(ins)[order], np.concatenate(outs)[order]
+
+
+def cbow_rows(ids, sent, lo, hi, window, rng, pad: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffled (contexts padded with ``pad``, centre word) of centres lo..hi-1 that have context."""
+    ctx = np.full((hi - lo, 2 * window), pad, dtype=np.int64)
+    for col, rows, j in _offsets(ids, sent, lo, hi, window, rng):
+        ctx[rows, col] = ids[j]
+    has = np.flatnonzero((ctx != pad).any(axis=1))
+    order = has[rng.permutation(len(has))]
+    return ctx[order], ids[lo + order]
+
+
+# -- the model -------------------------------------------------------------------------
+
+
+class SGNS:
+    """Input/output vectors and the negative-sampling update, batched (no autograd)."""
+
+    def __init__(self, counts: np.ndarray, dim: int, negative: int, seed: int, device: str = "cpu"):
+        import torch
+
+        self.torch, self.device, self.negative = torch, device, negative
+        self.gen = torch.Generator(device=device).manual_seed(seed)
+        v = len(counts)
+        init = (torch.rand(v + 1, dim, generator=self.gen, device=device) - 0.5) / dim
+        init[v] = 0  # padding row for CBOW contexts: stays zero
+        self.w_in, self.w_out = init, torch.zeros(v, dim, device=device)
+        noise = np.cumsum(counts.astype(np.float64) ** 0.75)
+        self.cum = torch.from_numpy(np.round(noise / noise[-1] * NOISE_DOMAIN).astype(np.int64)).to(device)
+
+    def _targets(self, positive):
+        torch = self.torch
+        draws = torch.randint(0, NOISE_DOMAIN, (len(positive), self.negative), generator=self.gen, device=self.device)
+        return torch.cat([positive.unsqueeze(1), torch.searchsorted(self.cum, draws, right=True)], dim=1)
+
+    def _update(self, h, positive, lr: float):
+        """Score ``h`` against the positive and fresh negatives, update ``w_out``; returns
+        (the gradient step for ``h``, the summed loss)."""
+        torch, f = self.torch, self.torch.nn.functional
+        targets = self._targets(positive)
+        b, k1, d = len(positive), self.negative + 1, h.shape[1]
+        out = self.w_out.index_select(0, targets.view(-1)).view(b, k1, d)
+        s = torch.bmm(h.unsqueeze(1), out.transpose(1, 2)).squeeze(1)
+        valid = torch.ones_like(s)
+        valid[:, 1:] = targets[:, 1:] != targets[:, :1]
+        loss = -(f.logsigmoid(s[:, 0]).sum() + (f.logsigmoid(-s[:, 1:]) * valid[:, 1:]).sum())
+        g = -torch.sigmoid(s)
+        g[:, 0] += 1
+        g.mul_(valid).mul_(lr)
+        gh = torch.bmm(g.unsqueeze(1), out).squeeze(1)
+        self.w_out.index_add_(0, targets.view(-1), (g.unsqueeze(2) * h.unsqueeze(1)).view(-1, d))
+        return gh, loss
+
+    def sg_step(self, inputs, outputs, lr: float) -> float:
+        gh, loss = self._update(self.w_in.index_select(0, inputs), outputs, lr)
+        self.w_in.index_add_(0, inputs, gh)
+        return float(loss)
+
+    def cbow_step(self, contexts, centres, lr: float) -> float:
+        b, c = contexts.shape
+        pad = self.w_in.shape[0] - 1
+        mask = contexts != pad
+        count = mask.sum(1, keepdim=True).to(self.w_in.dtype)
+        h = self.w_in.index_select(0, contexts.view(-1)).view(b, c, -1).sum(1) / count
+        gh, loss = self._update(h, centres, lr)
+        rows = mask.view(-1).nonzero().squeeze(1)
+        self.w_in.index_add_(0, contexts.view(-1)[rows], (gh / count).index_select(0, rows // c))
+        return float(loss)
+
+
+# -- training loop ---------------------------------------------------------------------
+
+
+def train(config: Config, vocab: Vocab, ids: np.ndarray, sent: np.ndarray, raw_words: int,
+          ctx: RunContext) -> tuple[np.ndarray, dict[str, float]]:
+    """Train; returns (input vectors, stats: words_per_s, loss, seconds, pairs)."""
+    import torch
+
+    if config.arch not in ("sg", "cbow"):
+        raise ExplorerError(f"arch must be sg or cbow, not {config.arch!r}")
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    lr0 = config.lr or (0.025 if config.arch == "sg" else 0.05)
+    model = SGNS(vocab.counts, config.dim, config.negative, ctx.seed, ctx.device)
+    rng = np.random.default_rng(ctx.seed)
+    keep = keep_probability(vocab.counts, config.sample)
+    total = raw_words * config.epochs
+    start = last = time.perf_counter()
+    done, loss_sum, loss_n, pairs = 0.0, 0.0, 0, 0
+    with torch.no_grad():
+        for epoch in range(config.epochs):
+            loss_sum, loss_n = 0.0, 0
+            mask = rng.random(len(ids)) < keep[ids]
+            e_ids, e_sent = ids[mask], sent[mask]
+            per_centre = raw_words / max(1, len(e_ids))  # raw words each kept centre stands for
+            for lo in range(0, len(e_ids), CHUNK):
+                hi = min(len(e_ids), lo + CHUNK)
+                if config.arch == "sg":
+                    a, b = sg_pairs(e_ids, e_sent, lo, hi, config.window, rng)
+                else:
+                    a, b = cbow_rows(e_ids, e_sent, lo, hi, config.window, rng, len(vocab.words))
+                a, b = torch.from_numpy(a).to(ctx.device), torch.from_numpy(b).to(ctx.device)
+                step = model.sg_step if config.arch == "sg" else model.cbow_step
+                words_per_row = (hi - lo) * per_centre / max(1, len(b))
+                for s in range(0, len(b), config.batch):
+                    lr = max(MIN_LR, lr0 - (lr0 - MIN_LR) * done / total)
+                    loss_sum += step(a[s : s + config.batch], b[s : s + config.batch], lr)
+                    n = min(config.batch, len(b) - s)
+                    loss_n, pairs, done = loss_n + n, pairs + n, done + n * words_per_row
+                    if time.perf_counter() - last > REPORT_S:
+                        last = _report(ctx, done, total, loss_sum / max(1, loss_n), start)
+            done = float(raw_words * (epoch + 1))  # exact at epoch ends
+    seconds = time.perf_counter() - start
+    _report(ctx, total, total, loss_sum / max(1, loss_n), start)
+    stats = {"words_per_s": total / seconds, "loss": loss_sum / max(1, loss_n), "seconds": seconds, "pairs": pairs}
+    return model.w_in[:-1].cpu().numpy().astype(np.float32), stats
+
+
+def _report(ctx: RunContext, done: float, total: int, loss: float, start: float) -> float:
+    ctx.check()
+    now = time.perf_counter()
+    wps = done / max(now - start, 1e-9)
+    ctx.metric(int(done), "loss", loss)
+    ctx.metric(int(done), "words_per_s", wps)
+    ctx.progress(int(done), total, loss=loss, words_per_s=wps)
+    return now
+
+
+# -- evaluation and the experiment -----------------------------------------------------
+
+
+def evaluation(words: list[str], matrix: np.ndarray, analogies: str = "", pairs: str = "") -> dict[str, Any]:
+    """gensim-equal analogy accuracy and word-pair correlations, for the files found."""
+    from explorer.query import evaluate
+
+    out: dict[str, Any] = {}
+    if analogies != "-":
+        path = analogies or evaluate.default_file("analogies")
+        if path:
+            r = evaluate.evaluate_analogies(words, matrix, path)
+            out["analogy"] = {"accuracy": r.total.accuracy, "correct": r.total.correct,
+                              "questions": r.total.correct + r.total.incorrect, "oov_ratio": r.oov_ratio}
+    if pairs != "-":
+        files = [p for p in pairs.split(",") if p] if pairs else evaluate.default_files("pairs")
+        for path in files:
+            try:
+                r = evaluate.evaluate_pairs(words, matrix, path)
+            except ExplorerError as exc:  # e.g. every pair out of vocabulary
+                out[Path(path).stem] = {"error": str(exc)}
+                continue
+            out[Path(path).stem] = {"pearson": r.pearson, "spearman": r.spearman, "oov_ratio": r.oov_ratio}
+    return out
+
+
+def run(config: Config, ctx: RunContext) -> RunOutput:
+    sentences = read_sentences(config.corpus)
+    vocab = build_vocab(sentences, config.min_count)
+    ids, sent = encode(sentences, vocab)
+    raw = sum(len(s) for s in sentences)
+    ctx.log(f"{raw} words, {len(vocab.words)} in the vocabulary (min_count {config.min_count})")
+    matrix, stats = train(config, vocab, ids, sent, raw, ctx)
+    name = config.name or f"w2v-{config.arch}-{corpus_stem(config.corpus)}"
+    summary = {"arch": config.arch, "name": name, "vocab": len(vocab.words), "raw_words": raw, **stats,
+               **evaluation(vocab.words, matrix, config.analogies, config.pairs)}
+    note = f"word2vec {config.arch} dim {config.dim} window {config.window} negative {config.negative}, {config.epochs} epochs"
+    return RunOutput(summary=summary, vectors=[Vectors(name, vocab.words, matrix, note)])
+
+
+def points(config: Config) -> list[dict[str, Any]]:
+    archs = [a.strip() for a in config.arch.split(",") if a.strip()]
+    if len(archs) <= 1:
+        return [{}]
+    return [{"arch": a, **({"name": f"{config.name}-{a}"} if config.name else {})} for a in archs]
+
+
+def summarize(config: Config, finished: list[tuple[Any, dict[str, Any]]]) -> Summary:
+    rows = []
+    for _, s in finished:
+        row = {k: s.get(k) for k in ("name", "arch", "vocab", "words_per_s", "loss")}
+        row["analogy_accuracy"] = (s.get("analogy") or {}).get("accuracy")
+        row["wordsim353_spearman"] = (s.get("wordsim353") or {}).get("spearman")
+        rows.append(row)
+    lines = [f"{r['name']}: {r['arch']}, vocab {r['vocab']}, {r['words_per_s']:,.0f} words/s, loss {r['loss']:.3f}"
+             + (f", analogies {r['analogy_accuracy']:.1%}" if r["analogy_accuracy"] is not None else "")
+             + (f", wordsim353 ρ {r['wordsim353_spearman']:.3f}" if r["wordsim353_spearman"] is not None else "")
+             for r in rows]
+    return Summary({"runs": rows}, "\n".join(lines))
+
+
+class Word2VecExperiment:
+    """word2vec (see the module docstring) as an experiment object."""
+
+    name = "word2vec"
+    description = "word2vec skip-gram / CBOW with negative sampling, trained from scratch in torch"
+    Config = Config
+    presets = PRESETS
+
+    def points(self, config: Config) -> list[dict[str, Any]]:
+        return points(config)
+
+    def run(self, config: Config, ctx: RunContext) -> RunOutput:
+        return run(config, ctx)
+
+    def summarize(self, config: Config, finished: list[tuple[Any, dict[str, Any]]]) -> Summary:
+        return summarize(config, finished)
+
+
+EXPERIMENT = Word2VecExperiment()

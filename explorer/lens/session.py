@@ -1,0 +1,55 @@
+"""One language-attribution run from start to record: shared by the CLI and the TUI."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from explorer.errors import ExplorerError
+from explorer.lens.words import LANGS
+
+TASKS = ("translate", "repeat", "cloze")
+
+
+def items_for(task: str, *, src: str = "fr", tgt: str = "zh", lang: str = "zh", shots: int = 4, seed: int = 0,
+              words=None) -> tuple[list, dict, str]:
+    """Prompt items, the run's config and the target language's label for ``task``."""
+    from explorer.lens.tasks import cloze_items, translation_items
+    from explorer.lens.words import load_words
+
+    for code in ((src, tgt) if task == "translate" else (lang,)):
+        if code not in LANGS:
+            raise ExplorerError(f"unknown language {code!r}; choose one of {', '.join(LANGS)}")
+    concepts = load_words(words)
+    source = str(words or "bundled")
+    if task == "translate":
+        return (translation_items(concepts, src, tgt, shots, seed),
+                {"from": src, "to": tgt, "shots": shots, "seed": seed, "words": source}, LANGS[tgt])
+    if task == "repeat":
+        return (translation_items(concepts, lang, lang, shots, seed),
+                {"lang": lang, "shots": shots, "seed": seed, "words": source}, LANGS[lang])
+    if task == "cloze":
+        return (cloze_items(concepts, lang, shots, seed),
+                {"lang": lang, "shots": min(max(shots, 1), 2), "seed": seed, "words": source}, LANGS[lang])
+    raise ExplorerError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+
+
+def run_task(engine, task: str, items: list, config: dict, *, model: str | None = None, strategy: str = "prefixes",
+             limit: int | None = None, report: Callable[[str], None] | None = None,
+             progress: Callable[[str, int, int], None] | None = None):
+    """Load the model, select entries, run the lens and record the run; returns the LensResult."""
+    from explorer.lens import attribution
+    from explorer.lens.runner import ModelRunner
+    from explorer.lens.words import Vocabulary
+
+    m = engine.model(model, report=report, progress=progress)
+    runner = ModelRunner(m)
+    texts = [t for (t,) in engine.catalog.query("SELECT text FROM tokens WHERE model_id = ? ORDER BY token_id", [m.model_id])]
+    vocab = Vocabulary(texts, runner.tokenizer)
+    if limit:
+        items = items[:limit]
+    labels = engine.open_set(m.name, "input").tokens.labels
+    engine.catalog.close()
+    result = attribution.run(runner, items, vocab, task=task, strategy=strategy, config={**config, "strategy": strategy},
+                             labels=labels, progress=progress)
+    attribution.record(engine.catalog, m.model_id, result)
+    return result

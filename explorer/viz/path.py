@@ -1,0 +1,167 @@
+"""The path of one position's hidden state through the layers, among token landmarks.
+
+The picture of Wendler et al. (2024): a French->Chinese prompt, its last position drawn
+from the first layer to the last, with English and Chinese tokens as landmarks.
+
+What is drawn
+-------------
+* Path point L (0 = embedding output, 1..n = block outputs): the hidden state h_L at
+  the chosen position **after the model's final norm**, i.e. exactly the vector the
+  logit lens multiplies by the unembedding (logit_t = <final_norm(h_L), W_U[t]>).
+  Without the norm, the residual stream's growing scale would dominate the picture.
+* Landmark t: the unembedding row W_U[t] (the ``output`` vector set; for a tied model
+  the embedding rows) of each landmark word, resolved as ``explorer query`` resolves.
+  Default landmarks: the distinct logit-lens top-1 tokens of the second half of the
+  layers (at most six), last layer first.
+* Every vector is unit-normalised, then one exact PCA is fitted on the landmarks and the
+  path together (see :func:`explorer.viz.project.pca`), so the plane is the one in
+  which these points vary most; its explained-variance ratio is reported, since a 2-D
+  plane can hide most of the geometry. The exact cosines of each layer's point with
+  each landmark are reported next to the picture (the lens ranks by dot product, so a
+  token with a large row norm can win with a smaller cosine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from explorer.errors import ExplorerError
+from explorer.query.analogy import word_vector
+from explorer.store.vectorset import unit_rows
+from explorer.viz.project import Point, pca, pca_titles
+
+AUTO_LANDMARKS = 6
+
+
+@dataclass(frozen=True)
+class PathLayer:
+    layer: int
+    x: float
+    y: float
+    lens_top: str  # the logit lens's top-1 token at this layer
+    lens_top_id: int
+    lens_prob: float
+    cosines: tuple[float, ...]  # with each landmark, in landmark order
+
+    def to_dict(self, names: Sequence[str]) -> dict:
+        return {"layer": self.layer, "x": self.x, "y": self.y, "lens_top": self.lens_top,
+                "lens_top_id": self.lens_top_id, "lens_prob": self.lens_prob,
+                "cosines": dict(zip(names, self.cosines))}
+
+
+@dataclass(frozen=True)
+class Landmark:
+    word: str
+    token: str
+    token_ids: tuple[int, ...]
+    x: float
+    y: float
+
+    def to_dict(self) -> dict:
+        return {"word": self.word, "token": self.token, "token_ids": list(self.token_ids), "x": self.x, "y": self.y}
+
+
+@dataclass(frozen=True)
+class HiddenPath:
+    model: str
+    text: str
+    position: int
+    token: str
+    tokens: tuple[str, ...]
+    layers: tuple[PathLayer, ...]
+    landmarks: tuple[Landmark, ...]
+    explained_ratio: tuple[float, float]
+    landmarks_auto: bool
+    notes: tuple[str, ...] = ()
+
+    @property
+    def axis_titles(self) -> tuple[str, str]:
+        return pca_titles(self.explained_ratio)
+
+    def points(self) -> tuple[Point, ...]:
+        path = tuple(Point(f"L{v.layer}", None, v.x, v.y, "path") for v in self.layers)
+        marks = tuple(Point(m.word, m.token_ids[0] if len(m.token_ids) == 1 else None, m.x, m.y, "landmark")
+                      for m in self.landmarks)
+        return path + marks
+
+    def to_dict(self) -> dict:
+        names = [m.word for m in self.landmarks]
+        return {
+            "model": self.model, "text": self.text, "position": self.position, "token": self.token,
+            "tokens": list(self.tokens), "method": "pca", "explained_variance_ratio": list(self.explained_ratio),
+            "axis_titles": list(self.axis_titles), "landmarks_auto": self.landmarks_auto,
+            "definition": "path: unit(final_norm(h_L)); landmarks: unit(unembedding row); PCA fitted on both",
+            "landmarks": [m.to_dict() for m in self.landmarks],
+            "layers": [v.to_dict(names) for v in self.layers], "notes": list(self.notes),
+        }
+
+
+def normed_states(runner, hidden: np.ndarray) -> np.ndarray:
+    """final_norm(h) for (n, d) hidden states: what the logit lens decodes."""
+    import torch
+
+    norm = runner.anatomy.final_norm
+    if norm is None:
+        raise ExplorerError(f"{runner.anatomy.architecture}: no final norm found; cannot place states as the lens reads them")
+    with torch.inference_mode():
+        return norm(torch.from_numpy(np.ascontiguousarray(hidden, dtype=np.float32))).float().numpy()
+
+
+def hidden_path(engine, runner, text: str, position: int | None = -1, landmarks: Sequence[str] = (),
+                variant: str = "auto", multi: str = "refuse") -> HiddenPath:
+    """Run ``text``, take ``position``'s state at every layer and project it among landmarks."""
+    states = runner.run(text)
+    p = states.position(position)
+    hidden = states.layers[:, p, :]  # (L+1, d), before the final norm
+    normed = normed_states(runner, hidden)
+    top_p, top_i = runner.lens_probs(hidden).max(dim=-1)
+    top_ids, top_probs = [int(i) for i in top_i.tolist()], [float(v) for v in top_p.tolist()]
+    out = engine.open_set(runner.row.name, "output")
+    try:
+        labels = out.tokens.labels(top_ids)
+        marks = _landmarks(engine, out, landmarks, top_ids, labels, variant, multi)
+        rows = np.stack([word_vector(out.vectors, r) for r in marks])
+    finally:
+        engine.close()
+    path_u, mark_u = unit_rows(normed), unit_rows(rows)
+    fit = pca(np.concatenate([path_u, mark_u]), 2)
+    n = len(path_u)
+    cos = path_u.astype(np.float64) @ mark_u.astype(np.float64).T
+    layers = tuple(
+        PathLayer(layer, float(fit.coords[layer, 0]), float(fit.coords[layer, 1]), labels.get(top_ids[layer], str(top_ids[layer])),
+                  top_ids[layer], top_probs[layer], tuple(float(c) for c in cos[layer]))
+        for layer in range(n)
+    )
+    lms = tuple(Landmark(r.word, r.token, r.token_ids, float(fit.coords[n + j, 0]), float(fit.coords[n + j, 1]))
+                for j, r in enumerate(marks))
+    notes = tuple(r.notice for r in marks if r.notice)
+    ratio = (fit.explained_ratio[0], fit.explained_ratio[1])
+    return HiddenPath(runner.row.name, text, p, states.tokens[p], tuple(states.tokens), layers, lms, ratio,
+                      not landmarks, notes)
+
+
+def _landmarks(engine, out, words: Sequence[str], top_ids: list[int], labels: dict[int, str], variant: str, multi: str):
+    """Resolved landmark words, or the distinct lens top-1 tokens of the later layers."""
+    if words:
+        seen, marks = set(), []
+        for w in words:
+            r = engine.resolve(out, w, variant, multi)
+            if r.token_ids not in seen:
+                seen.add(r.token_ids)
+                marks.append(r)
+        return marks
+    from explorer.query.vocab import Resolved
+
+    chosen: list[int] = []
+    for i in reversed(top_ids[len(top_ids) // 2:]):
+        if i not in chosen:
+            chosen.append(i)
+    chosen = chosen[:AUTO_LANDMARKS]
+    return [Resolved(_label(labels.get(i, str(i))), (i,), (labels.get(i, str(i)),), "id") for i in chosen]
+
+
+def _label(text: str) -> str:
+    return text.strip() or repr(text)
