@@ -15,6 +15,7 @@ from explorer.cli import sql as sql_cmds
 from explorer.cli import states as states_cmds
 from explorer.cli import vectors as vectors_cmds
 from explorer.cli import store as store_cmds
+from explorer.cli import tui as tui_cmds
 from explorer.cli.common import Globals
 
 app = typer.Typer(
@@ -65,6 +66,7 @@ lens_cmds.register(app)
 sql_cmds.register(app)
 vectors_cmds.register(app)
 experiment_cmds.register(app)
+tui_cmds.register(app)
 
 
 def main() -> None:

@@ -157,10 +157,14 @@ def context_index(v: np.ndarray) -> np.ndarray:
 
 
 def condition_family(m: int, n_sets: int, max_size: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
-    """A fixed random family of distinct condition sets of sizes 1..max_size."""
+    """A fixed random family of distinct condition sets of sizes 1..max_size that together
+    reveal every concept somewhere (when ``n_sets * max_size >= m`` allows it)."""
     pool = [s for r in range(1, max_size + 1) for s in itertools.combinations(range(m), r)]
-    pick = rng.choice(len(pool), size=min(n_sets, len(pool)), replace=False)
-    return sorted((pool[i] for i in pick), key=lambda s: (len(s), s))
+    for _ in range(1000):
+        pick = [pool[i] for i in rng.choice(len(pool), size=min(n_sets, len(pool)), replace=False)]
+        if len(set().union(*pick)) == m:
+            break
+    return sorted(pick, key=lambda s: (len(s), s))
 
 
 @dataclass

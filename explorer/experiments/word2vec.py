@@ -18,7 +18,7 @@ Written in torch without gensim; it follows word2vec.c / gensim where that matte
   the mean of the context input vectors against the centre word, its error divided by
   the number of context words (gensim's ``cbow_mean=1``).
 * **Negatives.** ``negative`` noise words per positive from the unigram^0.75
-  distribution, drawn fresh for every pair; a noise word equal to the positive is skipped.
+  distribution (a table of up to 2e7 slots, as word2vec.c's), drawn fresh for every pair; a noise word equal to the positive is skipped.
 * **Updates.** Plain SGD on the logistic loss, ``lr`` decaying linearly to 1e-4 with the
   fraction of words processed (``lr = 0``: 0.025 for sg, 0.05 for CBOW, word2vec's
   defaults). Instead of one pair at a time (Hogwild), ``batch`` shuffled pairs (CBOW:
@@ -40,7 +40,6 @@ Smoke preset: sg on the default corpus, dim 50, 1 epoch (~5 s on one core).
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import time
 from dataclasses import dataclass
@@ -52,12 +51,12 @@ import numpy as np
 
 from explorer.errors import ExplorerError
 from explorer.experiments.base import RunContext, RunOutput, Summary, Vectors
+from explorer.query.evaluate import gensim_test_file
 
-MIN_LR_FRACTION = 1e-4  # the learning rate decays to lr * this... gensim: min_alpha = 1e-4 (absolute)
-MIN_LR = 1e-4
+MIN_LR = 1e-4  # the learning rate decays linearly to this (gensim's min_alpha)
 CHUNK = 200_000  # centre words whose pairs are generated and shuffled together
 REPORT_S = 0.5  # seconds between metric/progress reports
-NOISE_DOMAIN = 2**31 - 1  # integer cumulative noise table, as gensim's cum_table
+TABLE_MIN, TABLE_MAX, TABLE_PER_WORD = 1_000_000, 20_000_000, 100  # noise table size (word2vec.c: 1e8)
 
 _WORD = re.compile(r"[^\W\d_]+")
 
@@ -73,7 +72,7 @@ class Config:
     sample: float = 1e-3  # subsampling threshold; 0 = off
     epochs: int = 5
     lr: float = 0.0  # starting learning rate; 0 = 0.025 (sg) / 0.05 (cbow)
-    batch: int = 4096  # pairs (sg) or centre words (cbow) per update
+    batch: int = 1024  # pairs (sg) or centre words (cbow) per update
     seed: int = 1
     threads: int = 0  # torch threads; 0 = as the runner set them
     name: str = ""  # model name of the vectors; "" = w2v-<arch>-<corpus stem>
@@ -95,15 +94,6 @@ def tokenize(line: str) -> list[str]:
     return _WORD.findall(line.lower())
 
 
-def gensim_data(name: str) -> Path | None:
-    """A file of gensim's test data directory, found without importing gensim."""
-    spec = importlib.util.find_spec("gensim")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "test" / "test_data" / name
-    return path if path.exists() else None
-
-
 def sample_path() -> Path:
     return Path(str(resources.files("explorer.data").joinpath("sample_corpus.tsv")))
 
@@ -111,7 +101,7 @@ def sample_path() -> Path:
 def resolve_corpus(corpus: str) -> tuple[Path, str | None]:
     """(file, language filter) for a corpus setting (see :class:`Config`)."""
     if corpus in ("", "lee"):
-        lee = gensim_data("lee_background.cor")
+        lee = gensim_test_file("lee_background.cor")
         if lee is not None:
             return lee, None
         if corpus == "lee":
@@ -181,6 +171,15 @@ def keep_probability(counts: np.ndarray, sample: float) -> np.ndarray:
     return np.minimum(1.0, (np.sqrt(counts / t) + 1) * t / counts)
 
 
+def noise_table(counts: np.ndarray) -> np.ndarray:
+    """word2vec.c's unigram table: word i fills a share ~ count^0.75 of the int32 slots,
+    so a uniform slot is a noise word (words with a share under one slot may get none)."""
+    size = int(min(TABLE_MAX, max(TABLE_MIN, TABLE_PER_WORD * len(counts))))
+    cum = np.cumsum(counts.astype(np.float64) ** 0.75)
+    bounds = np.round(cum / cum[-1] * size).astype(np.int64)
+    return np.repeat(np.arange(len(counts), dtype=np.int32), np.diff(bounds, prepend=0))
+
+
 # -- training data ---------------------------------------------------------------------
 
 
@@ -199,7 +198,8 @@ def _offsets(ids: np.ndarray, sent: np.ndarray, lo: int, hi: int, window: int,
             col += 1
 
 
-def sg_pairs(ids, sent, lo, hi, window, rng) -> tuple[np.ndarray, np.ndarray]:
+def sg_pairs(ids: np.ndarray, sent: np.ndarray, lo: int, hi: int, window: int,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Shuffled (input = context word, output = centre word) pairs of centres lo..hi-1."""
     ins, outs = [], []
     for _, rows, j in _offsets(ids, sent, lo, hi, window, rng):
@@ -209,7 +209,8 @@ def sg_pairs(ids, sent, lo, hi, window, rng) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(ins)[order], np.concatenate(outs)[order]
 
 
-def cbow_rows(ids, sent, lo, hi, window, rng, pad: int) -> tuple[np.ndarray, np.ndarray]:
+def cbow_rows(ids: np.ndarray, sent: np.ndarray, lo: int, hi: int, window: int,
+              rng: np.random.Generator, pad: int) -> tuple[np.ndarray, np.ndarray]:
     """Shuffled (contexts padded with ``pad``, centre word) of centres lo..hi-1 that have context."""
     ctx = np.full((hi - lo, 2 * window), pad, dtype=np.int64)
     for col, rows, j in _offsets(ids, sent, lo, hi, window, rng):
@@ -223,57 +224,74 @@ def cbow_rows(ids, sent, lo, hi, window, rng, pad: int) -> tuple[np.ndarray, np.
 
 
 class SGNS:
-    """Input/output vectors and the negative-sampling update, batched (no autograd)."""
+    """Input/output vectors and the negative-sampling update, batched (no autograd).
 
-    def __init__(self, counts: np.ndarray, dim: int, negative: int, seed: int, device: str = "cpu"):
+    Every intermediate lives in a buffer allocated once for ``batch`` rows (``out=``):
+    fresh multi-megabyte tensors per step would cost more in page faults than the
+    arithmetic."""
+
+    def __init__(self, counts: np.ndarray, dim: int, negative: int, batch: int, window: int,
+                 seed: int, device: str = "cpu"):
         import torch
 
         self.torch, self.device, self.negative = torch, device, negative
         self.gen = torch.Generator(device=device).manual_seed(seed)
-        v = len(counts)
+        v, k1 = len(counts), negative + 1
         init = (torch.rand(v + 1, dim, generator=self.gen, device=device) - 0.5) / dim
         init[v] = 0  # padding row for CBOW contexts: stays zero
         self.w_in, self.w_out = init, torch.zeros(v, dim, device=device)
-        noise = np.cumsum(counts.astype(np.float64) ** 0.75)
-        self.cum = torch.from_numpy(np.round(noise / noise[-1] * NOISE_DOMAIN).astype(np.int64)).to(device)
+        self.table = torch.from_numpy(noise_table(counts)).to(device)
+        new = lambda *shape, dtype=torch.float32: torch.empty(*shape, dtype=dtype, device=device)  # noqa: E731
+        self.buf = {"h": new(batch, dim), "out": new(batch * k1, dim), "s": new(batch, 1, k1), "gh": new(batch, 1, dim),
+                    "gout": new(batch, k1, dim), "draws": new(batch * negative, dtype=torch.int64),
+                    "targets": new(batch, k1, dtype=torch.int32), "ctx": new(batch * 2 * window, dim)}
 
     def _targets(self, positive):
-        torch = self.torch
-        draws = torch.randint(0, NOISE_DOMAIN, (len(positive), self.negative), generator=self.gen, device=self.device)
-        return torch.cat([positive.unsqueeze(1), torch.searchsorted(self.cum, draws, right=True)], dim=1)
+        """(b, 1 + negative) int32: the positive, then noise words from the table."""
+        torch, b = self.torch, len(positive)
+        targets = self.buf["targets"][:b]
+        draws = torch.randint(0, len(self.table), (b * self.negative,), generator=self.gen, device=self.device,
+                              out=self.buf["draws"][: b * self.negative])
+        targets[:, 1:] = self.table.index_select(0, draws).view(b, self.negative)
+        targets[:, 0] = positive
+        return targets
 
     def _update(self, h, positive, lr: float):
         """Score ``h`` against the positive and fresh negatives, update ``w_out``; returns
         (the gradient step for ``h``, the summed loss)."""
-        torch, f = self.torch, self.torch.nn.functional
-        targets = self._targets(positive)
+        torch, f, buf = self.torch, self.torch.nn.functional, self.buf
         b, k1, d = len(positive), self.negative + 1, h.shape[1]
-        out = self.w_out.index_select(0, targets.view(-1)).view(b, k1, d)
-        s = torch.bmm(h.unsqueeze(1), out.transpose(1, 2)).squeeze(1)
-        valid = torch.ones_like(s)
-        valid[:, 1:] = targets[:, 1:] != targets[:, :1]
-        loss = -(f.logsigmoid(s[:, 0]).sum() + (f.logsigmoid(-s[:, 1:]) * valid[:, 1:]).sum())
-        g = -torch.sigmoid(s)
+        targets = self._targets(positive).view(-1)
+        out = torch.index_select(self.w_out, 0, targets, out=buf["out"][: b * k1]).view(b, k1, d)
+        s = torch.bmm(h.unsqueeze(1), out.transpose(1, 2), out=buf["s"][:b]).squeeze(1)
+        valid = (targets.view(b, k1)[:, 1:] != positive.unsqueeze(1)).to(s.dtype)
+        loss = -(f.logsigmoid(s[:, 0]).sum() + (f.logsigmoid(-s[:, 1:]) * valid).sum())
+        g = torch.sigmoid(s).neg_()
         g[:, 0] += 1
-        g.mul_(valid).mul_(lr)
-        gh = torch.bmm(g.unsqueeze(1), out).squeeze(1)
-        self.w_out.index_add_(0, targets.view(-1), (g.unsqueeze(2) * h.unsqueeze(1)).view(-1, d))
+        g[:, 1:] *= valid
+        g.mul_(lr)
+        gh = torch.bmm(g.unsqueeze(1), out, out=buf["gh"][:b]).squeeze(1)
+        gout = torch.mul(g.unsqueeze(2), h.unsqueeze(1), out=buf["gout"][:b])
+        self.w_out.index_add_(0, targets, gout.view(-1, d))
         return gh, loss
 
     def sg_step(self, inputs, outputs, lr: float) -> float:
-        gh, loss = self._update(self.w_in.index_select(0, inputs), outputs, lr)
+        h = self.torch.index_select(self.w_in, 0, inputs, out=self.buf["h"][: len(inputs)])
+        gh, loss = self._update(h, outputs, lr)
         self.w_in.index_add_(0, inputs, gh)
         return float(loss)
 
     def cbow_step(self, contexts, centres, lr: float) -> float:
+        torch = self.torch
         b, c = contexts.shape
-        pad = self.w_in.shape[0] - 1
-        mask = contexts != pad
+        mask = contexts != self.w_in.shape[0] - 1  # padding row
         count = mask.sum(1, keepdim=True).to(self.w_in.dtype)
-        h = self.w_in.index_select(0, contexts.view(-1)).view(b, c, -1).sum(1) / count
+        flat = contexts.view(-1)
+        rows = torch.index_select(self.w_in, 0, flat, out=self.buf["ctx"][: b * c]).view(b, c, -1)
+        h = torch.sum(rows, 1, out=self.buf["h"][:b]).div_(count)
         gh, loss = self._update(h, centres, lr)
-        rows = mask.view(-1).nonzero().squeeze(1)
-        self.w_in.index_add_(0, contexts.view(-1)[rows], (gh / count).index_select(0, rows // c))
+        keep = mask.view(-1).nonzero().squeeze(1)
+        self.w_in.index_add_(0, flat[keep], gh.div_(count).index_select(0, keep // c))
         return float(loss)
 
 
@@ -290,7 +308,7 @@ def train(config: Config, vocab: Vocab, ids: np.ndarray, sent: np.ndarray, raw_w
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     lr0 = config.lr or (0.025 if config.arch == "sg" else 0.05)
-    model = SGNS(vocab.counts, config.dim, config.negative, ctx.seed, ctx.device)
+    model = SGNS(vocab.counts, config.dim, config.negative, config.batch, config.window, ctx.seed, ctx.device)
     rng = np.random.default_rng(ctx.seed)
     keep = keep_probability(vocab.counts, config.sample)
     total = raw_words * config.epochs
@@ -308,7 +326,7 @@ def train(config: Config, vocab: Vocab, ids: np.ndarray, sent: np.ndarray, raw_w
                     a, b = sg_pairs(e_ids, e_sent, lo, hi, config.window, rng)
                 else:
                     a, b = cbow_rows(e_ids, e_sent, lo, hi, config.window, rng, len(vocab.words))
-                a, b = torch.from_numpy(a).to(ctx.device), torch.from_numpy(b).to(ctx.device)
+                a, b = (torch.from_numpy(x.astype(np.int32)).to(ctx.device) for x in (a, b))
                 step = model.sg_step if config.arch == "sg" else model.cbow_step
                 words_per_row = (hi - lo) * per_centre / max(1, len(b))
                 for s in range(0, len(b), config.batch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable
 
 from explorer.errors import ExplorerError
@@ -35,21 +36,32 @@ def items_for(task: str, *, src: str = "fr", tgt: str = "zh", lang: str = "zh", 
 
 def run_task(engine, task: str, items: list, config: dict, *, model: str | None = None, strategy: str = "prefixes",
              limit: int | None = None, report: Callable[[str], None] | None = None,
-             progress: Callable[[str, int, int], None] | None = None):
-    """Load the model, select entries, run the lens and record the run; returns the LensResult."""
+             progress: Callable[[str, int, int], None] | None = None, lock=None):
+    """Load the model, select entries, run the lens and record the run; returns the LensResult.
+
+    ``lock`` (a context manager, e.g. the TUI's) is held around catalog access only,
+    never during the forward passes."""
     from explorer.lens import attribution
     from explorer.lens.runner import ModelRunner
     from explorer.lens.words import Vocabulary
 
-    m = engine.model(model, report=report, progress=progress)
+    lock = lock or contextlib.nullcontext()
+    with lock:
+        m = engine.model(model, report=report, progress=progress)
+        texts = [t for (t,) in engine.catalog.query("SELECT text FROM tokens WHERE model_id = ? ORDER BY token_id", [m.model_id])]
+        tokens = engine.open_set(m.name, "input").tokens
+        engine.catalog.close()
     runner = ModelRunner(m)
-    texts = [t for (t,) in engine.catalog.query("SELECT text FROM tokens WHERE model_id = ? ORDER BY token_id", [m.model_id])]
     vocab = Vocabulary(texts, runner.tokenizer)
     if limit:
         items = items[:limit]
-    labels = engine.open_set(m.name, "input").tokens.labels
-    engine.catalog.close()
+
+    def labels(ids):
+        with lock:
+            return tokens.labels(ids)
+
     result = attribution.run(runner, items, vocab, task=task, strategy=strategy, config={**config, "strategy": strategy},
                              labels=labels, progress=progress)
-    attribution.record(engine.catalog, m.model_id, result)
+    with lock:
+        attribution.record(engine.catalog, m.model_id, result)
     return result

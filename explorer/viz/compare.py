@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-from explorer.errors import ExplorerError, UnknownWord
+from explorer.errors import CorruptFile, ExplorerError, UnknownWord
 from explorer.query.analogy import QueryResult
 from explorer.query.parse import Expression, Term, parse
 
@@ -177,33 +177,40 @@ def compare(engine, models: Sequence[str | None], items: Sequence[Item], *, kind
             variant: str = "auto", multi: str = "refuse", report: Callable[[str], None] | None = None,
             progress=None) -> Comparison:
     """Ask every item of every model; unknown models are errors, missing words are misses."""
-    rows = []
-    for name in models or [None]:
-        m = engine.model(name, report=report, progress=progress)
-        if m.name not in [r.name for r in rows]:
-            rows.append(m)
-    outcomes: list[Outcome] = []
-    total, done = len(rows) * len(items), 0
-    for m in rows:
-        try:
-            label = engine.open_set(m.name, vectors).label
-        except ExplorerError as exc:
-            outcomes += [missing(m.name, it, str(exc)) for it in items]
-            continue
-        for it in items:
-            try:
-                res = engine.query(it.expression, model=m.name, vectors=vectors, k=k, method=method,
-                                   expect=it.expected, variant=variant, multi=multi)
-                outcomes.append(outcome(m.name, it, res))
-            except UnknownWord as exc:
-                outcomes.append(missing(m.name, it, str(exc), label))
-            done += 1
-            if progress and total > 20:
-                progress("analogies", done, total)
-    engine.close()
+    try:
+        rows = []
+        for name in models or [None]:
+            m = engine.model(name, report=report, progress=progress)
+            if m.name not in [r.name for r in rows]:
+                rows.append(m)
+        outcomes: list[Outcome] = []
+        for m in rows:
+            outcomes += _ask(engine, m.name, items, dict(vectors=vectors, k=k, method=method, variant=variant,
+                                                          multi=multi), progress if len(items) > 20 else None)
+    finally:
+        engine.close()
     names = tuple(m.name for m in rows)
     summaries = tuple(summarise(n, [o for o in outcomes if o.model == n]) for n in names)
     return Comparison(kind, source, expect, method, vectors, k, names, tuple(outcomes), summaries)
+
+
+def _ask(engine, model: str, items: Sequence[Item], options: dict, progress=None) -> list[Outcome]:
+    """One model's outcomes: ``engine.query`` per item; a missing word or vector set is a miss."""
+    try:
+        label = engine.open_set(model, options["vectors"]).label
+    except CorruptFile:
+        raise
+    except ExplorerError as exc:  # e.g. an imported set has no 'output' vectors
+        return [missing(model, it, str(exc)) for it in items]
+    out = []
+    for n, it in enumerate(items):
+        try:
+            out.append(outcome(model, it, engine.query(it.expression, model=model, expect=it.expected, **options)))
+        except UnknownWord as exc:
+            out.append(missing(model, it, str(exc), label))
+        if progress:
+            progress(f"{model}: analogies", n + 1, len(items))
+    return out
 
 
 def expression_items(expression: str, expect: str | None) -> list[Item]:

@@ -57,9 +57,16 @@ class PngInfo:
 
 def label_order(points: Sequence[Point], max_labels: int) -> list[int]:
     """Indices of the points to label: pinned groups first, then the rest in order."""
-    first = [i for i, p in enumerate(points) if p.group in PINNED]
+    def group(name: str) -> list[int]:
+        return [i for i, p in enumerate(points) if p.group == name]
+
+    first = group("landmark") + group("word") + group("axis")
+    path, budget = group("path"), max(max_labels - len(first), 0)
+    if len(path) > budget:  # first, last and evenly spaced layers
+        picks = [round(j * (len(path) - 1) / (budget - 1)) for j in range(budget)] if budget > 1 else [0][:budget]
+        path = [path[j] for j in dict.fromkeys(picks)]
     rest = [i for i, p in enumerate(points) if p.group not in PINNED]
-    return (first + rest)[:max_labels]
+    return (first + path + rest)[:max_labels]
 
 
 def _fonts() -> tuple[list[str], set[int] | None]:
@@ -167,10 +174,8 @@ def terminal_scatter(points: Sequence[Point], *, axis_titles: tuple[str, str], w
     for i in label_order(points, max_labels):
         _put_label(grid, *cell(points[i].x, points[i].y), points[i].label)
     body = ["│" + "".join(row) + "│" for row in grid]
-    top = f"┌{'─' * width}┐ {y1:.4g}"
-    bottom = f"└{'─' * width}┘ {y0:.4g}"
-    return "\n".join([f"y: {axis_titles[1]}", top, *body, bottom,
-                      f"x: {axis_titles[0]}  from {x0:.4g} to {x1:.4g}"])
+    return "\n".join([f"y: {axis_titles[1]}  from {y0:.4g} (bottom) to {y1:.4g} (top)", f"┌{'─' * width}┐", *body,
+                      f"└{'─' * width}┘", f"x: {axis_titles[0]}  from {x0:.4g} (left) to {x1:.4g} (right)"])
 
 
 def _zero_lines(grid, cell, x0, x1, y0, y1) -> None:

@@ -1,0 +1,24 @@
+"""``explorer tui``: the terminal UI."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from explorer.cli.common import cli_errors, state
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("tui")
+    @cli_errors
+    def tui(
+        ctx: typer.Context,
+        model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model to start with (default: the first stored).")] = None,
+    ) -> None:
+        """Browse everything interactively: vector sets and tokens, analogies as you type,
+        neighbours per layer, the lens, experiments and SQL (press ? for keys)."""
+        from explorer.tui.app import make_app
+
+        g = state(ctx)
+        make_app(g.root, g.backend, model=model).run()

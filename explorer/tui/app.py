@@ -1,0 +1,95 @@
+"""``explorer tui``: the app is thin; each screen (tab) owns its handlers and workers.
+
+Opens without importing torch: a screen imports it when it needs a model (lens,
+hidden-state neighbours). Engine and catalog calls from worker threads go through one
+lock, because DuckDB connections are shared per process.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, Header, TabbedContent, TabPane
+
+from explorer.tui.screens.analogy import AnalogyPane
+from explorer.tui.screens.base import Pane
+from explorer.tui.screens.experiments import ExperimentsPane
+from explorer.tui.screens.help import HelpScreen
+from explorer.tui.screens.lens import LensPane
+from explorer.tui.screens.neighbours import NeighboursPane
+from explorer.tui.screens.sets import SetsPane
+from explorer.tui.screens.sql import SqlPane
+
+TABS = ("sets", "analogy", "neighbours", "lens", "experiments", "sql")
+
+
+class ExplorerApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "explorer"
+    BINDINGS = [
+        *[Binding(str(n + 1), f"show('{tab}')", tab.capitalize(), show=False) for n, tab in enumerate(TABS)],
+        *[Binding(f"f{n + 2}", f"show('{tab}')", tab.capitalize(), show=n < 6) for n, tab in enumerate(TABS)],
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("ctrl+q", "quit", "Quit"),
+    ]
+
+    def __init__(self, engine, model: str | None = None, experiments: list[str] | None = None,
+                 expression: str = "woman - man + king", expect: str = "queen"):
+        super().__init__()
+        self.engine = engine
+        self.lock = threading.RLock()
+        self.start_model = model
+        self.experiments = experiments
+        self.expression, self.expect = expression, expect
+        self._runners: dict[str, object] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with TabbedContent(initial="sets", id="tabs"):
+            with TabPane("1 Vector sets", id="sets"):
+                yield SetsPane()
+            with TabPane("2 Analogy", id="analogy"):
+                yield AnalogyPane(self.expression, self.expect)
+            with TabPane("3 Neighbours", id="neighbours"):
+                yield NeighboursPane()
+            with TabPane("4 Lens", id="lens"):
+                yield LensPane()
+            with TabPane("5 Experiments", id="experiments"):
+                yield ExperimentsPane(self.experiments)
+            with TabPane("6 SQL", id="sql"):
+                yield SqlPane()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = str(self.engine.root)
+
+    def action_show(self, tab: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = tab
+        self.query_one(f"#{tab}", TabPane).query_one(Pane).focus_first()
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    # -- shared model access (torch imported here, on first use) ------------------------
+    def runner(self, model: str | None):
+        with self.lock:
+            m = self.engine.model(model, auto_export=False)
+        if m.name not in self._runners:
+            from explorer.lens.runner import ModelRunner
+
+            self._runners[m.name] = ModelRunner(m)
+        return self._runners[m.name]
+
+    def run_text(self, model: str | None, text: str, position: int | None):
+        st = self.runner(model).run(text)
+        return st, st.position(position)
+
+
+def make_app(root: Path | None = None, backend: str = "auto", **kw) -> ExplorerApp:
+    from explorer.engine import Engine
+
+    return ExplorerApp(Engine(root, backend=backend), **kw)

@@ -1,0 +1,59 @@
+"""What every pane shares: engine calls under the app's lock, stale-result guards, status lines."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from textual.containers import Vertical
+from textual.widgets import DataTable
+
+
+class Pane(Vertical):
+    """A tab's content. Work runs in thread workers; results come back through
+    ``call_from_thread`` tagged with a sequence number, and stale ones are dropped."""
+
+    DEFAULT_CSS = "Pane { height: 1fr; }"
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self._seq: dict[str, int] = {}
+
+    @property
+    def engine(self):
+        return self.app.engine
+
+    def locked(self, fn: Callable, *args: Any, **kw: Any) -> Any:
+        """Call into the engine or catalog under the app's lock (DuckDB connections are per process)."""
+        with self.app.lock:
+            return fn(*args, **kw)
+
+    def next_seq(self, key: str) -> int:
+        self._seq[key] = self._seq.get(key, 0) + 1
+        return self._seq[key]
+
+    def current(self, key: str, seq: int) -> bool:
+        return self._seq.get(key) == seq
+
+    def post(self, fn: Callable, *args: Any) -> None:
+        """From a worker thread: run ``fn(*args)`` on the UI thread (ignored once the app is closing)."""
+        try:
+            self.app.call_from_thread(fn, *args)
+        except RuntimeError:  # app already stopped
+            pass
+
+    def focus_first(self) -> None:
+        """Focus this pane's main input (called when its tab is shown)."""
+
+
+def fill(table: DataTable, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    table.clear(columns=True)
+    table.add_columns(*columns)
+    table.add_rows([tuple("" if v is None else str(v) for v in r) for r in rows])
+
+
+def fmt(x: float | None, digits: int = 4) -> str:
+    import math
+
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.{digits}f}"

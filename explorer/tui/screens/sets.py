@@ -1,0 +1,122 @@
+"""Vector sets: every model's sets (input, output, per-layer hidden states, trained), and
+its token table with search and filters."""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import DataTable, Input, Label, Select, Static
+
+from explorer.tui.screens.base import Pane, fill
+
+TOKEN_LIMIT = 200
+SPACE = [("any", "any"), ("word start", "yes"), ("no word start", "no")]
+
+
+class SetsPane(Pane):
+    def compose(self) -> ComposeResult:
+        yield Label("Models and vector sets  [dim](Enter on a row: browse its tokens)[/]", classes="title")
+        yield DataTable(id="sets-table", cursor_type="row", zebra_stripes=True)
+        yield Label("Tokens", id="tokens-title", classes="title")
+        with Horizontal(classes="bar"):
+            yield Input(placeholder="search token text (substring)", id="token-search")
+            yield Select([("any script", "any")], value="any", allow_blank=False, id="token-script")
+            yield Select(SPACE, value="any", allow_blank=False, id="token-space")
+            yield Input(placeholder="id from", id="token-from", type="integer", classes="short")
+            yield Input(placeholder="id to", id="token-to", type="integer", classes="short")
+        yield DataTable(id="tokens-table", zebra_stripes=True)
+        yield Static("", id="tokens-status", classes="status")
+
+    def on_mount(self) -> None:
+        self.model_id: int | None = None
+        self.model_name = ""
+        self.load_sets()
+
+    def focus_first(self) -> None:
+        self.query_one("#sets-table").focus()
+
+    @work(thread=True, exclusive=True, group="sets")
+    def load_sets(self) -> None:
+        cat = self.engine.catalog
+
+        def read():
+            if not cat.exists():
+                return []
+            return cat.query(
+                """SELECT m.model_id, m.name, v.name, v.kind, v.n_rows, v.dim, v.dtype,
+                          CASE WHEN v.same_as IS NOT NULL THEN 'tied: same rows as ' || t.name ELSE coalesce(v.note, '') END
+                   FROM vector_sets v JOIN models m USING (model_id) LEFT JOIN vector_sets t ON t.set_id = v.same_as
+                   UNION ALL
+                   SELECT m.model_id, m.name, 'layers 0..' || (c.n_layers - 1) || ' of ' || c.name, 'hidden states',
+                          c.committed, c.dim, c.dtype, 'corpus ' || c.name || ' (' || c.status || ', ' || c.n_docs || ' documents)'
+                   FROM corpora c JOIN models m USING (model_id)
+                   ORDER BY 1, 3""")
+
+        rows = self.locked(read)
+        self.post(self._show_sets, rows)
+
+    def _show_sets(self, rows: list[tuple]) -> None:
+        self._set_rows = rows
+        fill(self.query_one("#sets-table", DataTable), ("model", "vector set", "kind", "rows", "dim", "dtype", "note"),
+             [r[1:] for r in rows])
+        if rows and self.model_id is None:
+            self.choose_model(rows[0][0], rows[0][1])
+        elif not rows:
+            self.query_one("#tokens-status", Static).update("No models yet: run `explorer export` or `explorer query` first.")
+
+    @on(DataTable.RowSelected, "#sets-table")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        row = self._set_rows[event.cursor_row]
+        self.choose_model(row[0], row[1])
+
+    def choose_model(self, model_id: int, name: str) -> None:
+        self.model_id, self.model_name = model_id, name
+        self.query_one("#tokens-title", Label).update(f"Tokens of {name}")
+        scripts = self.locked(self.engine.catalog.query,
+                              "SELECT script, count(*) FROM tokens WHERE model_id = ? GROUP BY 1 ORDER BY 2 DESC", [model_id])
+        self.query_one("#token-script", Select).set_options(
+            [("any script", "any")] + [(f"{s} ({n})", s) for s, n in scripts])
+        self.refresh_tokens()
+
+    @on(Input.Changed, "#token-search, #token-from, #token-to")
+    @on(Select.Changed, "#token-script, #token-space")
+    def refresh_tokens(self, event=None) -> None:
+        if self.model_id is None:
+            return
+        clauses, params = ["model_id = ?"], [self.model_id]
+        text = self.query_one("#token-search", Input).value
+        if text:
+            clauses.append("contains(text, ?)")
+            params.append(text)
+        script = self.query_one("#token-script", Select).value
+        if script not in ("any", Select.BLANK):
+            clauses.append("script = ?")
+            params.append(script)
+        space = self.query_one("#token-space", Select).value
+        if space in ("yes", "no"):
+            clauses.append("leading_space = ?")
+            params.append(space == "yes")
+        for wid, op in (("#token-from", ">="), ("#token-to", "<=")):
+            v = self.query_one(wid, Input).value.strip()
+            if v.lstrip("-").isdigit():
+                clauses.append(f"token_id {op} ?")
+                params.append(int(v))
+        self.search_tokens(self.next_seq("tokens"), " AND ".join(clauses), params)
+
+    @work(thread=True, exclusive=True, group="tokens")
+    def search_tokens(self, seq: int, where: str, params: list) -> None:
+        cat = self.engine.catalog
+        rows = self.locked(cat.query, f"SELECT token_id, raw, text, script, leading_space, is_special FROM tokens "
+                                      f"WHERE {where} ORDER BY token_id LIMIT {TOKEN_LIMIT + 1}", params)
+        total = self.locked(cat.query, f"SELECT count(*) FROM tokens WHERE {where}", params)[0][0]
+        self.post(self._show_tokens, seq, rows, total)
+
+    def _show_tokens(self, seq: int, rows: list[tuple], total: int) -> None:
+        if not self.current("tokens", seq):
+            return  # a newer search is on its way
+        shown = rows[:TOKEN_LIMIT]
+        fill(self.query_one("#tokens-table", DataTable), ("id", "raw", "text", "script", "word start", "special"),
+             [(r[0], repr(r[1]), repr(r[2]), r[3], "yes" if r[4] else "", "yes" if r[5] else "") for r in shown])
+        more = f" (first {TOKEN_LIMIT} shown)" if total > TOKEN_LIMIT else ""
+        self.query_one("#tokens-status", Static).update(f"{total:,} tokens match{more}")
