@@ -10,6 +10,7 @@ import typer
 from explorer import __version__
 from explorer.cli import experiment as experiment_cmds
 from explorer.cli import lens as lens_cmds
+from explorer.cli import maps as maps_cmds
 from explorer.cli import query as query_cmds
 from explorer.cli import sql as sql_cmds
 from explorer.cli import states as states_cmds
@@ -67,6 +68,7 @@ sql_cmds.register(app)
 vectors_cmds.register(app)
 experiment_cmds.register(app)
 tui_cmds.register(app)
+maps_cmds.register(app)
 
 
 def main() -> None:

@@ -86,12 +86,13 @@ def _print_map(proj, info) -> None:
     from explorer.viz.scatter import terminal_scatter
 
     console = Console()
-    console.print(f"{proj.vector_set}: {proj.method}, {proj.sample.shown} points", highlight=False)
+    console.print(escape(f"{proj.vector_set}: {proj.method}, {proj.sample.shown} points"), highlight=False)
     for note in proj.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if proj.axes:
         a = proj.axes
-        console.print(f"axes: x = {a.x} (|dx| = {a.x_norm:.4g}), y = {a.y} (|dy| = {a.y_norm:.4g})", highlight=False)
+        console.print(escape(f"axes: x = {a.x} (|dx| = {a.x_norm:.4g}), y = {a.y} (|dy| = {a.y_norm:.4g})"),
+                      highlight=False)
     console.print(terminal_scatter(proj.points, axis_titles=proj.axis_titles, zero_lines=proj.method == "axes"),
                   highlight=False, markup=False)
     named = [p for p in proj.points if p.group in ("word", "axis")]
@@ -113,6 +114,7 @@ def map_path(
     model: ModelOpt = None,
     position: Annotated[int, typer.Option("--position", "-p", help="Token position (negative counts from the end; -1 = last).")] = -1,
     landmark: Annotated[Optional[list[str]], typer.Option("--landmark", "-L", help="A landmark word, drawn at its unembedding row (repeatable), e.g. -L water -L 水. Default: the logit lens's top-1 tokens of the later layers.")] = None,
+    fit: Annotated[str, typer.Option("--fit", help="Fit the PCA on the path and landmarks together (all) or on the landmarks alone (landmarks, at least 3; the path is projected into their plane).")] = "all",
     variant: VariantOpt = "auto",
     multi: MultiOpt = "refuse",
     png: PngOpt = None,
@@ -131,9 +133,12 @@ def map_path(
     engine = state(ctx).engine()
     with StageProgress() as sp:
         m = engine.model(model, report=sp.report, progress=sp.progress)
+        engine.close()  # no idle read lock on the catalog while the model loads
         runner = ModelRunner(m)
-        hp = hidden_path(engine, runner, prompt, position, landmark or (), variant, multi)
-    notes = (f"PCA on unit(final_norm(h_L)) and unit landmark rows; {100 * sum(hp.explained_ratio):.1f}% of their variance in this plane",
+        hp = hidden_path(engine, runner, prompt, position, landmark or (), variant, multi, fit.lower())
+    fitted = "path and landmarks" if hp.fit == "all" else "the landmarks"
+    notes = (f"PCA of unit(final_norm(h_L)) and unit landmark rows, fitted on {fitted}: "
+             f"{100 * sum(hp.explained_ratio):.1f}% of their variance and {100 * hp.path_in_plane:.1f}% of the path's in this plane",
              *hp.notes)
     info = _png(png, hp.points(), f"{hp.model}: position {hp.position} ({hp.token!r})", hp.axis_titles, 200, False, notes)
     if as_json:
@@ -144,20 +149,21 @@ def map_path(
 
 def _print_path(hp, notes, info) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from explorer.viz.scatter import terminal_scatter
 
     console = Console()
     for note in notes:
-        console.print(f"[dim]note:[/] {note}", highlight=False)
-    names = [lm.word for lm in hp.landmarks]
-    t = Table(title=f"{hp.model}: position {hp.position} ({hp.token!r})" + (" -- landmarks: lens top-1 tokens" if hp.landmarks_auto else ""),
-              title_justify="left")
-    for col in ("layer", "x", "y", "lens top-1", "p", *(f"cos {n}" for n in names)):
-        t.add_column(col, justify="left" if col == "lens top-1" else "right")
+        console.print(f"[dim]note:[/] {escape(note)}", highlight=False)
+    auto = " -- landmarks: the lens's top-1 tokens of the later layers" if hp.landmarks_auto else ""
+    t = Table(title=escape(f"{hp.model}: position {hp.position} ({hp.token!r}){auto}"), title_justify="left")
+    for col in ("layer", "x", "y", "lens top-1", "p", *(f"cos {lm.word}" for lm in hp.landmarks)):
+        t.add_column(escape(col), justify="left" if col == "lens top-1" else "right")
     for v in hp.layers:
-        t.add_row(str(v.layer), f"{v.x:.3f}", f"{v.y:.3f}", repr(v.lens_top), f"{v.lens_prob:.2f}", *(f"{c:.3f}" for c in v.cosines))
+        t.add_row(str(v.layer), f"{v.x:.3f}", f"{v.y:.3f}", escape(repr(v.lens_top)), f"{v.lens_prob:.2f}",
+                  *(f"{c:.3f}" for c in v.cosines))
     console.print(t)
     console.print(terminal_scatter(hp.points(), axis_titles=hp.axis_titles, max_labels=len(hp.landmarks) + 6),
                   highlight=False, markup=False)

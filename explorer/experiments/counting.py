@@ -49,8 +49,7 @@ Measured: whole smoke sweep (12 runs, one after another on 1 core) SMOKE_TIME.
 
 from __future__ import annotations
 
-import dataclasses
-import time
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +76,7 @@ class Config:
     heads: int = 4
     mlp_ratio: int = 4
     lr: float = 1e-4
+    lr_schedule: str = "constant"  # "constant" (paper) | "cosine" (decay to 0 over the steps)
     batch: int = 16
     steps: int = 100_000
     test_samples: int = 1600
@@ -87,7 +87,7 @@ class Config:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    "smoke": {"dims": (4, 8), "ms": (2, 4, 6, 8, 12, 16), "lr": 1e-3, "batch": 32,
+    "smoke": {"dims": (4, 8), "ms": (2, 4, 6, 8, 12, 16), "n_factor": 3, "lr": 3e-3, "batch": 32,
               "steps": 1500, "test_samples": 400, "eval_every": 500},
 }
 
@@ -174,6 +174,12 @@ def evaluate(model: Any, tokens: Any, labels: Any) -> float:
     return correct / max(1, len(tokens))
 
 
+def set_lr(opt: Any, lr: float) -> None:
+    """Set the learning rate of every parameter group of ``opt``."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
 # -- one run ----------------------------------------------------------------------------
 def run(config: Config, ctx: RunContext) -> RunOutput:
     """Train one (task, d, m) model with Adam + cross-entropy; report loss and test accuracy."""
@@ -195,6 +201,8 @@ def run(config: Config, ctx: RunContext) -> RunOutput:
         batch_loss = F.cross_entropy(model(tokens), labels)
         opt.zero_grad(set_to_none=True)
         batch_loss.backward()
+        if config.lr_schedule == "cosine":
+            set_lr(opt, config.lr * 0.5 * (1 + math.cos(math.pi * (step - 1) / config.steps)))
         opt.step()
         loss_sum += batch_loss.detach()
         since += 1

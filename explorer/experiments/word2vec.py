@@ -72,7 +72,8 @@ class Config:
     sample: float = 1e-3  # subsampling threshold; 0 = off
     epochs: int = 5
     lr: float = 0.0  # starting learning rate; 0 = 0.025 (sg) / 0.05 (cbow)
-    batch: int = 1024  # pairs (sg) or centre words (cbow) per update
+    batch: int = 1024  # pairs (sg) or centre words (cbow, shared_negatives) per update
+    shared_negatives: bool = False  # sg: one negative set per centre word for all its contexts (Ji et al.)
     seed: int = 1
     threads: int = 0  # torch threads; 0 = as the runner set them
     name: str = ""  # model name of the vectors; "" = w2v-<arch>-<corpus stem>
@@ -210,14 +211,19 @@ def sg_pairs(ids: np.ndarray, sent: np.ndarray, lo: int, hi: int, window: int,
 
 
 def cbow_rows(ids: np.ndarray, sent: np.ndarray, lo: int, hi: int, window: int,
-              rng: np.random.Generator, pad: int) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffled (contexts padded with ``pad``, centre word) of centres lo..hi-1 that have context."""
+              rng: np.random.Generator, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(contexts, centre words, context counts) of the centres lo..hi-1 that have context:
+    each row's context words first, then ``pad``; rows shuffled, then stably sorted by
+    decreasing count, so that a batch of consecutive rows needs few padded columns."""
     ctx = np.full((hi - lo, 2 * window), pad, dtype=np.int64)
     for col, rows, j in _offsets(ids, sent, lo, hi, window, rng):
         ctx[rows, col] = ids[j]
-    has = np.flatnonzero((ctx != pad).any(axis=1))
-    order = has[rng.permutation(len(has))]
-    return ctx[order], ids[lo + order]
+    ctx = np.take_along_axis(ctx, np.argsort(ctx == pad, axis=1, kind="stable"), axis=1)
+    count = (ctx != pad).sum(axis=1)
+    order = rng.permutation(hi - lo)
+    order = order[np.argsort(-count[order], kind="stable")]
+    order = order[count[order] > 0]
+    return ctx[order], ids[lo + order], count[order]
 
 
 # -- the model -------------------------------------------------------------------------
@@ -226,11 +232,11 @@ def cbow_rows(ids: np.ndarray, sent: np.ndarray, lo: int, hi: int, window: int,
 class SGNS:
     """Input/output vectors and the negative-sampling update, batched (no autograd).
 
-    Every intermediate lives in a buffer allocated once for ``batch`` rows (``out=``):
-    fresh multi-megabyte tensors per step would cost more in page faults than the
-    arithmetic."""
+    Every intermediate lives in a flat buffer allocated once, viewed at the step's shape
+    (``out=``): fresh multi-megabyte tensors per step would cost more in page faults than
+    the arithmetic. Loss and pair count are summed on the device, read when reported."""
 
-    def __init__(self, counts: np.ndarray, dim: int, negative: int, batch: int, window: int,
+    def __init__(self, counts: np.ndarray, dim: int, negative: int, batch: int, width: int,
                  seed: int, device: str = "cpu"):
         import torch
 
@@ -238,64 +244,90 @@ class SGNS:
         self.gen = torch.Generator(device=device).manual_seed(seed)
         v, k1 = len(counts), negative + 1
         init = (torch.rand(v + 1, dim, generator=self.gen, device=device) - 0.5) / dim
-        init[v] = 0  # padding row for CBOW contexts: stays zero
-        self.w_in, self.w_out = init, torch.zeros(v, dim, device=device)
+        init[v] = 0  # padding row of context windows: never changes (its gradients are masked)
+        self.w_in, self.w_out, self.pad = init, torch.zeros(v, dim, device=device), v
         self.table = torch.from_numpy(noise_table(counts)).to(device)
-        new = lambda *shape, dtype=torch.float32: torch.empty(*shape, dtype=dtype, device=device)  # noqa: E731
-        self.buf = {"h": new(batch, dim), "out": new(batch * k1, dim), "s": new(batch, 1, k1), "gh": new(batch, 1, dim),
-                    "gout": new(batch, k1, dim), "draws": new(batch * negative, dtype=torch.int64),
-                    "targets": new(batch, k1, dtype=torch.int32), "ctx": new(batch * 2 * window, dim)}
+        self.loss, self.pairs = torch.zeros((), device=device), torch.zeros((), device=device)
+        size = {"h": batch * width * dim, "h2": batch * width * dim, "out": batch * k1 * dim, "s": batch * width * k1,
+                "gh": batch * width * dim, "gout": batch * k1 * dim}
+        self._buf = {k: torch.empty(n, device=device) for k, n in size.items()}
+        self._buf["draws"] = torch.empty(batch * negative, dtype=torch.int64, device=device)
+        self._buf["targets"] = torch.empty(batch * k1, dtype=torch.int64, device=device)
+
+    def buf(self, name: str, *shape: int):
+        n = int(np.prod(shape))
+        return self._buf[name][:n].view(*shape)
 
     def _targets(self, positive):
-        """(b, 1 + negative) int32: the positive, then noise words from the table."""
-        torch, b = self.torch, len(positive)
-        targets = self.buf["targets"][:b]
-        draws = torch.randint(0, len(self.table), (b * self.negative,), generator=self.gen, device=self.device,
-                              out=self.buf["draws"][: b * self.negative])
-        targets[:, 1:] = self.table.index_select(0, draws).view(b, self.negative)
+        """(b, 1 + negative) int64: the positive, then noise words from the table."""
+        b, k = len(positive), self.negative
+        targets = self.buf("targets", b, k + 1)
+        draws = self.torch.randint(0, len(self.table), (b * k,), generator=self.gen, device=self.device,
+                                   out=self.buf("draws", b * k))
+        targets[:, 1:] = self.table.index_select(0, draws).view(b, k)
         targets[:, 0] = positive
         return targets
 
-    def _update(self, h, positive, lr: float):
-        """Score ``h`` against the positive and fresh negatives, update ``w_out``; returns
-        (the gradient step for ``h``, the summed loss)."""
-        torch, f, buf = self.torch, self.torch.nn.functional, self.buf
-        b, k1, d = len(positive), self.negative + 1, h.shape[1]
-        targets = self._targets(positive).view(-1)
-        out = torch.index_select(self.w_out, 0, targets, out=buf["out"][: b * k1]).view(b, k1, d)
-        s = torch.bmm(h.unsqueeze(1), out.transpose(1, 2), out=buf["s"][:b]).squeeze(1)
-        valid = (targets.view(b, k1)[:, 1:] != positive.unsqueeze(1)).to(s.dtype)
-        loss = -(f.logsigmoid(s[:, 0]).sum() + (f.logsigmoid(-s[:, 1:]) * valid).sum())
+    def _update(self, h, mask, positive, lr: float):
+        """Score each of the ``c`` vectors ``h[i]`` (b, c, d; ``mask`` (b, c) marks the
+        real ones) against ``positive[i]`` and the same fresh negatives; update ``w_out``
+        and return the gradient step for ``h`` (zero where masked)."""
+        torch, f = self.torch, self.torch.nn.functional
+        (b, c, d), k1 = h.shape, self.negative + 1
+        targets = self._targets(positive)
+        out = torch.index_select(self.w_out, 0, targets.view(-1), out=self.buf("out", b * k1, d)).view(b, k1, d)
+        s = torch.bmm(h, out.transpose(1, 2), out=self.buf("s", b, c, k1))
+        weight = (targets != positive.unsqueeze(1)).to(s.dtype)
+        weight[:, 0] = 1  # the positive; a noise word equal to it is skipped
+        weight = weight.unsqueeze(1) * mask.unsqueeze(2)
+        self.loss -= (f.logsigmoid(s[:, :, 0]) * weight[:, :, 0]).sum() + (f.logsigmoid(-s[:, :, 1:]) * weight[:, :, 1:]).sum()
         g = torch.sigmoid(s).neg_()
-        g[:, 0] += 1
-        g[:, 1:] *= valid
-        g.mul_(lr)
-        gh = torch.bmm(g.unsqueeze(1), out, out=buf["gh"][:b]).squeeze(1)
-        gout = torch.mul(g.unsqueeze(2), h.unsqueeze(1), out=buf["gout"][:b])
-        self.w_out.index_add_(0, targets, gout.view(-1, d))
-        return gh, loss
+        g[:, :, 0] += 1
+        g.mul_(weight).mul_(lr)
+        gh = torch.bmm(g, out, out=self.buf("gh", b, c, d))
+        gout = self.buf("gout", b, k1, d)
+        if c == 1:  # an outer product: bmm with an inner dimension of 1 is slow on CPU
+            torch.mul(g.transpose(1, 2), h, out=gout)
+        else:
+            torch.bmm(g.transpose(1, 2), h, out=gout)
+        self.w_out.index_add_(0, targets.view(-1), gout.view(-1, d))
+        return gh
 
-    def sg_step(self, inputs, outputs, lr: float) -> float:
-        h = self.torch.index_select(self.w_in, 0, inputs, out=self.buf["h"][: len(inputs)])
-        gh, loss = self._update(h, outputs, lr)
-        self.w_in.index_add_(0, inputs, gh)
-        return float(loss)
-
-    def cbow_step(self, contexts, centres, lr: float) -> float:
-        torch = self.torch
+    def window_step(self, contexts, centres, lr: float) -> None:
+        """Skip-gram: every context word of a centre against it (``contexts`` (b, c),
+        padded); c = 1: one pair per row, fresh negatives each."""
         b, c = contexts.shape
-        mask = contexts != self.w_in.shape[0] - 1  # padding row
-        count = mask.sum(1, keepdim=True).to(self.w_in.dtype)
-        flat = contexts.view(-1)
-        rows = torch.index_select(self.w_in, 0, flat, out=self.buf["ctx"][: b * c]).view(b, c, -1)
-        h = torch.sum(rows, 1, out=self.buf["h"][:b]).div_(count)
-        gh, loss = self._update(h, centres, lr)
-        keep = mask.view(-1).nonzero().squeeze(1)
-        self.w_in.index_add_(0, flat[keep], gh.div_(count).index_select(0, keep // c))
-        return float(loss)
+        flat = contexts.reshape(-1)
+        h = self.torch.index_select(self.w_in, 0, flat, out=self.buf("h", b * c, self.w_in.shape[1])).view(b, c, -1)
+        mask = (contexts != self.pad).to(h.dtype)
+        self.pairs += mask.sum()
+        gh = self._update(h, mask, centres, lr)
+        self.w_in.index_add_(0, flat, gh.view(b * c, -1))
+
+    def cbow_step(self, contexts, centres, lr: float) -> None:
+        """CBOW: the mean of each row's context vectors against its centre word."""
+        torch = self.torch
+        (b, c), d = contexts.shape, self.w_in.shape[1]
+        flat = contexts.reshape(-1)
+        mask = (contexts != self.pad).to(self.w_in.dtype)
+        count = mask.sum(1, keepdim=True).unsqueeze(2)
+        self.pairs += b
+        rows = torch.index_select(self.w_in, 0, flat, out=self.buf("h", b * c, d)).view(b, c, d)
+        h = torch.sum(rows, 1, keepdim=True, out=self.buf("h2", b, 1, d)).div_(count)
+        gh = self._update(h, torch.ones_like(count[:, :, 0]), centres, lr).div_(count)
+        self.w_in.index_add_(0, flat, torch.mul(gh, mask.unsqueeze(2), out=self.buf("h", b, c, d)).view(b * c, d))
 
 
 # -- training loop ---------------------------------------------------------------------
+
+
+def _rows(config: Config, ids: np.ndarray, sent: np.ndarray, lo: int, hi: int, rng: np.random.Generator,
+          pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(inputs (rows, width), centre words, inputs per row) of centres lo..hi-1."""
+    if config.arch == "sg" and not config.shared_negatives:
+        a, b = sg_pairs(ids, sent, lo, hi, config.window, rng)
+        return a[:, None], b, np.ones(len(b), dtype=np.int64)
+    return cbow_rows(ids, sent, lo, hi, config.window, rng, pad)
 
 
 def train(config: Config, vocab: Vocab, ids: np.ndarray, sent: np.ndarray, raw_words: int,
@@ -308,38 +340,34 @@ def train(config: Config, vocab: Vocab, ids: np.ndarray, sent: np.ndarray, raw_w
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     lr0 = config.lr or (0.025 if config.arch == "sg" else 0.05)
-    model = SGNS(vocab.counts, config.dim, config.negative, config.batch, config.window, ctx.seed, ctx.device)
+    model = SGNS(vocab.counts, config.dim, config.negative, config.batch, 2 * config.window, ctx.seed, ctx.device)
+    step = model.cbow_step if config.arch == "cbow" else model.window_step
     rng = np.random.default_rng(ctx.seed)
     keep = keep_probability(vocab.counts, config.sample)
     total = raw_words * config.epochs
     start = last = time.perf_counter()
-    done, loss_sum, loss_n, pairs = 0.0, 0.0, 0, 0
+    done, pairs = 0.0, 0
     with torch.no_grad():
         for epoch in range(config.epochs):
-            loss_sum, loss_n = 0.0, 0
+            model.loss.zero_(), model.pairs.zero_()
             mask = rng.random(len(ids)) < keep[ids]
             e_ids, e_sent = ids[mask], sent[mask]
-            per_centre = raw_words / max(1, len(e_ids))  # raw words each kept centre stands for
             for lo in range(0, len(e_ids), CHUNK):
                 hi = min(len(e_ids), lo + CHUNK)
-                if config.arch == "sg":
-                    a, b = sg_pairs(e_ids, e_sent, lo, hi, config.window, rng)
-                else:
-                    a, b = cbow_rows(e_ids, e_sent, lo, hi, config.window, rng, len(vocab.words))
-                a, b = (torch.from_numpy(x.astype(np.int32)).to(ctx.device) for x in (a, b))
-                step = model.sg_step if config.arch == "sg" else model.cbow_step
-                words_per_row = (hi - lo) * per_centre / max(1, len(b))
-                for s in range(0, len(b), config.batch):
+                a, b, width = _rows(config, e_ids, e_sent, lo, hi, rng, model.pad)
+                per_row = (hi - lo) / len(e_ids) * raw_words / max(1, len(b))  # raw words a row stands for
+                a, b = torch.from_numpy(a).to(ctx.device), torch.from_numpy(b).to(ctx.device)
+                for s in rng.permutation(np.arange(0, len(b), config.batch)):
                     lr = max(MIN_LR, lr0 - (lr0 - MIN_LR) * done / total)
-                    loss_sum += step(a[s : s + config.batch], b[s : s + config.batch], lr)
-                    n = min(config.batch, len(b) - s)
-                    loss_n, pairs, done = loss_n + n, pairs + n, done + n * words_per_row
+                    step(a[s : s + config.batch, : width[s]], b[s : s + config.batch], lr)
+                    done += min(config.batch, len(b) - s) * per_row
                     if time.perf_counter() - last > REPORT_S:
-                        last = _report(ctx, done, total, loss_sum / max(1, loss_n), start)
-            done = float(raw_words * (epoch + 1))  # exact at epoch ends
+                        last = _report(ctx, done, total, float(model.loss / model.pairs.clamp(min=1)), start)
+            done, pairs = float(raw_words * (epoch + 1)), pairs + int(model.pairs)  # exact at epoch ends
     seconds = time.perf_counter() - start
-    _report(ctx, total, total, loss_sum / max(1, loss_n), start)
-    stats = {"words_per_s": total / seconds, "loss": loss_sum / max(1, loss_n), "seconds": seconds, "pairs": pairs}
+    loss = float(model.loss / model.pairs.clamp(min=1))
+    _report(ctx, total, total, loss, start)
+    stats = {"words_per_s": total / seconds, "loss": loss, "seconds": seconds, "pairs": pairs}
     return model.w_in[:-1].cpu().numpy().astype(np.float32), stats
 
 

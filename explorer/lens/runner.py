@@ -57,3 +57,13 @@ class ModelRunner:
         with torch.inference_mode():
             out = logits(self.anatomy, self.model, torch.from_numpy(np.ascontiguousarray(hidden)))
             return torch.softmax(out.float(), dim=-1)
+
+    def final_normed(self, hidden: np.ndarray) -> np.ndarray:
+        """final_norm(h) for (n, d) hidden states, as numpy: the vectors the logit lens decodes."""
+        import torch
+
+        norm = self.anatomy.final_norm
+        if norm is None:
+            raise ExplorerError(f"{self.anatomy.architecture}: no final norm found; cannot place states as the lens reads them")
+        with torch.inference_mode():
+            return norm(torch.from_numpy(np.ascontiguousarray(hidden, dtype=np.float32))).float().numpy()

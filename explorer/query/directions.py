@@ -258,3 +258,102 @@ def load_pairs(path: Path | str | None = None) -> dict[str, list[tuple[str, str]
     if not out:
         raise ExplorerError(f"pairs file {p} has no pairs")
     return out
+
+
+# -- a model's vocabulary ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConceptPairs:
+    """The word pairs of one concept and what survived resolution to single tokens."""
+
+    name: str
+    given: int
+    pairs: tuple[tuple[str, str, int, int], ...]  # (a, b, a_id, b_id) used
+    skipped: tuple[str, ...]  # why each dropped pair was dropped
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "pairs_given": self.given, "pairs_used": len(self.pairs),
+                "pairs": [{"a": a, "b": b, "a_id": i, "b_id": j} for a, b, i, j in self.pairs],
+                "skipped": list(self.skipped)}
+
+
+@dataclass(frozen=True)
+class VocabularyDirections:
+    """Concept directions of one model in its input and output vector sets."""
+
+    model: str
+    pairs_file: str
+    tied: bool
+    concepts: tuple[ConceptPairs, ...]
+    input: DirectionReport
+    output: DirectionReport | None  # None: no output set; same numbers as input when tied
+    alignment: Alignment | None
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "pairs_file": self.pairs_file, "tied": self.tied,
+                "concepts": [c.to_dict() for c in self.concepts], "input": self.input.to_dict(),
+                "output": self.output.to_dict() if self.output else None,
+                "alignment": self.alignment.to_dict() if self.alignment else None, "notes": list(self.notes)}
+
+
+def vocabulary_directions(engine: Any, model: str | None = None, pairs: Path | str | None = None,
+                          variant: str = "auto", **open_kw: Any) -> VocabularyDirections:
+    """Resolve the pair words of ``pairs`` (default: the bundled list) with ``engine`` and
+    measure every concept in the model's ``input`` and ``output`` sets.
+
+    A word that is not a single token (or unknown) drops its pair; a pair whose two words
+    are the same token is dropped too. ``engine`` is an :class:`explorer.engine.Engine`.
+    """
+    from explorer.errors import ExplorerError
+
+    path = Path(pairs) if pairs else default_pairs_path()
+    words = load_pairs(path)
+    s_in = engine.open_set(model, "input", **open_kw)
+    try:
+        s_out = engine.open_set(s_in.model.name, "output")
+    except ExplorerError:
+        s_out = None
+    cache: dict[str, int | str] = {}
+
+    def token(word: str) -> int | str:  # a token id, or why not
+        if word not in cache:
+            try:
+                r = engine.resolve(s_in, word, variant, "refuse")
+                cache[word] = r.token_ids[0] if r.single else f"{word!r} is {len(r.token_ids)} tokens"
+            except ExplorerError as exc:
+                cache[word] = str(exc).split(";")[0]
+        return cache[word]
+
+    concepts = []
+    for name, plist in words.items():
+        used, skipped = [], []
+        for a, b in plist:
+            ta, tb = token(a), token(b)
+            if isinstance(ta, str) or isinstance(tb, str):
+                skipped.append(f"{a}/{b}: {ta if isinstance(ta, str) else tb}")
+            elif ta == tb:
+                skipped.append(f"{a}/{b}: same token {ta}")
+            else:
+                used.append((a, b, int(ta), int(tb)))
+        concepts.append(ConceptPairs(name, len(plist), tuple(used), tuple(skipped)))
+    ids = {c.name: [(p[2], p[3]) for p in c.pairs] for c in concepts}
+    notes = []
+    rep_in = concept_directions(s_in.vectors.vectors, ids)
+    tied = bool(s_out is not None and (s_out.row.same_as is not None or s_out.row.set_id == s_in.row.set_id))
+    if s_out is None:
+        rep_out, alignment = None, None
+        notes.append(f"{s_in.model.name} has no output vector set; input only")
+    elif tied:
+        rep_out = rep_in
+        alignment = align(s_in.vectors.vectors, s_in.vectors.vectors, ids, tied=True, reports=(rep_in, rep_in))
+        notes.append(f"{s_in.model.name} ties its embeddings: the output set is the input set, numbers are identical")
+    else:
+        rep_out = concept_directions(s_out.vectors.vectors, ids)
+        alignment = align(s_in.vectors.vectors, s_out.vectors.vectors, ids, reports=(rep_in, rep_out))
+    few = [c.name for c in concepts if len(c.pairs) < 2]
+    if few:
+        notes.append(f"fewer than 2 usable pairs (no consistency): {', '.join(few)}")
+    return VocabularyDirections(s_in.model.name, str(path), tied, tuple(concepts), rep_in, rep_out, alignment,
+                                tuple(notes))

@@ -13,10 +13,13 @@ What is drawn
   the embedding rows) of each landmark word, resolved as ``explorer query`` resolves.
   Default landmarks: the distinct logit-lens top-1 tokens of the second half of the
   layers (at most six), last layer first.
-* Every vector is unit-normalised, then one exact PCA is fitted on the landmarks and the
-  path together (see :func:`explorer.viz.project.pca`), so the plane is the one in
-  which these points vary most; its explained-variance ratio is reported, since a 2-D
-  plane can hide most of the geometry. The exact cosines of each layer's point with
+* Every vector is unit-normalised, then one exact PCA (see
+  :func:`explorer.viz.project.pca`) is fitted on the landmarks and the path together
+  (``fit="all"``, the default: the plane in which these points vary most) or on the
+  landmarks alone (``fit="landmarks"``, at least three: the plane through the landmarks,
+  into which the path is projected). Its explained-variance ratio and the share of the
+  path's own spread (about the fitted mean) that lies in the plane are reported, since a
+  2-D plane can hide most of the geometry. The exact cosines of each layer's point with
   each landmark are reported next to the picture (the lens ranks by dot product, so a
   token with a large row norm can win with a smaller cosine).
 """
@@ -34,6 +37,7 @@ from explorer.store.vectorset import unit_rows
 from explorer.viz.project import Point, pca, pca_titles
 
 AUTO_LANDMARKS = 6
+FITS = ("all", "landmarks")
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,8 @@ class HiddenPath:
     landmarks: tuple[Landmark, ...]
     explained_ratio: tuple[float, float]
     landmarks_auto: bool
+    fit: str  # all | landmarks
+    path_in_plane: float  # share of sum |p - mean|^2 over path points kept by the plane
     notes: tuple[str, ...] = ()
 
     @property
@@ -92,27 +98,25 @@ class HiddenPath:
         return {
             "model": self.model, "text": self.text, "position": self.position, "token": self.token,
             "tokens": list(self.tokens), "method": "pca", "explained_variance_ratio": list(self.explained_ratio),
-            "axis_titles": list(self.axis_titles), "landmarks_auto": self.landmarks_auto,
-            "definition": "path: unit(final_norm(h_L)); landmarks: unit(unembedding row); PCA fitted on both",
+            "axis_titles": list(self.axis_titles), "landmarks_auto": self.landmarks_auto, "fit": self.fit,
+            "path_in_plane": self.path_in_plane,
+            "definition": ("path: unit(final_norm(h_L)); landmarks: unit(unembedding row); PCA fitted on "
+                           + ("both" if self.fit == "all" else "the landmarks")),
             "landmarks": [m.to_dict() for m in self.landmarks],
             "layers": [v.to_dict(names) for v in self.layers], "notes": list(self.notes),
         }
 
 
 def normed_states(runner, hidden: np.ndarray) -> np.ndarray:
-    """final_norm(h) for (n, d) hidden states: what the logit lens decodes."""
-    import torch
-
-    norm = runner.anatomy.final_norm
-    if norm is None:
-        raise ExplorerError(f"{runner.anatomy.architecture}: no final norm found; cannot place states as the lens reads them")
-    with torch.inference_mode():
-        return norm(torch.from_numpy(np.ascontiguousarray(hidden, dtype=np.float32))).float().numpy()
+    """final_norm(h) for (n, d) hidden states: what the logit lens decodes (torch stays in lens/)."""
+    return runner.final_normed(hidden)
 
 
 def hidden_path(engine, runner, text: str, position: int | None = -1, landmarks: Sequence[str] = (),
-                variant: str = "auto", multi: str = "refuse") -> HiddenPath:
+                variant: str = "auto", multi: str = "refuse", fit: str = "all") -> HiddenPath:
     """Run ``text``, take ``position``'s state at every layer and project it among landmarks."""
+    if fit not in FITS:
+        raise ExplorerError(f"unknown --fit {fit!r}; choose one of {', '.join(FITS)}")
     states = runner.run(text)
     p = states.position(position)
     hidden = states.layers[:, p, :]  # (L+1, d), before the final norm
@@ -127,20 +131,35 @@ def hidden_path(engine, runner, text: str, position: int | None = -1, landmarks:
     finally:
         engine.close()
     path_u, mark_u = unit_rows(normed), unit_rows(rows)
-    fit = pca(np.concatenate([path_u, mark_u]), 2)
+    coords, ratio, in_plane = _fit(path_u, mark_u, fit)
     n = len(path_u)
     cos = path_u.astype(np.float64) @ mark_u.astype(np.float64).T
     layers = tuple(
-        PathLayer(layer, float(fit.coords[layer, 0]), float(fit.coords[layer, 1]), labels.get(top_ids[layer], str(top_ids[layer])),
+        PathLayer(layer, float(coords[layer, 0]), float(coords[layer, 1]), labels.get(top_ids[layer], str(top_ids[layer])),
                   top_ids[layer], top_probs[layer], tuple(float(c) for c in cos[layer]))
         for layer in range(n)
     )
-    lms = tuple(Landmark(r.word, r.token, r.token_ids, float(fit.coords[n + j, 0]), float(fit.coords[n + j, 1]))
+    lms = tuple(Landmark(r.word, r.token, r.token_ids, float(coords[n + j, 0]), float(coords[n + j, 1]))
                 for j, r in enumerate(marks))
     notes = tuple(r.notice for r in marks if r.notice)
-    ratio = (fit.explained_ratio[0], fit.explained_ratio[1])
     return HiddenPath(runner.row.name, text, p, states.tokens[p], tuple(states.tokens), layers, lms, ratio,
-                      not landmarks, notes)
+                      not landmarks, fit, in_plane, notes)
+
+
+def _fit(path_u: np.ndarray, mark_u: np.ndarray, fit: str) -> tuple[np.ndarray, tuple[float, float], float]:
+    """Coordinates of path then landmarks, the explained ratios, and the path's share in the plane."""
+    if fit == "landmarks":
+        if len(mark_u) < 3:
+            raise ExplorerError("--fit landmarks needs at least 3 landmarks (two span a line, not a plane)")
+        f = pca(mark_u, 2)
+        coords = np.concatenate([f.transform(path_u), f.coords])
+    else:
+        f = pca(np.concatenate([path_u, mark_u]), 2)
+        coords = f.coords
+    centred = path_u.astype(np.float64) - f.mean
+    total = float(np.einsum("ij,ij->", centred, centred))
+    kept = float(np.einsum("ij,ij->", coords[: len(path_u)], coords[: len(path_u)]))
+    return coords, (f.explained_ratio[0], f.explained_ratio[1]), kept / total if total else float("nan")
 
 
 def _landmarks(engine, out, words: Sequence[str], top_ids: list[int], labels: dict[int, str], variant: str, multi: str):

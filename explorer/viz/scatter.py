@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from explorer.errors import ExplorerError
 from explorer.viz.project import Point
 
 # fonts with Han, kana and hangul glyphs, tried in order as fallbacks after DejaVu Sans
@@ -112,8 +113,12 @@ def save_png(points: Sequence[Point], path: Path, *, title: str, axis_titles: tu
             fig.text(0.01, 0.005, "\n".join(notes), fontsize=7, color="0.35", va="bottom")
         fig.tight_layout(rect=(0, 0.02 * min(len(notes), 4), 1, 1))
         path = Path(path)
-        fig.savefig(path, dpi=120)
-        plt.close(fig)
+        try:
+            fig.savefig(path, dpi=120)
+        except (OSError, ValueError) as exc:  # missing directory, unknown format
+            raise ExplorerError(f"cannot write figure {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        finally:
+            plt.close(fig)
     missing = 0 if covered is None else sum(
         1 for i in chosen if any(ord(ch) not in covered for ch in points[i].label if not ch.isspace()))
     return PngInfo(str(path), path.stat().st_size, len(chosen), len(points), tuple(families), missing)

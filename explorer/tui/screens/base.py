@@ -23,9 +23,14 @@ class Pane(Vertical):
         return self.app.engine
 
     def locked(self, fn: Callable, *args: Any, **kw: Any) -> Any:
-        """Call into the engine or catalog under the app's lock (DuckDB connections are per process)."""
+        """Call into the engine or catalog under the app's lock (DuckDB connections are per process),
+        then release the catalog: an idle read connection would lock out writers in other
+        processes (an experiment sweep, an export)."""
         with self.app.lock:
-            return fn(*args, **kw)
+            try:
+                return fn(*args, **kw)
+            finally:
+                self.engine.catalog.close()
 
     def next_seq(self, key: str) -> int:
         self._seq[key] = self._seq.get(key, 0) + 1

@@ -40,7 +40,7 @@ class ExperimentsPane(Pane):
             yield VerticalScroll(id="exp-form")
             with Vertical(id="exp-watch"):
                 yield Static("Set the fields (they are the experiment's settings) and press Run.", id="exp-status", classes="status")
-                yield ProgressBar(id="exp-progress", show_eta=False)
+                yield ProgressBar(total=1, id="exp-progress", show_eta=False)
                 yield Label("loss", classes="title")
                 yield Sparkline([], id="exp-loss")
                 yield Label("Sweeps", classes="title")

@@ -34,7 +34,7 @@ class LensPane(Pane):
         yield Input('Français: "fleur" - 中文: "花". Français: "eau" - 中文: "', id="lens-prompt",
                     placeholder="prompt for the logit-lens grid (task: prompt)")
         with Horizontal(classes="bar"):
-            yield ProgressBar(id="lens-progress", show_eta=False)
+            yield ProgressBar(total=1, id="lens-progress", show_eta=False)
             yield Static("Choose a task and press Run (from/to apply to translate; 'to' is the language of repeat and cloze).",
                          id="lens-status", classes="status")
         with Horizontal():

@@ -1,0 +1,268 @@
+"""The terminal UI: Pilot tests per screen (asserting on what the user sees), one
+snapshot per screen, and a slow search that must not freeze input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("textual")
+from textual.widgets import DataTable, Input, Select, Sparkline, Static, TextArea  # noqa: E402
+
+from explorer.tui.app import make_app  # noqa: E402
+from explorer.tui.screens.experiments import ExperimentsPane  # noqa: E402
+
+TESTS = Path(__file__).resolve().parent
+SIZE = (120, 40)
+
+
+def rows(app, selector: str) -> list[list[str]]:
+    t = app.query_one(selector, DataTable)
+    return [[str(c) for c in t.get_row_at(i)] for i in range(t.row_count)]
+
+
+def text(app, selector: str) -> str:
+    return str(app.query_one(selector, Static).render())
+
+
+async def settle(app, pilot, seconds: float = 0.1) -> None:
+    for _ in range(3):
+        await pilot.pause(seconds)
+        await app.workers.wait_for_complete()
+    await pilot.pause(seconds)
+
+
+@pytest.fixture
+def app(tiny_root):
+    model = _tiny_model(tiny_root)
+    return make_app(tiny_root, "numpy", model=model, expect="queen")
+
+
+def _tiny_model(root: Path) -> str:
+    from explorer.store.catalog import Catalog
+
+    cat = Catalog(root)
+    try:
+        return cat.models()[0].name
+    finally:
+        cat.close()
+
+
+def test_opens_without_torch():
+    code = "import sys, explorer.tui.app, explorer.cli.main; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+async def test_vector_sets_and_token_filters(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        sets = rows(app, "#sets-table")
+        assert {r[1] for r in sets} >= {"input", "output"}
+        assert "31 tokens match" in text(app, "#tokens-status")
+        app.query_one("#token-search", Input).value = "king"
+        await settle(app, pilot)
+        assert sorted(r[2] for r in rows(app, "#tokens-table")) == ["' king'", "'king'"]
+        app.query_one("#token-space", Select).value = "yes"
+        await settle(app, pilot)
+        assert [r[2] for r in rows(app, "#tokens-table")] == ["' king'"]
+        app.query_one("#token-search", Input).value = ""
+        app.query_one("#token-space", Select).value = "any"
+        app.query_one("#token-from", Input).value = "4"
+        app.query_one("#token-to", Input).value = "6"
+        await settle(app, pilot)
+        assert [r[0] for r in rows(app, "#tokens-table")] == ["4", "5", "6"]
+        assert "3 tokens match" in text(app, "#tokens-status")
+
+
+async def test_analogy_as_you_type_matches_the_engine(app, tiny_root):
+    from explorer.engine import Engine
+
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await settle(app, pilot)
+        engine = Engine(tiny_root, backend="numpy")
+        ref = engine.query("woman - man + king", model=app.start_model, expect="queen", k=15)
+        got = rows(app, "#analogy-results")
+        assert [r[1] for r in got] == [repr(h.token) for h in ref.results]
+        assert "expected 'queen'" in text(app, "#analogy-expected")
+        assert f"{ref.diagnostics['offset_cosine']:.4f}" in {r[1] for r in rows(app, "#analogy-diagnostics")}
+        # toggles: keep inputs and 3CosMul
+        await pilot.click("#analogy-exclude")
+        app.query_one("#analogy-method", Select).value = "3cosmul"
+        await settle(app, pilot)
+        ref2 = engine.query("woman - man + king", model=app.start_model, method="3cosmul", keep_inputs=True, k=15)
+        assert [r[1] for r in rows(app, "#analogy-results")] == [repr(h.token) for h in ref2.results]
+        assert "inputs kept" in text(app, "#analogy-status")
+        # a word the vocabulary lacks: the error is shown in place, the app goes on
+        app.query_one("#expr", Input).value = "woman - man + zzzzqqq"
+        await settle(app, pilot)
+        assert "zzzzqqq" in text(app, "#analogy-status")
+
+
+async def test_slow_search_does_not_freeze_input_and_stale_results_are_dropped(app):
+    done = threading.Event()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        await settle(app, pilot)
+        real = app.engine.query
+
+        def slow_query(expr, **kw):
+            if str(expr).strip() == "king":
+                time.sleep(1.5)
+                done.set()
+            return real(expr, **kw)
+
+        app.engine.query = slow_query
+        expr = app.query_one("#expr", Input)
+        expr.value = "king"  # starts the slow search
+        await pilot.pause(0.05)
+        expr.focus()
+        await pilot.press("end", "space", "-", "space", "m", "a", "n")
+        assert not done.is_set(), "the keys were handled while the slow search was still running"
+        assert expr.value == "king - man"
+        await settle(app, pilot, 0.3)
+        assert done.is_set()
+        # the slow answer for 'king' came back after the one for 'king - man': it was dropped
+        assert text(app, "#analogy-status").startswith("king - man")
+
+
+async def test_neighbours_side_by_side(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        await settle(app, pilot)
+        app.query_one("#nb-query", Input).value = "queen"
+        app.query_one("#nb-query", Input).focus()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        tables = list(app.query(".nb-table").results(DataTable))
+        assert len(tables) == 2
+        assert "2 columns" in text(app, "#nb-status")
+        assert all(t.row_count == 12 for t in tables)
+        app.query_one("#nb-layers", Input).value = "x,y"
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert "layers must be integers" in text(app, "#nb-status")
+
+
+async def test_lens_prompt_grid_and_task_errors_in_place(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await settle(app, pilot)
+        app.query_one("#lens-task", Select).value = "prompt"
+        app.query_one("#lens-prompt", Input).value = "king queen man"
+        await pilot.click("#lens-run")
+        await settle(app, pilot, 0.3)
+        grid = rows(app, "#lens-layers")
+        assert [r[0] for r in grid] == ["0", "1", "2"]  # embedding output + 2 blocks
+        assert all(len(r) == 6 for r in grid)
+        assert "logit lens of" in text(app, "#lens-status")
+        # the tiny vocabulary has no French/Chinese word pairs: a one-line error, shown in place
+        app.query_one("#lens-task", Select).value = "translate"
+        await pilot.click("#lens-run")
+        await settle(app, pilot, 0.3)
+        status = text(app, "#lens-status")
+        assert status and "Traceback" not in status and not app.query_one("#lens-run").disabled
+
+
+@pytest.fixture
+def fake_env(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.syspath_prepend(str(TESTS))
+
+
+async def test_experiments_run_watch_and_cancel(tmp_path, fake_env):
+    app = make_app(tmp_path, "numpy", experiments=["fake_experiment:EXPERIMENT"])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5")
+        await settle(app, pilot)
+        assert app.query_one("#field-steps", Input).value == "3"  # the smoke preset fills the form
+        app.query_one("#field-points_n", Input).value = "2"
+        await pilot.click("#exp-run")
+        for _ in range(200):
+            await pilot.pause(0.1)
+            if not app.query_one("#exp-run").disabled:
+                break
+        await settle(app, pilot)
+        assert "finished" in text(app, "#exp-status")
+        assert [r[3:5] for r in rows(app, "#exp-sweeps")] == [["finished", "2"]]
+        assert len(app.query_one("#exp-loss", Sparkline).data) == 6
+        # a long sweep, cancelled: the finished point is kept
+        app.query_one("#field-steps", Input).value = "400"
+        app.query_one("#field-sleep", Input).value = "0.01"
+        await pilot.click("#exp-run")
+        for _ in range(300):
+            await pilot.pause(0.1)
+            if len(app.query_one(ExperimentsPane).losses) > 420:  # into the second point
+                break
+        await pilot.click("#exp-cancel")
+        for _ in range(200):
+            await pilot.pause(0.1)
+            if not app.query_one("#exp-run").disabled:
+                break
+        await settle(app, pilot)
+        assert "cancelled" in text(app, "#exp-status")
+        assert rows(app, "#exp-sweeps")[0][3:5] == ["cancelled", "1"]
+
+
+async def test_sql_editor_results_errors_and_history(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("6")
+        await settle(app, pilot)
+        editor = app.query_one("#sql-editor", TextArea)
+        editor.text = "SELECT token_id, text FROM tokens WHERE token_id < 3 ORDER BY 1"
+        editor.focus()
+        await pilot.press("ctrl+r")
+        await settle(app, pilot)
+        assert [r[0] for r in rows(app, "#sql-results")] == ["0", "1", "2"]
+        assert "3 rows" in text(app, "#sql-status")
+        editor.text = "SELECT nope FROM tokens"
+        await pilot.press("ctrl+r")
+        await settle(app, pilot)
+        assert "error" in text(app, "#sql-status") and "nope" in text(app, "#sql-status")
+        editor.text = "DROP TABLE tokens"
+        await pilot.press("ctrl+r")
+        await settle(app, pilot)
+        assert "--write" in text(app, "#sql-status")
+        await pilot.press("ctrl+up", "ctrl+up")
+        assert editor.text == "SELECT nope FROM tokens"
+
+
+async def test_help_and_tab_keys(app):
+    from explorer.tui.screens.help import HelpScreen
+
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f7")
+        assert app.query_one("#tabs").active == "sql"
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("f2")
+        assert app.query_one("#tabs").active == "sets"
+
+
+# -- one snapshot per screen -------------------------------------------------------------
+@pytest.mark.parametrize("key", ["1", "2", "3", "4", "5", "6"])
+def test_snapshot(snap_compare, tiny_root, fake_env, key):
+    app = make_app(tiny_root, "numpy", model=_tiny_model(tiny_root), experiments=["fake_experiment:EXPERIMENT"])
+
+    async def before(pilot):
+        app.sub_title = "snapshot"
+        await settle(app, pilot)
+        await pilot.press(key)
+        for area in app.query(TextArea):
+            area.cursor_blink = False  # a blinking cursor would make the picture flaky
+        if key == "3":
+            app.query_one("#nb-query", Input).value = "queen"
+            await pilot.press("enter")
+        await settle(app, pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=before)
