@@ -24,6 +24,8 @@ from explorer.tui.screens.sets import SetsPane
 from explorer.tui.screens.sql import SqlPane
 
 TABS = ("sets", "analogy", "neighbours", "lens", "experiments", "sql")
+TITLES = {"sets": "Vector sets", "analogy": "Analogy", "neighbours": "Neighbours", "lens": "Lens",
+          "experiments": "Experiments", "sql": "SQL"}
 
 
 class ExplorerApp(App):
@@ -49,26 +51,39 @@ class ExplorerApp(App):
     def compose(self) -> ComposeResult:
         yield Header()
         with TabbedContent(initial="sets", id="tabs"):
-            with TabPane("1 Vector sets", id="sets"):
-                yield SetsPane()
-            with TabPane("2 Analogy", id="analogy"):
-                yield AnalogyPane(self.expression, self.expect)
-            with TabPane("3 Neighbours", id="neighbours"):
-                yield NeighboursPane()
-            with TabPane("4 Lens", id="lens"):
-                yield LensPane()
-            with TabPane("5 Experiments", id="experiments"):
-                yield ExperimentsPane(self.experiments)
-            with TabPane("6 SQL", id="sql"):
-                yield SqlPane()
+            for n, tab in enumerate(TABS):
+                with TabPane(f"{n + 1} {TITLES[tab]}", id=tab):
+                    if tab == "sets":
+                        yield SetsPane()
         yield Footer()
+
+    def _make(self, tab: str) -> Pane:
+        if tab == "analogy":
+            return AnalogyPane(self.expression, self.expect)
+        if tab == "experiments":
+            return ExperimentsPane(self.experiments)
+        return {"sets": SetsPane, "neighbours": NeighboursPane, "lens": LensPane, "sql": SqlPane}[tab]()
+
+    async def _ensure(self, tab: str) -> Pane:
+        """Screens other than the first are built when first shown: the app opens fast."""
+        pane = self.query_one(f"#{tab}", TabPane)
+        found = pane.query(Pane)
+        if found:
+            return found.first()
+        widget = self._make(tab)
+        await pane.mount(widget)
+        return widget
 
     def on_mount(self) -> None:
         self.sub_title = str(self.engine.root)
 
-    def action_show(self, tab: str) -> None:
+    async def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id:
+            await self._ensure(event.pane.id)
+
+    async def action_show(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab
-        self.query_one(f"#{tab}", TabPane).query_one(Pane).focus_first()
+        (await self._ensure(tab)).focus_first()
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

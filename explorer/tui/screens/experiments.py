@@ -46,8 +46,8 @@ class ExperimentsPane(Pane):
                 yield Label("Sweeps", classes="title")
                 yield DataTable(id="exp-sweeps", zebra_stripes=True)
 
-    def on_mount(self) -> None:
-        self.load_form()
+    async def on_mount(self) -> None:
+        await self.load_form()
         self.load_sweeps()
 
     def focus_first(self) -> None:
@@ -59,26 +59,33 @@ class ExperimentsPane(Pane):
         return registry.get(str(self.query_one("#exp-name", Select).value))
 
     @on(Select.Changed, "#exp-name")
-    def load_form(self, event=None) -> None:
+    async def load_form(self, event=None) -> None:
         exp = self._experiment()
         presets = self.query_one("#exp-preset", Select)
-        presets.set_options([("defaults", "")] + [(p, p) for p in exp.presets])
-        presets.value = "smoke" if "smoke" in exp.presets else ""
-        self.fill_form()
+        with presets.prevent(Select.Changed):
+            presets.set_options([("defaults", "")] + [(p, p) for p in exp.presets])
+            presets.value = "smoke" if "smoke" in exp.presets else ""
+        await self.fill_form()
 
     @on(Select.Changed, "#exp-preset")
-    def fill_form(self, event=None) -> None:
+    async def fill_form(self, event=None) -> None:
         from explorer.experiments import base
 
         exp = self._experiment()
         preset = str(self.query_one("#exp-preset", Select).value or "")
+        if getattr(self, "_form_key", None) == (exp.name, preset):
+            return  # already showing this form
+        self._form_key = (exp.name, preset)
         config = base.apply(exp.Config(), exp.presets.get(preset, {}))
         form = self.query_one("#exp-form", VerticalScroll)
-        form.remove_children()
+        await form.remove_children()
         self.defaults = base.config_dict(config)
+        rows = []
         for key, value in self.defaults.items():
             text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-            form.mount(Horizontal(Label(key, classes="field-label"), Input(text, id=f"field-{key}", classes="field"), classes="field-row"))
+            rows.append(Horizontal(Label(key, classes="field-label"), Input(text, id=f"field-{key}", classes="field"),
+                                   classes="field-row"))
+        await form.mount_all(rows)
 
     def settings(self) -> list[str]:
         """``--set`` arguments for the fields the user changed."""
