@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from explorer import __version__
+from explorer.cli import directions as directions_cmds
 from explorer.cli import experiment as experiment_cmds
 from explorer.cli import lens as lens_cmds
 from explorer.cli import maps as maps_cmds
@@ -69,6 +70,7 @@ vectors_cmds.register(app)
 experiment_cmds.register(app)
 tui_cmds.register(app)
 maps_cmds.register(app)
+directions_cmds.register(app)
 
 
 def main() -> None:

@@ -75,6 +75,7 @@ class Config:
     steps: int = 3000
     batch: int = 256
     eval_every: int = 100
+    threads: int = 1  # torch threads (0: ctx.threads); >1 measured 5-9x slower here on a busy 2-core box
     graph_seed: int = 0  # the latent model (same DAG for every variant); training uses ctx.seed
     d_grid: tuple[int, ...] = (3, 8)  # points: d values ...
     incomplete_grid: tuple[bool, ...] = (False, True)  # ... x complete/incomplete
@@ -294,7 +295,7 @@ def run(config: Config, ctx: RunContext) -> RunOutput:
         raise ExplorerError("targets must be sampled or soft, optimizer adam or sgd")
     if not 1 <= config.m <= 10:
         raise ExplorerError("m must be 1..10 (2^m tokens, 3^m contexts are enumerated)")
-    torch.set_num_threads(ctx.threads or 1)
+    torch.set_num_threads(config.threads or ctx.threads or 1)  # tiny matmuls: more threads only spin
     torch.manual_seed(ctx.seed)
     rng = np.random.default_rng(ctx.seed)
     task = make_task(config)
