@@ -30,7 +30,7 @@ def _ours(config: Any, sentences: list[list[str]], seed: int) -> tuple[float, li
     from explorer.experiments.word2vec import build_vocab, encode, train
 
     vocab = build_vocab(sentences, config.min_count)
-    ids, sent = encode(sentences, vocab)
+    ids, sent = encode(sentences, vocab.words)
     raw = sum(len(s) for s in sentences)
     matrix, stats = train(config, vocab, ids, sent, raw, RunContext(0, seed))
     return stats["seconds"], vocab.words, matrix
@@ -53,9 +53,9 @@ def _gensim(config: Any, sentences: list[list[str]], seed: int) -> tuple[float, 
 
 
 def _quality(words: list[str], matrix: np.ndarray) -> dict[str, Any]:
-    from explorer.experiments.word2vec import evaluation
+    from explorer.query.evaluate import evaluate_files
 
-    return evaluation(words, matrix)
+    return evaluate_files(words, matrix)
 
 
 def bench_word2vec(corpus: str = "", epochs: int = 5, threads: int = 1, rounds: int = 3, min_count: int = 5,

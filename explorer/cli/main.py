@@ -9,6 +9,7 @@ import typer
 
 from explorer import __version__
 from explorer.cli import directions as directions_cmds
+from explorer.cli import evaluate as evaluate_cmds
 from explorer.cli import experiment as experiment_cmds
 from explorer.cli import lens as lens_cmds
 from explorer.cli import maps as maps_cmds
@@ -71,6 +72,7 @@ experiment_cmds.register(app)
 tui_cmds.register(app)
 maps_cmds.register(app)
 directions_cmds.register(app)
+evaluate_cmds.register(app)
 
 
 def main() -> None:

@@ -179,15 +179,15 @@ def corpus(config: Config) -> tuple[list[str], np.ndarray, np.ndarray, str]:
     else:
         sentences, stem = w2v.read_sentences(config.corpus), w2v.corpus_stem(config.corpus)
     words = w2v.build_vocab(sentences, config.min_count).words[: max(1, config.max_vocab)]
-    index = {w: i for i, w in enumerate(words)}
-    ids = np.array([index.get(w, -1) for s in sentences for w in s], dtype=np.int64)
-    sent = np.repeat(np.arange(len(sentences)), [len(s) for s in sentences])
-    return words, ids, sent, stem
+    return (words, *w2v.encode(sentences, words, keep_oov=True), stem)
 
 
 def run(config: Config, ctx: RunContext) -> RunOutput:
+    from explorer.experiments.word2vec import model_name
+
     start = time.perf_counter()
     words, ids, sent, stem = corpus(config)
+    name = model_name(config.name or f"cooc-{stem}" + ("-ppmi" if config.ppmi else ""))
     ctx.progress(1, 3)
     counts = count(ids, sent, len(words), config.window, config.weighting)
     matrix = ppmi(counts, config.cds) if config.ppmi else counts
@@ -196,7 +196,6 @@ def run(config: Config, ctx: RunContext) -> RunOutput:
     u, s, vt = truncated_svd(matrix, config.dim, config)
     vectors = embed(u, s, config.alpha)
     ctx.progress(3, 3)
-    name = config.name or f"cooc-{stem}" + ("-ppmi" if config.ppmi else "")
     summary: dict[str, Any] = {"name": name, "vocab": len(words), "nnz": int(len(matrix.vals)),
                                "singular_values": s.tolist(), "seconds": time.perf_counter() - start,
                                "words": words[:PLOT_WORDS], "coords": vectors[:PLOT_WORDS, :2].tolist()}
@@ -236,8 +235,11 @@ def figure(runs: list[tuple[Any, dict[str, Any]]]) -> Any:
         xy = np.array(s["coords"], dtype=float).reshape(len(s["words"]), -1)
         ys = xy[:, 1] if xy.shape[1] > 1 else np.zeros(len(xy))
         ax.scatter(xy[:, 0], ys, s=12)
+        labels: dict[tuple[float, float], list[str]] = {}  # words with the same vector share a label
         for w, x, y in list(zip(s["words"], xy[:, 0], ys))[:60]:
-            ax.annotate(w, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=8)
+            labels.setdefault((round(x, 6), round(y, 6)), []).append(w)
+        for (x, y), ws in labels.items():
+            ax.annotate(", ".join(ws), (x, y), textcoords="offset points", xytext=(3, 3), fontsize=8)
         ax.axhline(0, color="grey", lw=0.5)
         ax.axvline(0, color="grey", lw=0.5)
         ax.set(title=f"{s['name']}: first two SVD dimensions", xlabel="dim 1", ylabel="dim 2")

@@ -2,40 +2,40 @@
 
 Written in torch without gensim; it follows word2vec.c / gensim where that matters:
 
-* **Corpus.** One sentence per line, lowercased and split on anything that is not a
-  letter (:func:`tokenize`). ``corpus=""`` (or ``"lee"``) is gensim's test corpus
-  ``lee_background.cor`` when gensim is installed, else (or ``"sample"``) the English
-  sentences of ``explorer/data/sample_corpus.tsv``. A ``.tsv`` file with a ``text``
-  column in its header line is read from that column.
-* **Vocabulary.** Words seen at least ``min_count`` times, most frequent first (ties in
-  order of first appearance): row order = frequency order, as evaluation expects. Rarer
-  words are dropped from the text before windows are taken.
+* **Corpus.** One sentence per line, lowercased, split on anything but letters
+  (:func:`tokenize`). ``corpus=""`` (or ``"lee"``): gensim's test corpus
+  ``lee_background.cor`` if gensim is installed, else (or ``"sample"``) the English lines
+  of ``explorer/data/sample_corpus.tsv``. A ``.tsv`` with a ``text`` header column is read
+  from that column.
+* **Vocabulary.** Words seen ``min_count`` times, most frequent first (ties: first
+  appearance), so row order = frequency order. Rarer words are dropped before windowing.
 * **Subsampling.** Each epoch keeps a word of count ``c`` with probability
   ``(sqrt(c / (sample * N)) + 1) * sample * N / c`` (word2vec.c; ``N`` = in-vocabulary
-  words; ``sample=0`` keeps all), then windows are taken over the kept words.
-* **Windows.** A reduced window ``b`` uniform in ``1..window`` per centre word. Skip-gram
-  trains the pairs (input = context word, output = centre word) as word2vec.c does; CBOW
-  the mean of the context input vectors against the centre word, its error divided by
-  the number of context words (gensim's ``cbow_mean=1``).
-* **Negatives.** ``negative`` noise words per positive from the unigram^0.75
-  distribution (a table of up to 2e7 slots, as word2vec.c's), drawn fresh for every pair; a noise word equal to the positive is skipped.
-* **Updates.** Plain SGD on the logistic loss, ``lr`` decaying linearly to 1e-4 with the
-  fraction of words processed (``lr = 0``: 0.025 for sg, 0.05 for CBOW, word2vec's
-  defaults). Instead of one pair at a time (Hogwild), ``batch`` shuffled pairs (CBOW:
-  centre words) at once: gather rows with ``index_select``, score with ``bmm``, scatter
-  the gradients with ``index_add_`` (a row seen k times in a batch gets the sum of its k
-  gradients, all taken at the batch's start).
-* **Init.** Input vectors uniform in ``±0.5/dim``, output vectors zero (word2vec.c).
+  words; ``sample=0`` keeps all); windows are taken over the kept words.
+* **Windows.** A reduced window uniform in ``1..window`` per centre word. Skip-gram trains
+  (input = context word, output = centre word) pairs as word2vec.c; CBOW the mean of the
+  context input vectors against the centre, its error divided by the number of context
+  words (gensim's ``cbow_mean=1``).
+* **Negatives.** ``negative`` noise words per positive from unigram^0.75 (word2vec.c's
+  table, up to 2e7 slots), fresh for every pair; a noise word equal to the positive is
+  skipped. ``shared_negatives`` (sg only; not gensim's algorithm) draws one set per
+  centre word for all its context words, as pWord2Vec (Ji et al. 2016): a batch is then
+  a few matrix products, about twice as fast.
+* **Updates.** SGD on the logistic loss, ``lr`` decaying linearly to 1e-4 with the words
+  processed (``lr = 0``: 0.025 for sg, 0.05 for CBOW). Instead of one pair at a time,
+  ``batch`` shuffled pairs (CBOW / shared negatives: centre words) at once: rows
+  gathered with ``index_select``, scored with ``bmm``, gradients scattered with
+  ``index_add_`` (a row seen k times in a batch gets the sum of k gradients taken at the
+  batch's start). Input vectors start uniform in ``±0.5/dim``, output vectors at zero.
 
-The run returns the input vectors (``W_in``) as a vector set named ``name`` (default
-``w2v-<arch>-<corpus stem>``), and a summary with words/s (raw corpus words, those under
-``min_count`` included, times epochs, over the training wall time, as gensim counts raw
-words), the vocabulary size, the final loss (mean over the last epoch's pairs, per
-positive pair incl. its negatives) and, if the files are found, gensim's analogy and
-word-pair evaluations (:mod:`explorer.query.evaluate`; ``analogies="-"`` / ``pairs="-"``
-skip them). ``arch="sg,cbow"`` sweeps both (one run each).
+The run returns the input vectors as a vector set ``name`` (default
+``w2v-<arch>-<corpus stem>``) and a summary: words/s (raw corpus words incl. those under
+``min_count``, times epochs, over the training wall time: gensim's raw words), vocabulary
+size, the last epoch's mean loss per positive pair (incl. its negatives), and gensim's
+analogy and word-pair scores when the files are found (:mod:`explorer.query.evaluate`;
+``analogies="-"`` / ``pairs="-"`` skip them). ``arch="sg,cbow"`` sweeps both.
 
-Smoke preset: sg on the default corpus, dim 50, 1 epoch (~5 s on one core).
+Smoke preset: sg on the default corpus, dim 50, 1 epoch (about a second on one core).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ import numpy as np
 
 from explorer.errors import ExplorerError
 from explorer.experiments.base import RunContext, RunOutput, Summary, Vectors
-from explorer.query.evaluate import gensim_test_file
+from explorer.query.evaluate import evaluate_files, gensim_test_file
 
 MIN_LR = 1e-4  # the learning rate decays linearly to this (gensim's min_alpha)
 CHUNK = 200_000  # centre words whose pairs are generated and shuffled together
@@ -63,7 +63,7 @@ _WORD = re.compile(r"[^\W\d_]+")
 
 @dataclass(frozen=True)
 class Config:
-    corpus: str = ""  # path; "" or "lee": gensim's lee_background.cor (else "sample"); "sample": bundled sentences
+    corpus: str = ""  # a file; "" or "lee": gensim's lee_background.cor ("": else "sample"); "sample": bundled English
     arch: str = "sg"  # "sg" | "cbow"; "sg,cbow" sweeps both
     dim: int = 100
     window: int = 5
@@ -75,7 +75,7 @@ class Config:
     batch: int = 1024  # pairs (sg) or centre words (cbow, shared_negatives) per update
     shared_negatives: bool = False  # sg: one negative set per centre word for all its contexts (Ji et al.)
     seed: int = 1
-    threads: int = 0  # torch threads; 0 = as the runner set them
+    threads: int = 1  # torch threads (small batched ops gain little from more, and lose much on busy cores); 0 = the runner's
     name: str = ""  # model name of the vectors; "" = w2v-<arch>-<corpus stem>
     analogies: str = ""  # analogy file; "" = gensim's questions-words.txt if found; "-" = none
     pairs: str = ""  # word-pair files, comma-separated; "" = gensim's wordsim353 + simlex999; "-" = none
@@ -95,21 +95,15 @@ def tokenize(line: str) -> list[str]:
     return _WORD.findall(line.lower())
 
 
-def sample_path() -> Path:
-    return Path(str(resources.files("explorer.data").joinpath("sample_corpus.tsv")))
-
-
 def resolve_corpus(corpus: str) -> tuple[Path, str | None]:
     """(file, language filter) for a corpus setting (see :class:`Config`)."""
-    if corpus in ("", "lee"):
-        lee = gensim_test_file("lee_background.cor")
-        if lee is not None:
-            return lee, None
-        if corpus == "lee":
-            raise ExplorerError("corpus 'lee' needs gensim's test data (pip install gensim)")
-        return sample_path(), "en"
-    if corpus == "sample":
-        return sample_path(), "en"
+    lee = gensim_test_file("lee_background.cor") if corpus in ("", "lee") else None
+    if lee is not None:
+        return lee, None
+    if corpus == "lee":
+        raise ExplorerError("corpus 'lee' needs gensim's test data (pip install gensim)")
+    if corpus in ("", "sample"):
+        return Path(str(resources.files("explorer.data").joinpath("sample_corpus.tsv"))), "en"
     path = Path(corpus).expanduser()
     if not path.is_file():
         raise ExplorerError(f"corpus file not found: {path}")
@@ -153,15 +147,13 @@ def build_vocab(sentences: list[list[str]], min_count: int) -> Vocab:
     return Vocab(kept, np.array([counts[w] for w in kept], dtype=np.int64))
 
 
-def encode(sentences: list[list[str]], vocab: Vocab) -> tuple[np.ndarray, np.ndarray]:
-    """(word ids, sentence ids) of the in-vocabulary words, in corpus order."""
-    index = {w: i for i, w in enumerate(vocab.words)}
-    ids, sent = [], []
-    for k, s in enumerate(sentences):
-        row = [index[w] for w in s if w in index]
-        ids.extend(row)
-        sent.extend([k] * len(row))
-    return np.array(ids, dtype=np.int64), np.array(sent, dtype=np.int64)
+def encode(sentences: list[list[str]], words: list[str], keep_oov: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """(word ids, sentence ids) in corpus order; words outside ``words`` are dropped
+    (``keep_oov``: kept as -1)."""
+    index = {w: i for i, w in enumerate(words)}
+    ids = np.array([index.get(w, -1) for s in sentences for w in s], dtype=np.int64)
+    sent = np.repeat(np.arange(len(sentences), dtype=np.int64), [len(s) for s in sentences])
+    return (ids, sent) if keep_oov else (ids[ids >= 0], sent[ids >= 0])
 
 
 def keep_probability(counts: np.ndarray, sample: float) -> np.ndarray:
@@ -248,7 +240,7 @@ class SGNS:
         self.w_in, self.w_out, self.pad = init, torch.zeros(v, dim, device=device), v
         self.table = torch.from_numpy(noise_table(counts)).to(device)
         self.loss, self.pairs = torch.zeros((), device=device), torch.zeros((), device=device)
-        size = {"h": batch * width * dim, "h2": batch * width * dim, "out": batch * k1 * dim, "s": batch * width * k1,
+        size = {"h": batch * width * dim, "h2": batch * dim, "out": batch * k1 * dim, "s": batch * width * k1,
                 "gh": batch * width * dim, "gout": batch * k1 * dim}
         self._buf = {k: torch.empty(n, device=device) for k, n in size.items()}
         self._buf["draws"] = torch.empty(batch * negative, dtype=torch.int64, device=device)
@@ -332,13 +324,26 @@ def _rows(config: Config, ids: np.ndarray, sent: np.ndarray, lo: int, hi: int, r
 
 def train(config: Config, vocab: Vocab, ids: np.ndarray, sent: np.ndarray, raw_words: int,
           ctx: RunContext) -> tuple[np.ndarray, dict[str, float]]:
-    """Train; returns (input vectors, stats: words_per_s, loss, seconds, pairs)."""
+    """Train; returns (input vectors, stats: words_per_s, loss, seconds, pairs). Uses
+    ``config.threads`` torch threads, restoring the previous setting afterwards."""
     import torch
 
     if config.arch not in ("sg", "cbow"):
         raise ExplorerError(f"arch must be sg or cbow, not {config.arch!r}")
+    before = torch.get_num_threads()
     if config.threads > 0:
         torch.set_num_threads(config.threads)
+    try:
+        with torch.no_grad():
+            return _train(config, vocab, ids, sent, raw_words, ctx)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(config: Config, vocab: Vocab, ids: np.ndarray, sent: np.ndarray, raw_words: int,
+           ctx: RunContext) -> tuple[np.ndarray, dict[str, float]]:
+    import torch
+
     lr0 = config.lr or (0.025 if config.arch == "sg" else 0.05)
     model = SGNS(vocab.counts, config.dim, config.negative, config.batch, 2 * config.window, ctx.seed, ctx.device)
     step = model.cbow_step if config.arch == "cbow" else model.window_step
@@ -347,23 +352,22 @@ def train(config: Config, vocab: Vocab, ids: np.ndarray, sent: np.ndarray, raw_w
     total = raw_words * config.epochs
     start = last = time.perf_counter()
     done, pairs = 0.0, 0
-    with torch.no_grad():
-        for epoch in range(config.epochs):
-            model.loss.zero_(), model.pairs.zero_()
-            mask = rng.random(len(ids)) < keep[ids]
-            e_ids, e_sent = ids[mask], sent[mask]
-            for lo in range(0, len(e_ids), CHUNK):
-                hi = min(len(e_ids), lo + CHUNK)
-                a, b, width = _rows(config, e_ids, e_sent, lo, hi, rng, model.pad)
-                per_row = (hi - lo) / len(e_ids) * raw_words / max(1, len(b))  # raw words a row stands for
-                a, b = torch.from_numpy(a).to(ctx.device), torch.from_numpy(b).to(ctx.device)
-                for s in rng.permutation(np.arange(0, len(b), config.batch)):
-                    lr = max(MIN_LR, lr0 - (lr0 - MIN_LR) * done / total)
-                    step(a[s : s + config.batch, : width[s]], b[s : s + config.batch], lr)
-                    done += min(config.batch, len(b) - s) * per_row
-                    if time.perf_counter() - last > REPORT_S:
-                        last = _report(ctx, done, total, float(model.loss / model.pairs.clamp(min=1)), start)
-            done, pairs = float(raw_words * (epoch + 1)), pairs + int(model.pairs)  # exact at epoch ends
+    for epoch in range(config.epochs):
+        model.loss.zero_(), model.pairs.zero_()
+        mask = rng.random(len(ids)) < keep[ids]
+        e_ids, e_sent = ids[mask], sent[mask]
+        for lo in range(0, len(e_ids), CHUNK):
+            hi = min(len(e_ids), lo + CHUNK)
+            a, b, width = _rows(config, e_ids, e_sent, lo, hi, rng, model.pad)
+            per_row = (hi - lo) / len(e_ids) * raw_words / max(1, len(b))  # raw words a row stands for
+            a, b = torch.from_numpy(a).to(ctx.device), torch.from_numpy(b).to(ctx.device)
+            for s in rng.permutation(np.arange(0, len(b), config.batch)):
+                lr = max(MIN_LR, lr0 - (lr0 - MIN_LR) * done / total)
+                step(a[s : s + config.batch, : width[s]], b[s : s + config.batch], lr)
+                done += min(config.batch, len(b) - s) * per_row
+                if time.perf_counter() - last > REPORT_S:
+                    last = _report(ctx, done, total, float(model.loss / model.pairs.clamp(min=1)), start)
+        done, pairs = float(raw_words * (epoch + 1)), pairs + int(model.pairs)  # exact at epoch ends
     seconds = time.perf_counter() - start
     loss = float(model.loss / model.pairs.clamp(min=1))
     _report(ctx, total, total, loss, start)
@@ -381,42 +385,26 @@ def _report(ctx: RunContext, done: float, total: int, loss: float, start: float)
     return now
 
 
-# -- evaluation and the experiment -----------------------------------------------------
+# -- the experiment --------------------------------------------------------------------
 
 
-def evaluation(words: list[str], matrix: np.ndarray, analogies: str = "", pairs: str = "") -> dict[str, Any]:
-    """gensim-equal analogy accuracy and word-pair correlations, for the files found."""
-    from explorer.query import evaluate
-
-    out: dict[str, Any] = {}
-    if analogies != "-":
-        path = analogies or evaluate.default_file("analogies")
-        if path:
-            r = evaluate.evaluate_analogies(words, matrix, path)
-            out["analogy"] = {"accuracy": r.total.accuracy, "correct": r.total.correct,
-                              "questions": r.total.correct + r.total.incorrect, "oov_ratio": r.oov_ratio}
-    if pairs != "-":
-        files = [p for p in pairs.split(",") if p] if pairs else evaluate.default_files("pairs")
-        for path in files:
-            try:
-                r = evaluate.evaluate_pairs(words, matrix, path)
-            except ExplorerError as exc:  # e.g. every pair out of vocabulary
-                out[Path(path).stem] = {"error": str(exc)}
-                continue
-            out[Path(path).stem] = {"pearson": r.pearson, "spearman": r.spearman, "oov_ratio": r.oov_ratio}
-    return out
+def model_name(name: str) -> str:
+    """``name`` if it is a valid model name (as ``explorer vectors import`` requires)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", name):
+        raise ExplorerError(f"invalid model name {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit")
+    return name
 
 
 def run(config: Config, ctx: RunContext) -> RunOutput:
+    name = model_name(config.name or f"w2v-{config.arch}-{corpus_stem(config.corpus)}")
     sentences = read_sentences(config.corpus)
     vocab = build_vocab(sentences, config.min_count)
-    ids, sent = encode(sentences, vocab)
+    ids, sent = encode(sentences, vocab.words)
     raw = sum(len(s) for s in sentences)
     ctx.log(f"{raw} words, {len(vocab.words)} in the vocabulary (min_count {config.min_count})")
     matrix, stats = train(config, vocab, ids, sent, raw, ctx)
-    name = config.name or f"w2v-{config.arch}-{corpus_stem(config.corpus)}"
     summary = {"arch": config.arch, "name": name, "vocab": len(vocab.words), "raw_words": raw, **stats,
-               **evaluation(vocab.words, matrix, config.analogies, config.pairs)}
+               **evaluate_files(vocab.words, matrix, config.analogies, config.pairs)}
     note = f"word2vec {config.arch} dim {config.dim} window {config.window} negative {config.negative}, {config.epochs} epochs"
     return RunOutput(summary=summary, vectors=[Vectors(name, vocab.words, matrix, note)])
 
@@ -429,17 +417,14 @@ def points(config: Config) -> list[dict[str, Any]]:
 
 
 def summarize(config: Config, finished: list[tuple[Any, dict[str, Any]]]) -> Summary:
-    rows = []
-    for _, s in finished:
-        row = {k: s.get(k) for k in ("name", "arch", "vocab", "words_per_s", "loss")}
-        row["analogy_accuracy"] = (s.get("analogy") or {}).get("accuracy")
-        row["wordsim353_spearman"] = (s.get("wordsim353") or {}).get("spearman")
-        rows.append(row)
-    lines = [f"{r['name']}: {r['arch']}, vocab {r['vocab']}, {r['words_per_s']:,.0f} words/s, loss {r['loss']:.3f}"
-             + (f", analogies {r['analogy_accuracy']:.1%}" if r["analogy_accuracy"] is not None else "")
-             + (f", wordsim353 ρ {r['wordsim353_spearman']:.3f}" if r["wordsim353_spearman"] is not None else "")
-             for r in rows]
-    return Summary({"runs": rows}, "\n".join(lines))
+    rows = [{**{k: s.get(k) for k in ("name", "arch", "vocab", "words_per_s", "loss")},
+             "analogy_accuracy": (s.get("analogy") or {}).get("accuracy"),
+             "wordsim353_spearman": (s.get("wordsim353") or {}).get("spearman")} for _, s in finished]
+    text = [f"{r['name']}: {r['arch']}, vocab {r['vocab']}, {r['words_per_s']:,.0f} words/s, loss {r['loss']:.3f}"
+            + (f", analogies {r['analogy_accuracy']:.1%}" if r["analogy_accuracy"] is not None else "")
+            + (f", wordsim353 Spearman {r['wordsim353_spearman']:.3f}" if r["wordsim353_spearman"] is not None else "")
+            for r in rows]
+    return Summary({"runs": rows}, "\n".join(text))
 
 
 class Word2VecExperiment:
@@ -447,17 +432,8 @@ class Word2VecExperiment:
 
     name = "word2vec"
     description = "word2vec skip-gram / CBOW with negative sampling, trained from scratch in torch"
-    Config = Config
-    presets = PRESETS
-
-    def points(self, config: Config) -> list[dict[str, Any]]:
-        return points(config)
-
-    def run(self, config: Config, ctx: RunContext) -> RunOutput:
-        return run(config, ctx)
-
-    def summarize(self, config: Config, finished: list[tuple[Any, dict[str, Any]]]) -> Summary:
-        return summarize(config, finished)
+    Config, presets = Config, PRESETS
+    points, run, summarize = staticmethod(points), staticmethod(run), staticmethod(summarize)
 
 
 EXPERIMENT = Word2VecExperiment()

@@ -159,7 +159,10 @@ def read_analogies(path: str | Path, case_insensitive: bool = True) -> list[tupl
     sections: list[tuple[str, list[Quad]]] = []
     with open(path, "rb") as f:
         for line_no, raw in enumerate(f):
-            line = raw.decode("utf-8")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ExplorerError(f"{path}, line {line_no + 1}: not UTF-8 text") from None
             if line.startswith(": "):
                 sections.append((line.lstrip(": ").strip(), []))
                 continue
@@ -177,18 +180,37 @@ def _answers(vectors: np.ndarray, canon: np.ndarray, q: np.ndarray) -> np.ndarra
         norms = np.linalg.norm(vectors, axis=1)
         unit = vectors / norms[:, None]
     r = len(vectors)
-    want = min(r, TOP + 3)
     out = np.full(len(q), -1, dtype=np.int64)
     step = max(1, min(4096, SCORES_PER_BATCH // r))
+    buf = np.empty((min(step, len(q)), r), dtype=np.float32)  # reused: fresh pages cost more than the product
     for s in range(0, len(q), step):
         a, b, c = q[s : s + step].T
+        scores = np.matmul((unit[b] + unit[c]) - unit[a], vectors.T, out=buf[: len(a)])
         with np.errstate(divide="ignore", invalid="ignore"):
-            scores = (vectors @ ((unit[b] + unit[c]) - unit[a]).T).T / norms
-        neg = -scores
-        top = np.argpartition(neg, want - 1, axis=1)[:, :want] if want < r else np.tile(np.arange(r), (len(a), 1))
-        top = np.take_along_axis(top, np.argsort(np.take_along_axis(neg, top, 1), axis=1), 1)
-        out[s : s + step] = _pick(top, canon, a, b, c)
+            scores /= norms  # as gensim: dot with the raw vectors, then divide by their norms
+        out[s : s + step] = _pick(_best(scores, min(r, TOP + 3)), canon, a, b, c)
     return out
+
+
+def _best(scores: np.ndarray, want: int) -> np.ndarray:
+    """Column ids of each row's ``want`` highest scores, best first (NaN never chosen before
+    a number). The ``want``-th best of a prefix bounds each row; only columns at or above
+    it are sorted."""
+    n, r = scores.shape
+    prefix = max(want, r // 16)
+    if want >= r or prefix >= r:
+        return np.argsort(-scores, axis=1, kind="stable")[:, :want]
+    bound = np.partition(scores[:, :prefix], prefix - want, axis=1)[:, prefix - want]
+    rows, cols = np.nonzero(scores >= bound[:, None])
+    order = np.lexsort((cols, -scores[rows, cols], rows))
+    rows, cols = rows[order], cols[order]
+    counts = np.bincount(rows, minlength=n)
+    top = np.empty((n, want), dtype=np.int64)
+    ok = counts >= want
+    top[ok] = cols[np.searchsorted(rows, np.flatnonzero(ok))[:, None] + np.arange(want)]
+    if not ok.all():  # a NaN bound (NaN scores in the prefix)
+        top[~ok] = np.argsort(-scores[~ok], axis=1, kind="stable")[:, :want]
+    return top
 
 
 def _pick(top: np.ndarray, canon: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -242,18 +264,21 @@ def read_pairs(path: str | Path, delimiter: str = "\t", case_insensitive: bool =
     """(word1, word2, gold score) of the valid lines; comments and malformed lines skipped."""
     path = _existing(path, "word-pair")
     out = []
-    with open(path, encoding="utf8") as f:
-        for line in f:
-            if not line or line.startswith("#"):
-                continue
-            parts = line.split(delimiter)
-            if len(parts) != 3:
-                continue
-            a, b, sim = (p.upper() for p in parts) if case_insensitive else parts
-            try:
-                out.append((a, b, float(sim)))
-            except ValueError:
-                continue
+    try:
+        lines = path.read_text(encoding="utf8").split("\n")  # universal newlines, as gensim reads it
+    except UnicodeDecodeError:
+        raise ExplorerError(f"{path}: not UTF-8 text") from None
+    for line in lines:
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(delimiter)
+        if len(parts) != 3:
+            continue
+        a, b, sim = (p.upper() for p in parts) if case_insensitive else parts
+        try:
+            out.append((a, b, float(sim)))
+        except ValueError:
+            continue
     return out
 
 
@@ -305,3 +330,25 @@ def evaluate_pairs(
     oov = len(pairs) - len(known)
     return PairsResult(str(path), pearson(gold, model), spearman(gold, model), 100.0 * oov / len(pairs),
                        len(known), oov)
+
+
+def evaluate_files(words: Sequence[str], vectors: Any, analogies: str = "", pairs: str = "") -> dict[str, Any]:
+    """Short results for the analogy file and each word-pair file (comma-separated): ``""``
+    = gensim's files if installed, ``"-"`` = none. Keys ``analogy`` and each pair file's
+    stem; a pair file with no pair in the vocabulary gets ``{"error": ...}``."""
+    out: dict[str, Any] = {}
+    path = None if analogies == "-" else (analogies or default_file("analogies"))
+    if path:
+        r = evaluate_analogies(words, vectors, path)
+        out["analogy"] = {"accuracy": r.total.accuracy, "correct": r.total.correct,
+                          "questions": r.total.correct + r.total.incorrect, "oov_ratio": r.oov_ratio}
+    files = [] if pairs == "-" else ([p for p in pairs.split(",") if p] if pairs else default_files("pairs"))
+    for p in files:
+        try:
+            q = evaluate_pairs(words, vectors, p)
+            out[Path(p).stem] = {"pearson": q.pearson, "spearman": q.spearman, "oov_ratio": q.oov_ratio}
+        except ExplorerError as exc:
+            if not Path(p).expanduser().is_file():
+                raise
+            out[Path(p).stem] = {"error": str(exc)}
+    return out
