@@ -34,17 +34,17 @@ def test_count_cap_clips_labels():
 
 
 def test_learns_when_d_much_larger_than_m():
-    cfg = apply(Config(), {"task": "qc", "d": 32, "m": 3, "n_factor": 3, "lr": 3e-3, "batch": 32,
-                           "steps": 400, "test_samples": 400, "eval_every": 200})
+    cfg = apply(Config(), {"task": "qc", "d": 32, "m": 3, "n_factor": 3, "lr": 1e-3, "batch": 32,
+                           "steps": 500, "test_samples": 400, "eval_every": 250})
     seen = []
     ctx = RunContext(0, seed=0, emit=seen.append)
     out = EXPERIMENT.run(cfg, ctx)
     assert out.summary["accuracy"] >= 0.9, out.summary
-    assert {k: out.summary[k] for k in ("d", "m", "task", "steps")} == {"d": 32, "m": 3, "task": "qc", "steps": 400}
+    assert {k: out.summary[k] for k in ("d", "m", "task", "steps")} == {"d": 32, "m": 3, "task": "qc", "steps": 500}
     metrics = [(e["step"], e["name"]) for e in seen if e["kind"] == "metric"]
-    assert metrics == [(200, "loss"), (200, "accuracy"), (400, "loss"), (400, "accuracy")]
+    assert metrics == [(250, "loss"), (250, "accuracy"), (500, "loss"), (500, "accuracy")]
     progress = [e for e in seen if e["kind"] == "progress"]
-    assert progress[-1]["step"] == 400 and progress[-1]["total"] == 400 and "loss" in progress[-1]["values"]
+    assert progress[-1]["step"] == 500 and progress[-1]["total"] == 500 and "loss" in progress[-1]["values"]
 
 
 def result(d, m, acc):
@@ -111,3 +111,11 @@ def test_points_grid():
     smoke = apply(Config(), EXPERIMENT.presets["smoke"])
     assert all(set(p) == {"d", "m"} for p in EXPERIMENT.points(smoke))
     assert EXPERIMENT.name == "counting" and EXPERIMENT.description
+
+
+def test_bad_config_is_a_user_error():
+    from explorer.errors import ExplorerError
+
+    for bad in ({"task": "sum"}, {"d": 10}, {"lr_schedule": "step"}):
+        with pytest.raises(ExplorerError):
+            EXPERIMENT.run(apply(Config(), {"m": 3, "steps": 5, **bad}), RunContext(0, seed=0))
