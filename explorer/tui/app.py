@@ -76,6 +76,7 @@ class ExplorerApp(App):
 
     def on_mount(self) -> None:
         self.sub_title = str(self.engine.root)
+        self.query_one(SetsPane).focus_first()
 
     async def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id:

@@ -45,6 +45,9 @@ class ExperimentsPane(Pane):
                 yield Sparkline([], id="exp-loss")
                 yield Label("Sweeps", classes="title")
                 yield DataTable(id="exp-sweeps", zebra_stripes=True)
+                yield Label("Summary of the last sweep", classes="title")
+                with VerticalScroll(id="exp-summary-box"):
+                    yield Static("", id="exp-summary")
 
     async def on_mount(self) -> None:
         await self.load_form()
@@ -150,7 +153,8 @@ class ExperimentsPane(Pane):
         elif kind == "run":
             self.load_sweeps()
         elif kind == "done":
-            status.update(f"sweep {e['sweep_id']} {e['status']}\n{e.get('text') or ''}")
+            status.update(f"sweep {e['sweep_id']} {e['status']}")
+            self.query_one("#exp-summary", Static).update(e.get("text") or "")
 
     def process_ended(self, code: int, last_error: str) -> None:
         self.query_one("#exp-run", Button).disabled = False

@@ -44,6 +44,7 @@ class LensPane(Pane):
 
     def on_mount(self) -> None:
         self._cancel = threading.Event()
+        self.query_one("#lens-plot", Static).display = False
 
     def focus_first(self) -> None:
         self.query_one("#lens-task").focus()
@@ -110,7 +111,9 @@ class LensPane(Pane):
 
         self._done(seq, f"{result.model} {result.task}: {result.entries} entries, last-layer accuracy "
                         f"{result.accuracy:.2f}, recorded as lens run {result.run_id}")
-        self.query_one("#lens-plot", Static).update(terminal_plot(result, label, width=24))
+        plot = self.query_one("#lens-plot", Static)
+        plot.update(terminal_plot(result, label, width=24))
+        plot.display = True
         fill(self.query_one("#lens-layers", DataTable), ("layer", "p(target)", "p(English)", "entropy", "energy", "top-1"),
              [(s.layer, fmt(s.p_target, 3), fmt(s.p_english, 3), fmt(s.entropy, 2), fmt(s.energy, 2), repr(s.top1))
               for s in result.layers])
@@ -132,5 +135,6 @@ class LensPane(Pane):
 
     def _show_grid(self, seq: int, traj) -> None:
         self._done(seq, f"logit lens of {traj.token!r} (position {traj.position}) in {traj.model}")
+        self.query_one("#lens-plot", Static).display = False  # the grid needs the width
         fill(self.query_one("#lens-layers", DataTable), ("layer", "top 1", "top 2", "top 3", "top 4", "top 5"),
              [(v.layer, *[f"{t!r} {p:.2f}" for t, _, p in v.lens_top]) for v in traj.layers])
