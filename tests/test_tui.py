@@ -38,10 +38,21 @@ async def settle(app, pilot, seconds: float = 0.1) -> None:
     await pilot.pause(seconds)
 
 
+@pytest.fixture(scope="module")
+def ui_root(tmp_path_factory, tiny_model_dir) -> Path:
+    """A fresh export of the tiny model: other tests add corpora to the shared tiny_root,
+    and the snapshots must not depend on test order."""
+    from explorer.models.export import export_model
+
+    root = tmp_path_factory.mktemp("ui-root")
+    export_model(str(tiny_model_dir), root)
+    return root
+
+
 @pytest.fixture
-def app(tiny_root):
-    model = _tiny_model(tiny_root)
-    return make_app(tiny_root, "numpy", model=model, expect="queen")
+def app(ui_root):
+    model = _tiny_model(ui_root)
+    return make_app(ui_root, "numpy", model=model, expect="queen")
 
 
 def _tiny_model(root: Path) -> str:
@@ -81,13 +92,13 @@ async def test_vector_sets_and_token_filters(app):
         assert "3 tokens match" in text(app, "#tokens-status")
 
 
-async def test_analogy_as_you_type_matches_the_engine(app, tiny_root):
+async def test_analogy_as_you_type_matches_the_engine(app, ui_root):
     from explorer.engine import Engine
 
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
         await settle(app, pilot)
-        engine = Engine(tiny_root, backend="numpy")
+        engine = Engine(ui_root, backend="numpy")
         ref = engine.query("woman - man + king", model=app.start_model, expect="queen", k=15)
         got = rows(app, "#analogy-results")
         assert [r[1] for r in got] == [repr(h.token) for h in ref.results]
@@ -251,8 +262,8 @@ async def test_help_and_tab_keys(app):
 
 # -- one snapshot per screen -------------------------------------------------------------
 @pytest.mark.parametrize("key", ["1", "2", "3", "4", "5", "6"])
-def test_snapshot(snap_compare, tiny_root, fake_env, key):
-    app = make_app(tiny_root, "numpy", model=_tiny_model(tiny_root), experiments=["fake_experiment:EXPERIMENT"])
+def test_snapshot(snap_compare, ui_root, fake_env, key):
+    app = make_app(ui_root, "numpy", model=_tiny_model(ui_root), experiments=["fake_experiment:EXPERIMENT"])
 
     async def before(pilot):
         app.sub_title = "snapshot"
