@@ -24,6 +24,7 @@ from typing import Any, Callable
 from explorer.errors import ExplorerError
 from explorer.experiments import base, registry
 from explorer.store.catalog import Catalog, _next_id
+from explorer.store.files import pid_alive
 
 Handler = Callable[[dict], None]
 FLUSH_SECONDS = 1.0
@@ -159,14 +160,13 @@ class Sweep:
         return self._cancel.is_set()
 
     # -- catalog writes --------------------------------------------------------------
-    def _write(self, sql: str, params: list | None = None, many: list | None = None) -> Any:
+    def _write(self, sql: str, params: list | None = None, many: list | None = None) -> None:
         con = self.catalog.writer()
         try:
             if many is not None:
                 con.executemany(sql, many)
-                return None
-            rows = con.execute(sql, params or []).fetchall()
-            return rows[0][0] if rows else None
+            else:
+                con.execute(sql, params or [])
         finally:
             con.close()
 
@@ -371,13 +371,7 @@ def sweeps(catalog: Catalog, sweep_id: int | None = None, limit: int = 20) -> li
 def _alive(host: str | None, pid: int | None) -> bool:
     if host != socket.gethostname() or not pid:
         return True  # cannot tell from here
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 __all__ = ["Plan", "Point", "Sweep", "SweepResult", "execute", "parse_settings", "plan", "sweeps"]

@@ -21,7 +21,7 @@ from explorer.errors import ExplorerError
 
 CATALOG_FILE = "catalog.duckdb"
 
-from explorer.store.schema import DESCRIPTIONS, MIGRATIONS, SCHEMA_VERSION  # noqa: F401 (re-exported)
+from explorer.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def remove_stale_temps(directory: Path) -> int:
         return 0
     for p in directory.rglob("*.tmp-*"):
         pid = p.name.rsplit(".tmp-", 1)[-1]
-        if pid.isdigit() and _alive(int(pid)):
+        if pid.isdigit() and pid_alive(int(pid)):
             continue
         if p.is_dir():
             shutil.rmtree(p, ignore_errors=True)
@@ -91,7 +91,8 @@ def remove_stale_temps(directory: Path) -> int:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (this process counts as alive)."""
     if pid == os.getpid():
         return True
     try:

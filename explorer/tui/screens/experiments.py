@@ -139,7 +139,6 @@ class ExperimentsPane(Pane):
         kind = e.get("kind")
         status = self.query_one("#exp-status", Static)
         if kind == "sweep":
-            self.sweep_total = e["total"]
             status.update(f"sweep {e['sweep_id']}: {e['todo']} points to run ({e['skipped']} done earlier)")
         elif kind == "start":
             status.update(f"run {e['run_id']}: {e['point']}")
