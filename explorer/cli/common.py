@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import typer
+
+from explorer.jsonsafe import clean
 
 
 @dataclass
@@ -54,19 +55,6 @@ def cli_errors(fn: Callable) -> Callable:
             fail("out of memory; try a smaller batch or vector set", 1)
 
     return wrapper
-
-
-def clean(obj: Any) -> Any:
-    """JSON-safe: NaN/inf become null, numpy scalars become Python numbers."""
-    if isinstance(obj, dict):
-        return {str(k): clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [clean(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def print_json(obj: Any) -> None:

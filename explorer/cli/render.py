@@ -7,17 +7,8 @@ import math
 from rich.console import Console
 from rich.table import Table
 
-from explorer.query.analogy import QueryResult
+from explorer.query.analogy import DIAGNOSTICS, QueryResult
 
-_DIAG_HELP = {
-    "offset_cosine": "cos(E(b)-E(a), E(d)-E(c)): are the two offsets parallel?",
-    "reverse_cosine": "cos(E(a), E(b)-E(d)+E(c))",
-    "offset_cosine_unit": "offset cosine on unit-normalised vectors",
-    "offset_cosine_top1": "cos(E(b)-E(a), E(top1)-E(c)) for the answer found",
-    "offset_norm_ratio": "|E(b)-E(a)| / |E(d)-E(c)|",
-    "cos_a_b": "cos(E(a), E(b))",
-    "cos_c_d": "cos(E(c), E(d))",
-}
 
 
 def _f(x: float | None, digits: int = 4) -> str:
@@ -66,7 +57,7 @@ def render_query(res: QueryResult, title: str = "Answers", console: Console | No
         t.add_column("value", justify="right")
         t.add_column("meaning", style="dim")
         for name, value in res.diagnostics.items():
-            t.add_row(name, _f(value), _DIAG_HELP.get(name, ""))
+            t.add_row(name, _f(value), DIAGNOSTICS.get(name, ""))
         console.print(t)
         oc = res.diagnostics.get("offset_cosine")
         if oc is not None and res.expected is not None and res.expected.rank_excluded == 1 and oc < 0.5:

@@ -340,7 +340,7 @@ class Sweep:
 
 
 def _jsonable(obj: Any) -> Any:
-    from explorer.cli.common import clean
+    from explorer.jsonsafe import clean
 
     return clean(obj)
 

@@ -35,6 +35,18 @@ class Vectors(Protocol):
     def cosines(self, queries: np.ndarray) -> np.ndarray: ...
 
 
+# What each diagnostic measures (for ``b - a + c`` with the expected word d), as front ends explain it.
+DIAGNOSTICS = {
+    "offset_cosine": "cos(E(b)-E(a), E(d)-E(c)): are the two offsets parallel?",
+    "reverse_cosine": "cos(E(a), E(b)-E(d)+E(c))",
+    "offset_cosine_unit": "offset cosine on unit-normalised vectors",
+    "offset_cosine_top1": "cos(E(b)-E(a), E(top1)-E(c)) for the answer found",
+    "offset_norm_ratio": "|E(b)-E(a)| / |E(d)-E(c)|",
+    "cos_a_b": "cos(E(a), E(b))",
+    "cos_c_d": "cos(E(c), E(d))",
+}
+
+
 @dataclass(frozen=True)
 class Hit:
     token: str

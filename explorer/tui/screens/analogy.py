@@ -9,6 +9,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, Select, Static, Switch
 
 from explorer.errors import ExplorerError
+from explorer.query.analogy import DIAGNOSTICS
 from explorer.tui.screens.base import Pane, fill, fmt
 
 METHODS = [("3CosAdd", "3cosadd"), ("3CosMul", "3cosmul")]
@@ -87,9 +88,7 @@ class AnalogyPane(Pane):
             f"{res.expression}  ({res.vector_set}, {res.method}, {excl})  {resolved}  {notices}")
         fill(self.query_one("#analogy-results", DataTable), ("#", "token", "id", "score"),
              [(h.rank, repr(h.token), h.token_id, fmt(h.score)) for h in res.results])
-        from explorer.cli.render import _DIAG_HELP
-
-        diag = [(name, fmt(v), _DIAG_HELP.get(name, "")) for name, v in res.diagnostics.items()]
+        diag = [(name, fmt(v), DIAGNOSTICS.get(name, "")) for name, v in res.diagnostics.items()]
         diag += [(f"rank if kept: {i.word}", i.rank_if_kept, "where this input would rank") for i in res.inputs]
         fill(self.query_one("#analogy-diagnostics", DataTable), ("measure", "value", "meaning"), diag)
         e, text = res.expected, ""
