@@ -38,12 +38,7 @@ class AnalogyPane(Pane):
         yield Static("", id="analogy-expected", classes="status")
 
     def on_mount(self) -> None:
-        models = self.locked(lambda: [m.name for m in self.engine.models()])
-        sel = self.query_one("#analogy-model", Select)
-        sel.set_options([(m, m) for m in models])
-        if models:
-            sel.value = self.app.start_model if self.app.start_model in models else models[0]
-        self.search()
+        self.load_models("#analogy-model")  # the first search starts when the model is set
 
     def focus_first(self) -> None:
         self.query_one("#expr").focus()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from textual import work
 from textual.containers import Vertical
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Select
 
 
 class Pane(Vertical):
@@ -48,6 +49,19 @@ class Pane(Vertical):
 
     def focus_first(self) -> None:
         """Focus this pane's main input (called when its tab is shown)."""
+
+    @work(thread=True, group="models")
+    def load_models(self, selector: str) -> None:
+        """Fill the model chooser ``selector`` from the catalog, off the UI thread (the
+        engine lock may be held by a long search)."""
+        models = self.locked(lambda: [m.name for m in self.engine.models()])
+        self.post(self._set_models, selector, models)
+
+    def _set_models(self, selector: str, models: list[str]) -> None:
+        sel = self.query_one(selector, Select)
+        sel.set_options([(m, m) for m in models])
+        if models:  # a changed value posts Select.Changed, which the pane handles
+            sel.value = self.app.start_model if self.app.start_model in models else models[0]
 
 
 def fill(table: DataTable, columns: tuple[str, ...], rows: list[tuple]) -> None:

@@ -30,11 +30,7 @@ class NeighboursPane(Pane):
         yield Horizontal(id="nb-columns")
 
     def on_mount(self) -> None:
-        models = self.locked(lambda: [m.name for m in self.engine.models()])
-        sel = self.query_one("#nb-model", Select)
-        sel.set_options([(m, m) for m in models])
-        if models:
-            sel.value = self.app.start_model if self.app.start_model in models else models[0]
+        self.load_models("#nb-model")
 
     def focus_first(self) -> None:
         self.query_one("#nb-query").focus()

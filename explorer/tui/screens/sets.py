@@ -73,8 +73,17 @@ class SetsPane(Pane):
     def choose_model(self, model_id: int, name: str) -> None:
         self.model_id, self.model_name = model_id, name
         self.query_one("#tokens-title", Label).update(f"Tokens of {name}")
+        self.load_scripts(model_id)
+
+    @work(thread=True, exclusive=True, group="scripts")
+    def load_scripts(self, model_id: int) -> None:
         scripts = self.locked(self.engine.catalog.query,
                               "SELECT script, count(*) FROM tokens WHERE model_id = ? GROUP BY 1 ORDER BY 2 DESC", [model_id])
+        self.post(self._set_scripts, model_id, scripts)
+
+    def _set_scripts(self, model_id: int, scripts: list[tuple]) -> None:
+        if model_id != self.model_id:
+            return  # another model was chosen meanwhile
         self.query_one("#token-script", Select).set_options(
             [("any script", "any")] + [(f"{s} ({n})", s) for s, n in scripts])
         self.refresh_tokens()
