@@ -7,27 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
+from clitools import one_line_error, run, runner
 from explorer.cli.main import app
 from explorer.store.catalog import Catalog
 
-runner = CliRunner()
 README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def run(root, *args):
-    return runner.invoke(app, ["--root", str(root), *args])
-
-
-def one_line_error(result, code=None):
-    assert result.exit_code != 0
-    if code is not None:
-        assert result.exit_code == code
-    assert "Traceback" not in result.output + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def test_query_json_shape(tiny_root):

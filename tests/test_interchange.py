@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-from typer.testing import CliRunner
 
+from clitools import one_line_error, run, runner
 from explorer.cli import vectors as vectors_cli
 from explorer.cli.main import app
 from explorer.engine import Engine
@@ -23,7 +23,6 @@ from explorer.store.catalog import Catalog
 from explorer.store.sets import storage_row
 from explorer.store.vectorset import VectorSet
 
-runner = CliRunner()
 FORMATS = ix.EXPORT_FORMATS
 OUT_NAME = {"projector": "proj", "parquet": "v.parquet", "word2vec": "v.txt", "word2vec-binary": "v.bin"}
 
@@ -36,19 +35,6 @@ def vectors_group():
     vectors_cli.register(app)
     yield
     app.registered_groups[:] = before
-
-
-def run(root, *args):
-    return runner.invoke(app, ["--root", str(root), *args])
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code != 0, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def bits(a: np.ndarray) -> np.ndarray:

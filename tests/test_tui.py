@@ -38,6 +38,14 @@ async def settle(app, pilot, seconds: float = 0.1) -> None:
     await pilot.pause(seconds)
 
 
+async def wait_until(pilot, done, seconds: float) -> None:
+    """Pause until ``done()`` holds or ``seconds`` pass (the assertions that follow decide)."""
+    for _ in range(int(seconds * 10)):
+        await pilot.pause(0.1)
+        if done():
+            return
+
+
 @pytest.fixture(scope="module")
 def ui_root(tmp_path_factory, tiny_model_dir) -> Path:
     """A fresh export of the tiny model: other tests add corpora to the shared tiny_root,
@@ -196,10 +204,7 @@ async def test_experiments_run_watch_and_cancel(tmp_path, fake_env):
         assert app.query_one("#field-steps", Input).value == "3"  # the smoke preset fills the form
         app.query_one("#field-points_n", Input).value = "2"
         await pilot.click("#exp-run")
-        for _ in range(200):
-            await pilot.pause(0.1)
-            if not app.query_one("#exp-run").disabled:
-                break
+        await wait_until(pilot, lambda: not app.query_one("#exp-run").disabled, 20)
         await settle(app, pilot)
         assert "finished" in text(app, "#exp-status")
         assert [r[3:5] for r in rows(app, "#exp-sweeps")] == [["finished", "2"]]
@@ -208,15 +213,9 @@ async def test_experiments_run_watch_and_cancel(tmp_path, fake_env):
         app.query_one("#field-steps", Input).value = "400"
         app.query_one("#field-sleep", Input).value = "0.01"
         await pilot.click("#exp-run")
-        for _ in range(300):
-            await pilot.pause(0.1)
-            if len(app.query_one(ExperimentsPane).losses) > 420:  # into the second point
-                break
+        await wait_until(pilot, lambda: len(app.query_one(ExperimentsPane).losses) > 420, 30)  # into the second point
         await pilot.click("#exp-cancel")
-        for _ in range(200):
-            await pilot.pause(0.1)
-            if not app.query_one("#exp-run").disabled:
-                break
+        await wait_until(pilot, lambda: not app.query_one("#exp-run").disabled, 20)
         await settle(app, pilot)
         assert "cancelled" in text(app, "#exp-status")
         assert rows(app, "#exp-sweeps")[0][3:5] == ["cancelled", "1"]

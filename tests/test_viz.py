@@ -9,43 +9,12 @@ import warnings
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
+from clitools import one_line_error, run
 from explorer.errors import ExplorerError
 from explorer.viz import project as P
 from explorer.viz.project import Point
 from explorer.viz.scatter import save_png, terminal_scatter
-
-runner = CliRunner()
-
-
-def cli_app():
-    """The explorer app once `map`/`compare` are registered in main; until then a local one."""
-    import typer
-
-    from explorer.cli import main, maps
-    from explorer.cli import query as query_cmds
-    from explorer.cli import sql as sql_cmds
-
-    if "compare" in {c.name for c in main.app.registered_commands}:
-        return main.app
-    app = typer.Typer(pretty_exceptions_enable=False)
-    app.callback()(main.callback)
-    for module in (maps, query_cmds, sql_cmds):
-        module.register(app)
-    return app
-
-
-def run(root, *args):
-    return runner.invoke(cli_app(), ["--root", str(root), *args])
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code != 0
-    assert "Traceback" not in result.output + result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def assert_same_up_to_sign(got: np.ndarray, want: np.ndarray) -> None:
