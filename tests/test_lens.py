@@ -32,7 +32,7 @@ def test_translate_json_and_record(tiny_root, words_csv, tmp_path):
                str(words_csv), "--shots", "1", "--json", "--png", str(png))
     assert r.exit_code == 0, r.stderr
     out = json.loads(r.stdout)
-    assert out["entries"] >= 2 and 0.0 <= out["accuracy"] <= 1.0
+    assert out["entries"] >= 2 and 0.0 <= out["accuracy_first"] <= out["accuracy"] <= 1.0
     assert [v["layer"] for v in out["layers"]] == [0, 1, 2]
     for v in out["layers"]:
         assert set(v) >= {"layer", "p_target", "p_english", "entropy", "energy"}
@@ -44,6 +44,9 @@ def test_translate_json_and_record(tiny_root, words_csv, tmp_path):
     assert task == "translate" and entries == out["entries"]
     assert cat.query("SELECT count(*) FROM lens_layers WHERE run_id = ?", [run_id])[0][0] == 3
     assert cat.query("SELECT count(*) FROM lens_entries WHERE run_id = ?", [run_id])[0][0] == entries
+    assert cat.query("SELECT accuracy_first FROM lens_runs WHERE run_id = ?", [run_id])[0][0] == pytest.approx(out["accuracy_first"])
+    assert cat.query("SELECT count(*) FROM lens_entries WHERE run_id = ? AND accepted[1] = target AND correct_first IS NOT NULL",
+                     [run_id])[0][0] == entries
 
 
 def test_last_layer_matches_the_models_own_softmax(tiny_root, words_csv):
@@ -62,7 +65,7 @@ def test_last_layer_matches_the_models_own_softmax(tiny_root, words_csv):
     items = translation_items(load_words(words_csv), "ru", "zh", 1, 0)
     res = attribution.run(run, items, vocab, task="translate", strategy="prefixes", config={}, labels=lambda ids: {})
     kept, _ = attribution.select(items, vocab, "prefixes")
-    for (it, tgt, eng, _), entry in zip(kept, res.per_entry):
+    for (it, tgt, eng, *_), entry in zip(kept, res.per_entry):
         ids = run.tokenizer(it.prompt, return_tensors="pt").input_ids
         with torch.no_grad():
             p = torch.softmax(run.model(ids).logits[0, -1], -1)
@@ -114,3 +117,60 @@ def test_missing_final_norm_is_named(tiny_root, words_csv):
     with pytest.raises(ExplorerError, match="no final norm"):
         attribution.run(run, items, Vocabulary(texts, run.tokenizer), task="t", strategy="prefixes", config={},
                         labels=lambda ids: {})
+
+
+def test_word_list_alternatives(tmp_path):
+    from explorer.lens.tasks import translation_items
+    from explorer.lens.words import load_words
+
+    p = tmp_path / "alts.csv"
+    p.write_text("concept,en,fr,zh\nsun,sun,soleil,太阳| 日 |\nwater,water,eau,水\n", encoding="utf-8")
+    sun, water = load_words(p)
+    assert sun.words["zh"] == "太阳" and sun.accepted("zh") == ("太阳", "日") and water.accepted("zh") == ("水",)
+    items = translation_items([sun, water], "fr", "zh", 1, 0)
+    assert items[0].target == "太阳" and items[0].targets == ("太阳", "日")
+    assert '中文: "太阳"' in items[1].prompt and "日" not in items[1].prompt  # prompts show the first form only
+    p.write_text("concept,en,zh\nsun,sun, | \n", encoding="utf-8")
+    with pytest.raises(ExplorerError, match="empty word for zh"):
+        load_words(p)
+
+
+def test_an_accepted_alternative_counts_and_the_shown_form_is_reported(tiny_root, words_csv):
+    """An entry whose last-layer top-1 is an accepted alternative is correct, but not correct_first."""
+    from explorer.engine import Engine
+    from explorer.lens import attribution
+    from explorer.lens.runner import ModelRunner
+    from explorer.lens.tasks import Item, translation_items
+    from explorer.lens.words import Vocabulary, load_words
+
+    engine = Engine(tiny_root)
+    m = engine.model("tiny-llama", auto_export=False)
+    run = ModelRunner(m)
+    texts = [t for (t,) in engine.catalog.query("SELECT text FROM tokens WHERE model_id = ? ORDER BY token_id", [m.model_id])]
+    vocab = Vocabulary(texts, run.tokenizer)
+    it = translation_items(load_words(words_csv), "ru", "zh", 1, 0)[0]
+    first = attribution.run(run, [it], vocab, task="translate", strategy="prefixes", config={}, labels=lambda ids: {})
+    top = texts[first.per_entry[0]["top1_last"]]
+    shown = next(w for w in ("水", "花", "王") if not top.strip().startswith(w) and top not in w)
+    alt = Item(it.concept, it.prompt, shown, "zzzz", (shown, top), ("zzzz",))
+    res = attribution.run(run, [alt], vocab, task="translate", strategy="prefixes", config={}, labels=lambda ids: {})
+    e = res.per_entry[0]
+    assert e["accepted"] == [shown, top] and e["correct"] and not e["correct_first"]
+    assert res.accuracy == 1.0 and res.accuracy_first == 0.0
+
+
+def test_bundled_word_list_and_cloze_sentences():
+    """At least 100 concepts, five languages each; one cloze sentence per concept and language
+    with one blank and none of the answer's accepted forms in it."""
+    from explorer.lens.tasks import cloze_sentences
+    from explorer.lens.words import LANGS, load_words
+
+    concepts = load_words()
+    assert len(concepts) >= 100 and len({c.concept for c in concepts}) == len(concepts)
+    sentences = cloze_sentences()
+    for c in concepts:
+        assert set(c.words) == set(LANGS)
+        for lang in LANGS:
+            s = sentences[(c.concept, lang)]
+            assert s.count("___") == 1, (c.concept, lang)
+            assert not any(f.lower() in s.lower() for f in c.accepted(lang)), (c.concept, lang, s)

@@ -21,7 +21,7 @@ WordsOpt = Annotated[Optional[Path], typer.Option("--words", help="Word list CSV
 StrategyOpt = Annotated[str, typer.Option("--strategy", help="Token sets: prefixes (all vocabulary prefixes with and without the word-start marker, as the paper), first (first token), single (single-token words only).")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Use at most this many entries.")]
 PngOpt = Annotated[Optional[Path], typer.Option("--png", help="Write a matplotlib figure like the paper's (two curves with 95% bands, entropy strip).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object: entries, accuracy, layers [{layer, p_target, p_english, entropy, energy}].")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object: entries, accuracy (accepted forms), accuracy_first (shown form alone), layers [{layer, p_target, p_english, entropy, energy}].")]
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +48,8 @@ def _run(ctx, task: str, options: dict, model, strategy, limit, png, as_json) ->
     dropped = ", ".join(f"{k}: {v}" for k, v in result.dropped.items()) or "none"
     console = Console()
     console.print(f"{result.model} {task} {result.config}: {result.entries} entries used (dropped: {dropped}); "
-                  f"last-layer accuracy {result.accuracy:.2f}; run {result.run_id}", highlight=False)
+                  f"last-layer accuracy {result.accuracy:.2f} (on the form shown in prompts alone: "
+                  f"{result.accuracy_first:.2f}); run {result.run_id}", highlight=False)
     t = Table(title_justify="left")
     for col in ("layer", f"p({target_label})", "p(English)", "entropy (bits)", "energy", "top-1"):
         t.add_column(col, justify="left" if col == "top-1" else "right")

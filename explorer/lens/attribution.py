@@ -54,15 +54,17 @@ class LensResult:
     config: dict
     entries: int
     dropped: dict
-    accuracy: float
+    accuracy: float  # top-1 starts an accepted form of the target
     layers: list[LayerStats]
     per_entry: list[dict] = field(default_factory=list)
     run_id: int | None = None
+    accuracy_first: float | None = None  # counting only the form shown in prompts
 
     def to_dict(self, entries: bool = False) -> dict:
         d = {
             "run_id": self.run_id, "task": self.task, "model": self.model, "config": self.config,
             "entries": self.entries, "dropped": self.dropped, "accuracy": self.accuracy,
+            "accuracy_first": self.accuracy_first,
             "layers": [
                 {"layer": s.layer, "p_target": s.p_target, "p_english": s.p_english, "entropy": s.entropy,
                  "energy": s.energy, "p_target_ci": s.p_target_ci, "p_english_ci": s.p_english_ci, "top1": s.top1}
@@ -76,17 +78,18 @@ class LensResult:
 
 def select(items: Sequence[Item], vocab: Vocabulary, strategy: str, target_is_english: bool = False):
     """Token sets per item; drop empty and overlapping ones. Returns (kept, dropped counts)."""
-    kept, dropped = [], Counter()
+    kept, dropped = [], Counter()  # (item, target set, English set, answer tokens, shown form's tokens)
     for it in items:
-        tgt = vocab.token_set(it.target, strategy)
-        eng = vocab.token_set(it.english, strategy)
+        tgt = vocab.token_set_any(it.targets, strategy)
+        eng = vocab.token_set_any(it.englishes, strategy)
         if not tgt or not eng:
             dropped["not representable" if strategy != "single" else "not a single token"] += 1
             continue
         if not target_is_english and tgt & eng:
             dropped["overlapping token sets"] += 1
             continue
-        kept.append((it, tgt, eng, vocab.answer_tokens(it.target)))
+        first = vocab.answer_tokens(it.target) | vocab.token_set(it.target, strategy)
+        kept.append((it, tgt, eng, vocab.answer_tokens_any(it.targets), first))
     return kept, dict(dropped)
 
 
@@ -121,7 +124,7 @@ def run(runner, items: Sequence[Item], vocab: Vocabulary, *, task: str, strategy
         ids = tokenize(runner.tokenizer, [it.prompt for it, *_ in chunk], 4096)
         cap = capture(model, anat, ids, pad)
         with torch.inference_mode():
-            for b, (it, tgt, eng, answer) in enumerate(chunk):
+            for b, (it, tgt, eng, answer, first) in enumerate(chunk):
                 last = len(ids[b]) - 1
                 h = torch.stack([layer[b, last] for layer in cap.layers]).float()  # (L+1, d)
                 normed = anat.final_norm(h)
@@ -138,7 +141,9 @@ def run(runner, items: Sequence[Item], vocab: Vocabulary, *, task: str, strategy
                 per_entry.append({
                     "concept": it.concept, "target": it.target, "english": it.english, "prompt": it.prompt,
                     "top1_last": int(top1[start + b, -1]),
+                    "accepted": list(it.targets),
                     "correct": int(top1[start + b, -1]) in (answer | tgt),
+                    "correct_first": int(top1[start + b, -1]) in first,
                     "n_target_tokens": len(tgt), "n_english_tokens": len(eng),
                     "p_target": pt[start + b].tolist(), "p_english": pe[start + b].tolist(),
                 })
@@ -162,7 +167,8 @@ def run(runner, items: Sequence[Item], vocab: Vocabulary, *, task: str, strategy
         for layer in range(n_layers)
     ]
     accuracy = sum(e["correct"] for e in per_entry) / n
-    return LensResult(task, runner.row.name, config, n, dropped, accuracy, layers, per_entry)
+    accuracy_first = sum(e["correct_first"] for e in per_entry) / n
+    return LensResult(task, runner.row.name, config, n, dropped, accuracy, layers, per_entry, accuracy_first=accuracy_first)
 
 
 def record(catalog, model_id: int, result: LensResult) -> int:
@@ -174,8 +180,10 @@ def record(catalog, model_id: int, result: LensResult) -> int:
         con.execute("BEGIN")
         run_id = _next_id(con, "lens_runs", "run_id")
         con.execute(
-            "INSERT INTO lens_runs (run_id, model_id, task, config, entries, dropped, accuracy) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [run_id, model_id, result.task, json.dumps(result.config), result.entries, json.dumps(result.dropped), result.accuracy],
+            "INSERT INTO lens_runs (run_id, model_id, task, config, entries, dropped, accuracy, accuracy_first) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, model_id, result.task, json.dumps(result.config), result.entries, json.dumps(result.dropped), result.accuracy,
+             result.accuracy_first],
         )
         con.executemany(
             "INSERT INTO lens_layers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -183,9 +191,10 @@ def record(catalog, model_id: int, result: LensResult) -> int:
              for s in result.layers],
         )
         con.executemany(
-            "INSERT INTO lens_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO lens_entries (run_id, entry, concept, target, english, prompt, top1_last, correct, p_target, "
+            "p_english, accepted, correct_first) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [[run_id, i, e["concept"], e["target"], e["english"], e["prompt"], e["top1_last_token"], e["correct"],
-              e["p_target"], e["p_english"]] for i, e in enumerate(result.per_entry)],
+              e["p_target"], e["p_english"], e["accepted"], e["correct_first"]] for i, e in enumerate(result.per_entry)],
         )
         con.execute("COMMIT")
     finally:

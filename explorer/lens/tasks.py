@@ -27,6 +27,16 @@ class Item:
     prompt: str
     target: str  # the word whose tokens should come next
     english: str  # the English word for the same concept
+    target_forms: tuple[str, ...] = ()  # every accepted form of the target (target first)
+    english_forms: tuple[str, ...] = ()
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return self.target_forms or (self.target,)
+
+    @property
+    def englishes(self) -> tuple[str, ...]:
+        return self.english_forms or (self.english,)
 
 
 def _pair(src: str, tgt: str, a: str, b: str | None) -> str:
@@ -45,7 +55,7 @@ def translation_items(concepts: list[Concept], src: str, tgt: str, shots: int, s
         demo = rng.sample(others, min(shots, len(others)))
         lines = [_pair(src, tgt, o.words[src], o.words[tgt]) for o in demo]
         lines.append(_pair(src, tgt, c.words[src], None))
-        items.append(Item(c.concept, "\n".join(lines), c.words[tgt], c.words["en"]))
+        items.append(Item(c.concept, "\n".join(lines), c.words[tgt], c.words["en"], c.accepted(tgt), c.accepted("en")))
     return items
 
 
@@ -67,5 +77,5 @@ def cloze_items(concepts: list[Concept], lang: str, shots: int, seed: int, sente
         demo = rng.sample(others, min(max(1, min(shots, 2)), len(others)))
         lines = [f'{sentences[(o.concept, lang)]} {ANSWER[lang]}: "{o.words[lang]}"' for o in demo]
         lines.append(f'{sentences[(c.concept, lang)]} {ANSWER[lang]}: "')
-        items.append(Item(c.concept, "\n".join(lines), c.words[lang], c.words["en"]))
+        items.append(Item(c.concept, "\n".join(lines), c.words[lang], c.words["en"], c.accepted(lang), c.accepted("en")))
     return items

@@ -2,7 +2,14 @@
 
 A word list is a CSV with a header ``concept,en,fr,de,ru,zh`` (any subset of language
 columns; ``concept`` optional): one row per concept, the everyday word for it in each
-language. The bundled list (``explorer/data/concepts.csv``) has 130 concrete nouns.
+language. A cell may list accepted alternatives separated by ``|`` (``太阳|日``): the
+first is the word shown in prompts, and all of them count as the word, both in its token
+set and for accuracy (a model that answers 犬 for "chien" has translated it).
+
+The bundled list (``explorer/data/concepts.csv``, 127 concrete nouns) avoids words that
+would make the attribution ambiguous: a word that is also the everyday word for another
+concept in its own language (fr "langue" tongue/language, ru "мир" peace/world, de "See"
+lake/sea), and a word spelt like an English word of another meaning (fr "chat", "pain").
 
 Token-set strategies for a word w (how probability mass is attributed to it):
 
@@ -19,7 +26,7 @@ attributed), and how many entries survive is reported.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,7 +40,11 @@ STRATEGIES = ("prefixes", "first", "single")
 @dataclass(frozen=True)
 class Concept:
     concept: str
-    words: dict[str, str]
+    words: dict[str, str]  # language -> the word shown in prompts
+    alternatives: dict[str, tuple[str, ...]] = field(default_factory=dict)  # language -> every accepted form
+
+    def accepted(self, lang: str) -> tuple[str, ...]:
+        return self.alternatives.get(lang) or (self.words[lang],)
 
 
 def bundled_words() -> Path:
@@ -55,10 +66,12 @@ def load_words(path: Path | None = None) -> list[Concept]:
             )
         out = []
         for n, row in enumerate(reader, start=2):
-            words = {lang: (row.get(lang) or "").strip() for lang in langs}
-            if any(not w for w in words.values()):
-                raise ExplorerError(f"{path}:{n}: empty word")
-            out.append(Concept((row.get("concept") or words.get("en") or str(n)).strip(), words))
+            forms = {lang: tuple(w.strip() for w in (row.get(lang) or "").split("|") if w.strip()) for lang in langs}
+            empty = [lang for lang, f in forms.items() if not f]
+            if empty:
+                raise ExplorerError(f"{path}:{n}: empty word for {', '.join(empty)}")
+            words = {lang: f[0] for lang, f in forms.items()}
+            out.append(Concept((row.get("concept") or words.get("en") or str(n)).strip(), words, forms))
     if not out:
         raise ExplorerError(f"{path}: no concepts")
     return out
@@ -102,3 +115,10 @@ class Vocabulary:
     def answer_tokens(self, word: str) -> frozenset[int]:
         """The tokens a correct next-token prediction would start the word with."""
         return frozenset(i for i, _ in self._first(word))
+
+    def token_set_any(self, words: Sequence[str], strategy: str) -> frozenset[int]:
+        """The union of the token sets of accepted alternatives of one word."""
+        return frozenset().union(*(self.token_set(w, strategy) for w in words))
+
+    def answer_tokens_any(self, words: Sequence[str]) -> frozenset[int]:
+        return frozenset().union(*(self.answer_tokens(w) for w in words))

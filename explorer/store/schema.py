@@ -349,4 +349,18 @@ MIGRATIONS.append((
 ))
 DESCRIPTIONS.update(COMPARISON_DESCRIPTIONS)
 
+# -- 8: accepted alternatives in lens word lists (issue 4) -------------------------------
+MIGRATIONS.append((
+    8,
+    "lens runs: accepted alternatives of the target word, accuracy on the first form alone",
+    """
+    ALTER TABLE lens_runs ADD COLUMN accuracy_first DOUBLE;       -- share correct counting only the word shown in prompts
+    ALTER TABLE lens_entries ADD COLUMN accepted VARCHAR[];       -- every accepted form of the target, shown form first
+    ALTER TABLE lens_entries ADD COLUMN correct_first BOOLEAN;    -- correct on the shown form alone
+    COMMENT ON COLUMN lens_runs.accuracy IS 'share of entries whose last-layer top-1 token starts an accepted form of the target';
+    COMMENT ON COLUMN lens_runs.accuracy_first IS 'the same, counting only the form shown in prompts (the first of the word list cell)';
+    COMMENT ON COLUMN lens_entries.accepted IS 'every accepted form of the target word, the form shown in prompts first';
+    """,
+))
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]
