@@ -360,7 +360,18 @@ MIGRATIONS.append((
     COMMENT ON COLUMN lens_runs.accuracy IS 'share of entries whose last-layer top-1 token starts an accepted form of the target';
     COMMENT ON COLUMN lens_runs.accuracy_first IS 'the same, counting only the form shown in prompts (the first of the word list cell)';
     COMMENT ON COLUMN lens_entries.accepted IS 'every accepted form of the target word, the form shown in prompts first';
+    CREATE OR REPLACE VIEW lens_summary AS
+        SELECT r.run_id, m.name AS model, r.task, r.config->>'from' AS src, r.config->>'to' AS tgt,
+               r.config->>'lang' AS lang, r.entries, r.accuracy, r.accuracy_first,
+               arg_max(l.layer, l.p_english) AS english_peak_layer, max(l.p_english) AS english_peak,
+               max_by(l.p_target, l.layer) AS p_target_last, max_by(l.p_english, l.layer) AS p_english_last, r.created_at
+        FROM lens_runs r JOIN models m USING (model_id) JOIN lens_layers l USING (run_id)
+        GROUP BY ALL;
+    COMMENT ON VIEW lens_summary IS 'View: lens runs with model name, languages, accuracy (accepted forms and shown form alone) and where English peaks.';
     """,
 ))
+
+DESCRIPTIONS["lens_summary"] = ("View: lens runs with model name, languages, accuracy (accepted forms and shown form "
+                                "alone) and where English peaks.")
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
