@@ -55,7 +55,7 @@ else:
             cap = capture(run.model, anat, ids, run.tokenizer.pad_token_id or 0)
             hs = torch.stack(cap.layers)                          # (L+1, B, S, d)
             probs = torch.softmax(anat.unembed(anat.final_norm(hs)).float(), dim=-1)   # (L+1, B, S, V)
-            for b, (it, tgt, eng, _) in enumerate(chunk):
+            for b, (it, tgt, eng, *_) in enumerate(chunk):
                 p_last.append(float(probs[-1, b, len(ids[b]) - 1, sorted(tgt)].sum()))
             del probs, hs
 seconds = time.perf_counter() - t0
