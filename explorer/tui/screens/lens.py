@@ -110,7 +110,8 @@ class LensPane(Pane):
         from explorer.lens.plot import terminal_plot
 
         self._done(seq, f"{result.model} {result.task}: {result.entries} entries, last-layer accuracy "
-                        f"{result.accuracy:.2f}, recorded as lens run {result.run_id}")
+                        f"{result.accuracy:.2f} (shown form alone {result.accuracy_first:.2f}), recorded as lens run "
+                        f"{result.run_id}")
         plot = self.query_one("#lens-plot", Static)
         plot.update(terminal_plot(result, label, width=24))
         plot.display = True
