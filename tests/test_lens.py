@@ -126,7 +126,7 @@ def test_word_list_alternatives(tmp_path):
     p = tmp_path / "alts.csv"
     p.write_text("concept,en,fr,zh\nsun,sun,soleil,太阳| 日 |\nwater,water,eau,水\n", encoding="utf-8")
     sun, water = load_words(p)
-    assert sun.words["zh"] == "太阳" and sun.accepted("zh") == ("太阳", "日") and water.accepted("zh") == ("水",)
+    assert sun.words["zh"] == "太阳" and sun.forms["zh"] == ("太阳", "日") and water.forms["zh"] == ("水",)
     items = translation_items([sun, water], "fr", "zh", 1, 0)
     assert items[0].target == "太阳" and items[0].targets == ("太阳", "日")
     assert '中文: "太阳"' in items[1].prompt and "日" not in items[1].prompt  # prompts show the first form only
@@ -152,7 +152,7 @@ def test_an_accepted_alternative_counts_and_the_shown_form_is_reported(tiny_root
     first = attribution.run(run, [it], vocab, task="translate", strategy="prefixes", config={}, labels=lambda ids: {})
     top = texts[first.per_entry[0]["top1_last"]]
     shown = next(w for w in ("水", "花", "王") if not top.strip().startswith(w) and top not in w)
-    alt = Item(it.concept, it.prompt, shown, "zzzz", (shown, top), ("zzzz",))
+    alt = Item(it.concept, it.prompt, (shown, top), ("zzzz",))
     res = attribution.run(run, [alt], vocab, task="translate", strategy="prefixes", config={}, labels=lambda ids: {})
     e = res.per_entry[0]
     assert e["accepted"] == [shown, top] and e["correct"] and not e["correct_first"]
@@ -173,4 +173,4 @@ def test_bundled_word_list_and_cloze_sentences():
         for lang in LANGS:
             s = sentences[(c.concept, lang)]
             assert s.count("___") == 1, (c.concept, lang)
-            assert not any(f.lower() in s.lower() for f in c.accepted(lang)), (c.concept, lang, s)
+            assert not any(f.lower() in s.lower() for f in c.forms[lang]), (c.concept, lang, s)

@@ -78,7 +78,7 @@ class LensResult:
 
 def select(items: Sequence[Item], vocab: Vocabulary, strategy: str, target_is_english: bool = False):
     """Token sets per item; drop empty and overlapping ones. Returns (kept, dropped counts)."""
-    kept, dropped = [], Counter()  # (item, target set, English set, answer tokens, shown form's tokens)
+    kept, dropped = [], Counter()  # (item, target set, English set, correct top-1s, correct top-1s for the shown form)
     for it in items:
         tgt = vocab.token_set_any(it.targets, strategy)
         eng = vocab.token_set_any(it.englishes, strategy)
@@ -88,8 +88,7 @@ def select(items: Sequence[Item], vocab: Vocabulary, strategy: str, target_is_en
         if not target_is_english and tgt & eng:
             dropped["overlapping token sets"] += 1
             continue
-        first = vocab.answer_tokens(it.target) | vocab.token_set(it.target, strategy)
-        kept.append((it, tgt, eng, vocab.answer_tokens_any(it.targets), first))
+        kept.append((it, tgt, eng, vocab.correct_tokens(it.targets, strategy), vocab.correct_tokens(it.targets[:1], strategy)))
     return kept, dict(dropped)
 
 
@@ -124,7 +123,7 @@ def run(runner, items: Sequence[Item], vocab: Vocabulary, *, task: str, strategy
         ids = tokenize(runner.tokenizer, [it.prompt for it, *_ in chunk], 4096)
         cap = capture(model, anat, ids, pad)
         with torch.inference_mode():
-            for b, (it, tgt, eng, answer, first) in enumerate(chunk):
+            for b, (it, tgt, eng, correct, first) in enumerate(chunk):
                 last = len(ids[b]) - 1
                 h = torch.stack([layer[b, last] for layer in cap.layers]).float()  # (L+1, d)
                 normed = anat.final_norm(h)
@@ -142,7 +141,7 @@ def run(runner, items: Sequence[Item], vocab: Vocabulary, *, task: str, strategy
                     "concept": it.concept, "target": it.target, "english": it.english, "prompt": it.prompt,
                     "top1_last": int(top1[start + b, -1]),
                     "accepted": list(it.targets),
-                    "correct": int(top1[start + b, -1]) in (answer | tgt),
+                    "correct": int(top1[start + b, -1]) in correct,
                     "correct_first": int(top1[start + b, -1]) in first,
                     "n_target_tokens": len(tgt), "n_english_tokens": len(eng),
                     "p_target": pt[start + b].tolist(), "p_english": pe[start + b].tolist(),

@@ -25,18 +25,16 @@ ANSWER = {"en": "Answer", "fr": "Réponse", "de": "Antwort", "ru": "Ответ",
 class Item:
     concept: str
     prompt: str
-    target: str  # the word whose tokens should come next
-    english: str  # the English word for the same concept
-    target_forms: tuple[str, ...] = ()  # every accepted form of the target (target first)
-    english_forms: tuple[str, ...] = ()
+    targets: tuple[str, ...]  # accepted forms of the word whose tokens should come next, the shown one first
+    englishes: tuple[str, ...]  # accepted forms of the English word for the same concept
 
     @property
-    def targets(self) -> tuple[str, ...]:
-        return self.target_forms or (self.target,)
+    def target(self) -> str:
+        return self.targets[0]
 
     @property
-    def englishes(self) -> tuple[str, ...]:
-        return self.english_forms or (self.english,)
+    def english(self) -> str:
+        return self.englishes[0]
 
 
 def _pair(src: str, tgt: str, a: str, b: str | None) -> str:
@@ -55,7 +53,7 @@ def translation_items(concepts: list[Concept], src: str, tgt: str, shots: int, s
         demo = rng.sample(others, min(shots, len(others)))
         lines = [_pair(src, tgt, o.words[src], o.words[tgt]) for o in demo]
         lines.append(_pair(src, tgt, c.words[src], None))
-        items.append(Item(c.concept, "\n".join(lines), c.words[tgt], c.words["en"], c.accepted(tgt), c.accepted("en")))
+        items.append(Item(c.concept, "\n".join(lines), c.forms[tgt], c.forms["en"]))
     return items
 
 
@@ -77,5 +75,5 @@ def cloze_items(concepts: list[Concept], lang: str, shots: int, seed: int, sente
         demo = rng.sample(others, min(max(1, min(shots, 2)), len(others)))
         lines = [f'{sentences[(o.concept, lang)]} {ANSWER[lang]}: "{o.words[lang]}"' for o in demo]
         lines.append(f'{sentences[(c.concept, lang)]} {ANSWER[lang]}: "')
-        items.append(Item(c.concept, "\n".join(lines), c.words[lang], c.words["en"], c.accepted(lang), c.accepted("en")))
+        items.append(Item(c.concept, "\n".join(lines), c.forms[lang], c.forms["en"]))
     return items

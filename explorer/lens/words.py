@@ -26,7 +26,7 @@ attributed), and how many entries survive is reported.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
@@ -40,11 +40,12 @@ STRATEGIES = ("prefixes", "first", "single")
 @dataclass(frozen=True)
 class Concept:
     concept: str
-    words: dict[str, str]  # language -> the word shown in prompts
-    alternatives: dict[str, tuple[str, ...]] = field(default_factory=dict)  # language -> every accepted form
+    forms: dict[str, tuple[str, ...]]  # language -> every accepted form, the one shown in prompts first
 
-    def accepted(self, lang: str) -> tuple[str, ...]:
-        return self.alternatives.get(lang) or (self.words[lang],)
+    @property
+    def words(self) -> dict[str, str]:
+        """Language -> the word shown in prompts."""
+        return {lang: f[0] for lang, f in self.forms.items()}
 
 
 def bundled_words() -> Path:
@@ -70,8 +71,8 @@ def load_words(path: Path | None = None) -> list[Concept]:
             empty = [lang for lang, f in forms.items() if not f]
             if empty:
                 raise ExplorerError(f"{path}:{n}: empty word for {', '.join(empty)}")
-            words = {lang: f[0] for lang, f in forms.items()}
-            out.append(Concept((row.get("concept") or words.get("en") or str(n)).strip(), words, forms))
+            name = row.get("concept") or (forms["en"][0] if "en" in forms else str(n))
+            out.append(Concept(name.strip(), forms))
     if not out:
         raise ExplorerError(f"{path}: no concepts")
     return out
@@ -120,5 +121,6 @@ class Vocabulary:
         """The union of the token sets of accepted alternatives of one word."""
         return frozenset().union(*(self.token_set(w, strategy) for w in words))
 
-    def answer_tokens_any(self, words: Sequence[str]) -> frozenset[int]:
-        return frozenset().union(*(self.answer_tokens(w) for w in words))
+    def correct_tokens(self, words: Sequence[str], strategy: str) -> frozenset[int]:
+        """Last-layer top-1 tokens that count as any of ``words``: a first token of one, or a token of its set."""
+        return frozenset().union(*(self.answer_tokens(w) | self.token_set(w, strategy) for w in words))
