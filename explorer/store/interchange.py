@@ -559,7 +559,7 @@ def _parse_header(path: Path, line: bytes) -> tuple[int, int]:
     return n, d
 
 
-def _lines(f) -> Iterator[tuple[int, bytes]]:
+def _lines(f, path: Path) -> Iterator[tuple[int, bytes]]:
     """Numbered lines without their line end; empty lines are allowed only at the end."""
     blank = None
     for number, raw in enumerate(f, 1):
@@ -568,8 +568,7 @@ def _lines(f) -> Iterator[tuple[int, bytes]]:
             blank = blank or number
             continue
         if blank is not None:
-            yield blank, b""
-            return
+            raise _error(path, blank, "empty line inside the file")
         yield number, line
 
 
@@ -587,13 +586,11 @@ def _read_text(path: Path, header: bool) -> tuple[list[str], np.ndarray]:
     n = d = None
     last = 0
     with open(path, "rb") as f:
-        for number, line in _lines(f):
+        for number, line in _lines(f, path):
             last = number
             if header and number == 1:
                 n, d = _parse_header(path, line)
                 continue
-            if not line:
-                raise _error(path, number, "empty line inside the file")
             parts = _decode(path, number, line).rstrip(" \t").split(" ")
             if d is None:
                 d = len(parts) - 1
@@ -692,9 +689,7 @@ def _read_projector(path: Path) -> tuple[list[str], np.ndarray]:
     d = None
     count = 0
     with open(vec_path, "rb") as f:
-        for number, line in _lines(f):
-            if not line:
-                raise _error(vec_path, number, "empty line inside the file")
+        for number, line in _lines(f, vec_path):
             parts = _decode(vec_path, number, line).split("\t")
             if d is None:
                 d = len(parts)
@@ -710,9 +705,7 @@ def _read_projector(path: Path) -> tuple[list[str], np.ndarray]:
     col = 0
     n_cols = 1
     with open(meta_path, "rb") as f:
-        for number, line in _lines(f):
-            if not line:
-                raise _error(meta_path, number, "empty line inside the file")
+        for number, line in _lines(f, meta_path):
             fields = _decode(meta_path, number, line).split("\t")
             if number == 1 and len(fields) > 1:  # several columns: a header line
                 if "token" not in fields:
