@@ -268,13 +268,15 @@ def test_snapshot(snap_compare, ui_root, fake_env, key):
         app.sub_title = "snapshot"
         await settle(app, pilot)
         await pilot.press(key)
-        for area in app.query(TextArea):
-            area.cursor_blink = False  # a blinking cursor would make the picture flaky
         if key == "3":  # the model list loads in a worker: search only once it is there, and wait for the answer
             await wait_until(pilot, lambda: not app.query_one("#nb-model", Select).is_blank(), 10)
             app.query_one("#nb-query", Input).value = "queen"
             await pilot.press("enter")
             await wait_until(pilot, lambda: "columns" in text(app, "#nb-status"), 10)
+        # A blinking cursor would make the picture depend on timing (the neighbours snapshot failed in CI
+        # when its search took longer): with blinking off, Input and TextArea show a steady cursor.
+        for widget in [*app.query(Input), *app.query(TextArea)]:
+            widget.cursor_blink = False
         await settle(app, pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
