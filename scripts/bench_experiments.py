@@ -76,7 +76,8 @@ def plain_counting(cfg: counting.Config, seed: int, device: str) -> float:
     return correct / len(test_x)
 
 
-def bench_counting(steps: int = 300, repeat: int = 3, device: str = "cpu", d: int = 8, m: int = 8) -> dict:
+def bench_counting(steps: int = 300, repeat: int = 3, device: str = "cpu", d: int = 8, m: int = 8,
+                   quiet: bool = False) -> dict:
     """Time ``steps`` counting training steps, ours (EXPERIMENT.run) vs plain; print and return."""
     cfg = apply(counting.Config(), {"d": d, "m": m, "steps": steps, "eval_every": steps})
     seed = 0
@@ -89,12 +90,14 @@ def bench_counting(steps: int = 300, repeat: int = 3, device: str = "cpu", d: in
     cpu_ratio = best["plain"][1] / best["ours"][1]
     out = {"steps": steps, "d": d, "m": m, "n": counting.seq_len(cfg), "batch": cfg.batch, "device": device,
            "ours_steps_per_s": ours_sps, "plain_steps_per_s": plain_sps, "ratio": ours_sps / plain_sps,
-           "cpu_time_ratio": cpu_ratio, "same_accuracy": best["ours"][2] == best["plain"][2]}
-    print(f"counting (d={d}, m={m}, n={out['n']}, batch={cfg.batch}, {steps} steps, {device}):\n"
-          f"  ours  {ours_sps:8.1f} steps/s   ({steps / best['ours'][1]:.1f} per CPU second)\n"
-          f"  plain {plain_sps:8.1f} steps/s   ({steps / best['plain'][1]:.1f} per CPU second)\n"
-          f"  ratio ours/plain {out['ratio']:.3f} wall, {cpu_ratio:.3f} CPU time (target >= 0.9); "
-          f"same final accuracy: {out['same_accuracy']} ({best['ours'][2]:.4f})")
+           "cpu_time_ratio": cpu_ratio, "same_accuracy": best["ours"][2] == best["plain"][2],
+           "accuracy": best["ours"][2]}
+    if not quiet:
+        print(f"counting (d={d}, m={m}, n={out['n']}, batch={cfg.batch}, {steps} steps, {device}):\n"
+              f"  ours  {ours_sps:8.1f} steps/s   ({steps / best['ours'][1]:.1f} per CPU second)\n"
+              f"  plain {plain_sps:8.1f} steps/s   ({steps / best['plain'][1]:.1f} per CPU second)\n"
+              f"  ratio ours/plain {out['ratio']:.3f} wall, {cpu_ratio:.3f} CPU time (target >= 0.9); "
+              f"same final accuracy: {out['same_accuracy']} ({best['ours'][2]:.4f})")
     return out
 
 
@@ -191,14 +194,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--min-count", type=int, default=5)
-    ap.add_argument("--json", action="store_true", help="word2vec part: print JSON")
+    ap.add_argument("--json", action="store_true", help="print one JSON object {counting, word2vec} instead of text")
     args = ap.parse_args()
+    out: dict[str, Any] = {}
     if args.only in (None, "counting"):
-        bench_counting(args.steps, args.repeat, args.device, args.d, args.m)
+        out["counting"] = bench_counting(args.steps, args.repeat, args.device, args.d, args.m, quiet=args.json)
     if args.only in (None, "word2vec"):
-        out = bench_word2vec(args.corpus, args.epochs, args.threads, args.rounds, args.min_count, quiet=args.json)
-        if args.json:
-            print(json.dumps(out, indent=2))
+        out["word2vec"] = bench_word2vec(args.corpus, args.epochs, args.threads, args.rounds, args.min_count,
+                                         quiet=args.json)
+    if args.json:
+        print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

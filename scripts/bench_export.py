@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,7 +43,7 @@ def main() -> None:
     engine = Engine(args.root)
     m = engine.model(args.model)
     docs = read_corpus(sample_corpus_path())[: args.docs]
-    corpus = Path("/tmp") / f"bench_export_{args.docs}.tsv"
+    corpus = Path(tempfile.mkdtemp(prefix="bench_export_")) / f"sample_{args.docs}.tsv"
     corpus.write_text("lang\ttext\n" + "".join(f"{lang}\t{text}\n" for lang, text in docs))
     name = f"bench-export-{args.docs}"
 
@@ -79,6 +81,7 @@ def main() -> None:
     row = store.corpus(m.model_id, name)
     if row is not None:
         store.delete(row)
+    shutil.rmtree(corpus.parent, ignore_errors=True)
     if args.json:
         print(json.dumps(out, indent=2))
         return

@@ -7,7 +7,7 @@ Both run on the same French->Chinese translation prompts, each in a fresh subpro
 that peak memory (ru_maxrss) is not shared; the figures are ratios ours / reference
 (target: <= 1.0 for both time and peak memory).
 
-    python scripts/bench_lens.py [--root DIR] [--entries 24]
+    python scripts/bench_lens.py [--root DIR] [--model NAME] [--entries 24] [--batch 2] [--json]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from explorer.lens.words import Vocabulary, load_words
 from explorer.models.capture import capture, tokenize
 
 engine = Engine({root!r})
-m = engine.model(None, auto_export=False)
+m = engine.model({model!r}, auto_export=False)
 run = ModelRunner(m)
 texts = [t for (t,) in engine.catalog.query("SELECT text FROM tokens WHERE model_id = ? ORDER BY token_id", [m.model_id])]
 vocab = Vocabulary(texts, run.tokenizer)
@@ -64,8 +64,8 @@ print(json.dumps({{"seconds": seconds, "peak_rss_mb": peak / 1024, "extra_rss_mb
 """
 
 
-def child(mode: str, root: str | None, entries: int, batch: int) -> dict:
-    code = CHILD.format(repo=str(ROOT), root=root, entries=entries, mode=mode, batch=batch)
+def child(mode: str, root: str | None, model: str | None, entries: int, batch: int) -> dict:
+    code = CHILD.format(repo=str(ROOT), root=root, model=model, entries=entries, mode=mode, batch=batch)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{mode} run failed (exit {proc.returncode}; -9 is the kernel's out-of-memory kill): {proc.stderr[-2000:]}")
@@ -75,13 +75,14 @@ def child(mode: str, root: str | None, entries: int, batch: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default=None)
+    ap.add_argument("--model", default=None, help="a model in the catalog (default: the default model)")
     ap.add_argument("--entries", type=int, default=24)
     ap.add_argument("--batch", type=int, default=2, help="prompts per forward pass (the reference holds "
                     "layers x batch x positions x vocabulary floats: ~1.6 GB at 2 for Gemma; 8 needs >24 GB)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    ref = child("reference", args.root, args.entries, args.batch)
-    ours = child("ours", args.root, args.entries, args.batch)
+    ref = child("reference", args.root, args.model, args.entries, args.batch)
+    ours = child("ours", args.root, args.model, args.entries, args.batch)
     same = max(abs(a - b) for a, b in zip(ref["p_last"], ours["p_last"]))
     out = {
         "entries": len(ours["p_last"]),
@@ -95,7 +96,7 @@ def main() -> None:
     if args.json:
         print(json.dumps(out, indent=2))
         return
-    print(f"{out['entries']} fr->zh prompts, gemma3-270m")
+    print(f"{out['entries']} fr->zh prompts, {args.model or 'the default model'}")
     print(f"  time:        ours {out['ours_s']:.2f} s   reference {out['reference_s']:.2f} s   ratio {out['time_ratio']:.3f}")
     print(f"  peak memory: ours {out['ours_peak_mb']} MB  reference {out['reference_peak_mb']} MB  ratio {out['peak_ratio']:.3f}"
           f"  (above the loaded model: ours {out['ours_extra_mb']} MB, reference {out['reference_extra_mb']} MB)")

@@ -6,7 +6,7 @@ Prints RATIOS ours / reference (<= 1.0: we are at least as fast); no timing asse
 2. Batched top-10, SearchIndex.search (auto/numpy/faiss) vs numpy matmul + argpartition.
 3. ``explorer --help`` vs ``python -c pass``; 4. ``explorer query`` wall time + import probe.
 
-    python scripts/bench_query.py [--root DIR] [--repeat N] [--batches 1,64,4096] [--json]
+    python scripts/bench_query.py [--root DIR] [--model NAME] [--repeat N] [--batches 1,64,4096] [--json]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import contextlib, io, json, sys
 root, expr, WATCH = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
 from explorer.cli.main import main
 at_import = sorted(m for m in WATCH if m in sys.modules)
-sys.argv = ["explorer", "--root", root, "query", expr]
+sys.argv = ["explorer", "--root", root, "query", expr, "--model", sys.argv[4]]
 buf, code = io.StringIO(), 0
 with contextlib.redirect_stdout(buf):
     try: main()
@@ -93,7 +93,7 @@ def bench_analogy(engine, s, repeat: int) -> list[dict]:
     log(f"analogy: ids {', '.join(f'{w}={t[0]}' for w, t in ids.items())}")
     rows = []
     for method, ref_fn in (("3cosadd", kv.most_similar), ("3cosmul", kv.most_similar_cosmul)):
-        b = best_of({"ours": lambda: engine.query(EXPR, k=K, method=method),
+        b = best_of({"ours": lambda: engine.query(EXPR, model=s.model.name, k=K, method=method),
                      "core": lambda: analogy.run_query(s.vectors, terms, method=method, k=K),
                      "ref": lambda: ref_fn(positive=["woman", "king"], negative=["man"], topn=K)}, repeat)
         (t_ours, res), (t_core, core), (t_ref, got) = b["ours"], b["core"], b["ref"]
@@ -137,8 +137,9 @@ def agreement(un, queries, ids, ref_s, ref_i, tol=1e-5) -> str:
 def bench_batches(root, s, batches: list[int], repeat: int, repeat_large: int) -> tuple[list[dict], str]:
     from explorer.store.index import FAISS_BLAS_WORK
 
-    indexes = {"auto": s.index, "numpy": Engine(root, backend="numpy").open_set().index,
-               "faiss": Engine(root, backend="faiss").open_set().index}
+    model = s.model.name
+    indexes = {"auto": s.index, "numpy": Engine(root, backend="numpy").open_set(model).index,
+               "faiss": Engine(root, backend="faiss").open_set(model).index}
     rng = np.random.default_rng(0)
     q_all = s.vectors.rows(rng.choice(s.vectors.n_rows, max(batches), replace=False))
     for idx in indexes.values():  # load the FAISS file and warm the page cache outside the timings
@@ -179,7 +180,7 @@ def command(cmd: list[str]):
     return once
 
 
-def bench_cli(root: Path) -> list[dict]:
+def bench_cli(root: Path, model: str) -> list[dict]:
     exe = Path(sys.executable).with_name("explorer")
     explorer = [str(exe)] if exe.exists() else [sys.executable, "-m", "explorer"]
     log("cli: --help, query, import probe ...")
@@ -189,10 +190,10 @@ def bench_cli(root: Path) -> list[dict]:
     rows = [row("cli", f"explorer --help (best of {HELP_REPEAT})", t_help, t_pass,
                 f"+{diff:.3f} s {'ok' if diff <= HELP_TARGET_S else 'OVER'} (target <= {HELP_TARGET_S} s)",
                 "ref: python -c pass")]
-    t_query = best_of({"q": command(explorer + ["--root", str(root), "query", EXPR])}, CLI_QUERY_REPEAT)["q"][0]
+    t_query = best_of({"q": command(explorer + ["--root", str(root), "query", EXPR, "--model", model])}, CLI_QUERY_REPEAT)["q"][0]
     rows.append(row("cli", f"explorer query (best of {CLI_QUERY_REPEAT})", t_query, None,
                     f"{'ok' if t_query < CLI_QUERY_TARGET_S else 'OVER'} (target < {CLI_QUERY_TARGET_S} s)"))
-    p = subprocess.run([sys.executable, "-c", PROBE, str(root), EXPR, ",".join(WATCH)], capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-c", PROBE, str(root), EXPR, ",".join(WATCH), model], capture_output=True, text=True)
     if p.returncode:
         raise SystemExit(f"import probe failed: {p.stderr.strip()[-500:]}")
     probe = json.loads(p.stdout.strip().splitlines()[-1])
@@ -228,6 +229,7 @@ def print_table(meta: dict, rows: list[dict], notes: list[str]) -> None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", type=Path, default=default_root(), help="data root (default: %(default)s)")
+    ap.add_argument("--model", default=None, help="model name in the catalog (default: the default model)")
     ap.add_argument("--repeat", type=int, default=5, help="best of N timed runs (default 5)")
     ap.add_argument("--repeat-large", type=int, default=1, help=f"best of N for batches >= {BIG_BATCH} (default 1)")
     ap.add_argument("--batches", default="1,64,4096", help="query batch sizes (default 1,64,4096)")
@@ -238,7 +240,7 @@ def main(argv=None) -> None:
     import faiss
 
     engine = Engine(args.root, hold_catalog=True)  # a long-lived process, as a TUI or notebook is
-    s = engine.open_set()
+    s = engine.open_set(args.model)
     meta = {"set": s.label, "shape": f"{s.vectors.n_rows}x{s.vectors.dim}", "cpus": os.cpu_count(),
             "faiss_threads": faiss.omp_get_max_threads(), "repeat": args.repeat, "repeat_large": args.repeat_large}
     rows, notes = [], ["ratio = ours / reference; <= 1.00 means ours is at least as fast"]
@@ -255,7 +257,7 @@ def main(argv=None) -> None:
                          f"({max(batches)} at once: {max(batches) * s.vectors.n_rows * 4 / 2**30:.0f} GiB of scores "
                          f"+ {max(batches) * s.vectors.n_rows * 8 / 2**30:.0f} GiB of argpartition ids)")
     if "cli" not in skip:
-        rows += bench_cli(args.root)
+        rows += bench_cli(args.root, s.model.name)
     if args.json:
         print(json.dumps({"meta": meta, "rows": rows, "notes": notes}, indent=2))
     else:

@@ -1,12 +1,13 @@
 """Time for `explorer tui` to open on an existing catalog: from interpreter start (imports
 included) to the first screen mounted, against `python -c pass` in the same run.
 
-    python scripts/bench_tui.py [--root indexes]
+    python scripts/bench_tui.py [--root indexes] [--repeat 5] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -34,9 +35,10 @@ def wall(cmd: list[str]) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--root", default="indexes")
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=5, help="runs of each; medians are reported")
+    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     probe = PROBE.replace("ROOT", repr(args.root))
     base = statistics.median(wall([sys.executable, "-c", "pass"]) for _ in range(args.repeat))
@@ -47,9 +49,14 @@ def main() -> None:
         runs.append((time.perf_counter() - t, float(out[0]), out[1] == "1"))
     total = statistics.median(r[0] for r in runs)
     ready = statistics.median(r[1] for r in runs)
+    torch_imported = any(r[2] for r in runs)
+    if args.json:
+        print(json.dumps({"bare_interpreter_s": base, "first_screen_s": ready, "process_wall_s": total,
+                          "ratio_wall_over_bare": total / base, "torch_imported": torch_imported}, indent=2))
+        return
     print(f"python -c pass: {base:.3f} s")
     print(f"tui first screen mounted (imports included, after interpreter start): {ready:.3f} s; process wall {total:.3f} s")
-    print(f"ratio wall / bare interpreter: {total / base:.1f}; torch imported: {any(r[2] for r in runs)}")
+    print(f"ratio wall / bare interpreter: {total / base:.1f}; torch imported: {torch_imported}")
 
 
 if __name__ == "__main__":
