@@ -45,6 +45,17 @@ def build_tiny_model(directory: Path, tied: bool = False, seed: int = 0) -> Path
     return directory
 
 
+def first_model(root: Path) -> str:
+    """The name of the first model in a data root's catalog (a root holding one model)."""
+    from explorer.store.catalog import Catalog
+
+    cat = Catalog(root)
+    try:
+        return cat.models()[0].name
+    finally:
+        cat.close()
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny-llama")

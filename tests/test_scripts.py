@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import first_model
+
 from explorer.models.export import export_model
 from explorer.store.catalog import Catalog
 
@@ -27,20 +29,12 @@ def bench(name: str, *args: str) -> dict:
     return json.loads(proc.stdout)
 
 
-def model_name(root: Path) -> str:
-    cat = Catalog(root)
-    try:
-        return cat.models()[0].name
-    finally:
-        cat.close()
-
-
 def positive(x) -> bool:
     return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
 def test_bench_query(tiny_root):
-    out = bench("bench_query.py", "--root", str(tiny_root), "--model", model_name(tiny_root), "--repeat", "1",
+    out = bench("bench_query.py", "--root", str(tiny_root), "--model", first_model(tiny_root), "--repeat", "1",
                 "--batches", "1,8")
     assert out["meta"]["shape"] == "31x16"
     rows = {r["case"]: r for r in out["rows"]}
@@ -58,7 +52,7 @@ def test_bench_query(tiny_root):
 
 def test_bench_export(tiny_model_dir, tmp_path):
     export_model(str(tiny_model_dir), tmp_path)  # a root of its own: the script adds and removes a corpus
-    name = model_name(tmp_path)
+    name = first_model(tmp_path)
     out = bench("bench_export.py", "--root", str(tmp_path), "--model", name, "--docs", "4", "--batch-size", "2")
     assert out["documents"] == 4 and out["tokens"] == out["reference_tokens"] > 0
     assert out["expected_bytes_per_token"] == 3 * 16 * 4  # (layers + 1) x d x float32

@@ -15,6 +15,8 @@ import pytest
 pytest.importorskip("textual")
 from textual.widgets import DataTable, Input, Select, Sparkline, Static, TextArea  # noqa: E402
 
+from conftest import first_model  # noqa: E402
+
 from explorer.tui.app import make_app  # noqa: E402
 from explorer.tui.screens.experiments import ExperimentsPane  # noqa: E402
 
@@ -59,18 +61,8 @@ def ui_root(tmp_path_factory, tiny_model_dir) -> Path:
 
 @pytest.fixture
 def app(ui_root):
-    model = _tiny_model(ui_root)
+    model = first_model(ui_root)
     return make_app(ui_root, "numpy", model=model, expect="queen")
-
-
-def _tiny_model(root: Path) -> str:
-    from explorer.store.catalog import Catalog
-
-    cat = Catalog(root)
-    try:
-        return cat.models()[0].name
-    finally:
-        cat.close()
 
 
 def test_opens_without_torch():
@@ -262,7 +254,7 @@ async def test_help_and_tab_keys(app):
 # -- one snapshot per screen -------------------------------------------------------------
 @pytest.mark.parametrize("key", ["1", "2", "3", "4", "5", "6"])
 def test_snapshot(snap_compare, ui_root, fake_env, key):
-    app = make_app(ui_root, "numpy", model=_tiny_model(ui_root), experiments=["fake_experiment:EXPERIMENT"])
+    app = make_app(ui_root, "numpy", model=first_model(ui_root), experiments=["fake_experiment:EXPERIMENT"])
 
     async def before(pilot):
         app.sub_title = "snapshot"
