@@ -162,97 +162,116 @@ def run_query(
     vecs = [word_vector(vs, r) for r, _ in terms]
     weights = np.array([w for _, w in terms], dtype=np.float64)
     units = np.stack([_unit(v) for v in vecs])
-    baseline_col = None
-    if method == "3cosadd":
-        q = (weights[:, None] * units).sum(axis=0)
-        if not np.any(q):
-            raise ExplorerError("the expression sums to the zero vector; nothing to rank against")
-        cols = [q]
-        if expected is not None and analogy is not None:
-            cols.append(units[analogy[2]])
-            baseline_col = 1
-        sims = vs.cosines(np.stack(cols).astype(np.float32))
-        scores = sims[:, 0]
-    else:
-        sims = vs.cosines(units.astype(np.float32))
-        s = (1.0 + sims.astype(np.float64)) / 2.0
-        num = np.ones(vs.n_rows)
-        den = np.ones(vs.n_rows)
-        for i, w in enumerate(weights):
-            if w > 0:
-                num *= s[:, i] ** w
-            elif w < 0:
-                den *= s[:, i] ** (-w)
-        scores = num / (den + COSMUL_EPS) if np.any(weights < 0) else num
-        if analogy is not None:
-            baseline_col = analogy[2]
-    full = scores  # unfiltered: an input or expected word outside the filter keeps its score
-    if allowed is not None:
-        scores = np.where(allowed, scores, -np.inf)
+    sc = _score(vs, units, weights, method, baseline=analogy[2] if expected is not None and analogy else None)
+    full = sc.scores  # unfiltered: an input or expected word outside the filter keeps its score
+    scores = full if allowed is None else np.where(allowed, full, -np.inf)
 
     input_ids = sorted({r.token_ids[0] for r, _ in terms if r.single})
     excluded = np.array([] if keep_inputs else input_ids, dtype=np.int64)
-    top_ids = _top(scores, k, excluded)
-    top_scores = scores[top_ids]
     if method == "3cosadd" and index is not None and index.choose(1, allowed is not None) == "faiss":
-        hits = index.search(q[None, :].astype(np.float32), k + len(excluded), allowed)
-        keep = [(int(i), float(v)) for i, v in zip(hits.ids[0], hits.scores[0]) if i >= 0 and i not in set(excluded)]
-        top_ids = np.array([i for i, _ in keep[:k]], dtype=np.int64)
-        top_scores = np.array([v for _, v in keep[:k]])
+        top_ids, top_scores = _index_top(index, sc.query, k, excluded, allowed)
+    else:
+        top_ids = _top(scores, k, excluded)
+        top_scores = scores[top_ids]
     labels = label(list(top_ids) + [i for r, _ in terms for i in r.token_ids]) if label else {}
     results = tuple(
         Hit(labels.get(int(i), str(int(i))), int(i), float(v), n + 1) for n, (i, v) in enumerate(zip(top_ids, top_scores))
     )
-    inputs = tuple(
-        InputInfo(
-            r.word,
-            r.token,
-            r.token_ids[0] if r.single else None,
-            r.token_ids,
-            float(w),
-            _rank_of_score(scores, full[r.token_ids[0]]) if r.single else None,
-            float(full[r.token_ids[0]]) if r.single else float("nan"),
-            r.variant,
-        )
-        for r, w in terms
-    )
-    exp = None
-    diagnostics: dict[str, float] = {}
-    if analogy is not None:
-        a, b, c = (vecs[i] for i in analogy)
-        diagnostics["cos_a_b"] = cos(a, b)
-        if len(top_ids):
-            d_top = vs.rows([int(top_ids[0])])[0]
-            diagnostics["offset_cosine_top1"] = cos(b - a, d_top - c)
+    inputs = tuple(_input_info(r, w, scores, full) for r, w in terms)
+    exp, d_vec = None, None
     if expected is not None:
         d_vec = word_vector(vs, expected)
-        did = expected.token_ids[0] if expected.single else None
-        if did is None:
-            d_score = float(np.dot(_unit(d_vec), _unit(_query_vector(units, weights)))) if method == "3cosadd" else float("nan")
-            rank_kept, rank_excl = _rank_of_score(scores, d_score), None
-        else:
-            d_score = float(full[did])
-            rank_kept = _rank_of_score(scores, d_score)
-            rank_excl = None if did in input_ids else rank_kept - int(np.sum(scores[input_ids] > d_score))
-        base = None
-        if baseline_col is not None and did is not None:
-            bs_full = sims[:, baseline_col].astype(np.float64)
-            bs = bs_full if allowed is None else np.where(allowed, bs_full, -np.inf)
-            base = _rank_of_score(bs, bs_full[did]) - int(np.sum(bs[input_ids] > bs_full[did]))
-        exp = Expected(expected.word, expected.token, did, d_score, rank_excl, rank_kept, base)
-        if analogy is not None:
-            a, b, c = (vecs[i] for i in analogy)
-            diagnostics["offset_cosine"] = cos(b - a, d_vec - c)
-            diagnostics["reverse_cosine"] = cos(a, b - d_vec + c)
-            ua, ub, uc, ud = (_unit(x) for x in (a, b, c, d_vec))
-            diagnostics["offset_cosine_unit"] = cos(ub - ua, ud - uc)
-            diagnostics["cos_c_d"] = cos(c, d_vec)
-            diagnostics["offset_norm_ratio"] = float(np.linalg.norm(b - a) / max(np.linalg.norm(d_vec - c), 1e-30))
+        exp = _expected(expected, d_vec, sc, scores, full, units, weights, method, input_ids, allowed)
+    diagnostics = _diagnostics(vs, vecs, analogy, top_ids, d_vec) if analogy is not None else {}
     notices = tuple(r.notice for r, _ in terms if r.notice) + ((expected.notice,) if expected and expected.notice else ())
     resolutions = tuple(r for r, _ in terms) + ((expected,) if expected else ())
     return QueryResult(
         expression, method, keep_inputs, vector_set, results, inputs, diagnostics, exp, notices, resolutions
     )
+
+
+@dataclass(frozen=True)
+class _Scores:
+    scores: np.ndarray  # one per row, unfiltered
+    query: np.ndarray | None  # the 3CosAdd query vector
+    sims: np.ndarray  # the cosine columns computed on the way
+    baseline: np.ndarray | None  # cosines to the last analogy term alone (for the baseline rank)
+
+
+def _score(vs: Vectors, units: np.ndarray, weights: np.ndarray, method: str, baseline: int | None) -> _Scores:
+    """Every row's score in one dense pass; ``baseline`` is the position of the term c."""
+    if method == "3cosadd":
+        q = _query_vector(units, weights)
+        if not np.any(q):
+            raise ExplorerError("the expression sums to the zero vector; nothing to rank against")
+        cols = [q] if baseline is None else [q, units[baseline]]
+        sims = vs.cosines(np.stack(cols).astype(np.float32))
+        return _Scores(sims[:, 0], q, sims, None if baseline is None else sims[:, 1])
+    sims = vs.cosines(units.astype(np.float32))
+    s = (1.0 + sims.astype(np.float64)) / 2.0
+    num = np.ones(vs.n_rows)
+    den = np.ones(vs.n_rows)
+    for i, w in enumerate(weights):
+        if w > 0:
+            num *= s[:, i] ** w
+        elif w < 0:
+            den *= s[:, i] ** (-w)
+    scores = num / (den + COSMUL_EPS) if np.any(weights < 0) else num
+    return _Scores(scores, None, sims, None if baseline is None else sims[:, baseline])
+
+
+def _index_top(index: Any, q: np.ndarray, k: int, excluded: np.ndarray, allowed: np.ndarray | None):
+    """The top k from the index, over-fetched by the excluded inputs and then skipping them."""
+    hits = index.search(q[None, :].astype(np.float32), k + len(excluded), allowed)
+    skip = set(excluded.tolist())
+    keep = [(int(i), float(v)) for i, v in zip(hits.ids[0], hits.scores[0]) if i >= 0 and int(i) not in skip][:k]
+    return np.array([i for i, _ in keep], dtype=np.int64), np.array([v for _, v in keep])
+
+
+def _input_info(r: Resolved, weight: float, scores: np.ndarray, full: np.ndarray) -> InputInfo:
+    if not r.single:
+        return InputInfo(r.word, r.token, None, r.token_ids, float(weight), None, float("nan"), r.variant)
+    tid = r.token_ids[0]
+    return InputInfo(r.word, r.token, tid, r.token_ids, float(weight), _rank_of_score(scores, full[tid]),
+                     float(full[tid]), r.variant)
+
+
+def _expected(
+    expected: Resolved, d_vec: np.ndarray, sc: _Scores, scores: np.ndarray, full: np.ndarray, units: np.ndarray,
+    weights: np.ndarray, method: str, input_ids: list[int], allowed: np.ndarray | None,
+) -> Expected:
+    """The expected word's score, its ranks with inputs kept and excluded, and the baseline rank."""
+    if not expected.single:  # averaged over several tokens: scored directly, it has no row to exclude
+        d_score = float(np.dot(_unit(d_vec), _unit(_query_vector(units, weights)))) if method == "3cosadd" else float("nan")
+        return Expected(expected.word, expected.token, None, d_score, None, _rank_of_score(scores, d_score), None)
+    did = expected.token_ids[0]
+    d_score = float(full[did])
+    rank_kept = _rank_of_score(scores, d_score)
+    rank_excl = None if did in input_ids else rank_kept - int(np.sum(scores[input_ids] > d_score))
+    base = None
+    if sc.baseline is not None:
+        bs_full = sc.baseline.astype(np.float64)
+        bs = bs_full if allowed is None else np.where(allowed, bs_full, -np.inf)
+        base = _rank_of_score(bs, bs_full[did]) - int(np.sum(bs[input_ids] > bs_full[did]))
+    return Expected(expected.word, expected.token, did, d_score, rank_excl, rank_kept, base)
+
+
+def _diagnostics(
+    vs: Vectors, vecs: list[np.ndarray], analogy: tuple[int, int, int], top_ids: np.ndarray, d_vec: np.ndarray | None
+) -> dict[str, float]:
+    """The geometry of ``b - a + c`` on raw rows (see DIAGNOSTICS); the d-terms need the expected word."""
+    a, b, c = (vecs[i] for i in analogy)
+    out = {"cos_a_b": cos(a, b)}
+    if len(top_ids):
+        out["offset_cosine_top1"] = cos(b - a, vs.rows([int(top_ids[0])])[0] - c)
+    if d_vec is not None:
+        out["offset_cosine"] = cos(b - a, d_vec - c)
+        out["reverse_cosine"] = cos(a, b - d_vec + c)
+        ua, ub, uc, ud = (_unit(x) for x in (a, b, c, d_vec))
+        out["offset_cosine_unit"] = cos(ub - ua, ud - uc)
+        out["cos_c_d"] = cos(c, d_vec)
+        out["offset_norm_ratio"] = float(np.linalg.norm(b - a) / max(np.linalg.norm(d_vec - c), 1e-30))
+    return out
 
 
 def _query_vector(units: np.ndarray, weights: np.ndarray) -> np.ndarray:
