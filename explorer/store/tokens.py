@@ -24,11 +24,14 @@ class CatalogTokens:
         self._tokenizer = None
 
     def candidates(self, word: str) -> list[TokenRow]:
-        # two indexed point lookups (a UNION; an OR would scan all rows)
+        # Two indexed point lookups (a UNION: an OR would scan every row). The model filter
+        # comes after them, out of a MATERIALIZED CTE: DuckDB 2.0 turns `model_id = ? AND
+        # lookup = ?` into a sequential scan (17 ms on Gemma's catalog, against 3 ms).
         rows = self.catalog.query(
-            "SELECT token_id, raw, text FROM tokens WHERE model_id = ? AND lookup = lower(ltrim(?)) "
-            "UNION SELECT token_id, raw, text FROM tokens WHERE model_id = ? AND raw = ? ORDER BY token_id",
-            [self.model_id, word, self.model_id, word],
+            "WITH hits AS MATERIALIZED (SELECT model_id, token_id, raw, text FROM tokens WHERE lookup = lower(ltrim(?)) "
+            "UNION SELECT model_id, token_id, raw, text FROM tokens WHERE raw = ?) "
+            "SELECT token_id, raw, text FROM hits WHERE model_id = ? ORDER BY token_id",
+            [word, word, self.model_id],
         )
         return [TokenRow(*r) for r in rows]
 
@@ -46,9 +49,10 @@ class CatalogTokens:
         ids = sorted({int(i) for i in ids})
         if not ids:
             return {}
-        rows = self.catalog.query(
-            "SELECT token_id, text FROM tokens WHERE model_id = ? AND token_id IN (SELECT unnest(?))",
-            [self.model_id, ids],
+        rows = self.catalog.query(  # a join on the id list: half the time of `token_id IN (SELECT unnest(?))`
+            "SELECT t.token_id, t.text FROM (SELECT unnest(?::INTEGER[]) AS token_id) q "
+            "JOIN tokens t ON t.token_id = q.token_id AND t.model_id = ?",
+            [ids, self.model_id],
         )
         return dict(rows)
 
