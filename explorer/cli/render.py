@@ -26,7 +26,9 @@ def render_query(res: QueryResult, title: str = "Answers", console: Console | No
     excl = "inputs kept" if res.keep_inputs else "inputs excluded"
     for n in res.notices:
         console.print(f"[yellow]notice:[/] {n}", highlight=False)
-    t = Table(title=f"{title}: {res.expression}  [dim]({res.vector_set}, {res.method}, {excl})[/]", title_justify="left")
+    # a heading line, not a table title: a title wider than the narrow table would wrap
+    console.print(f"[italic]{title}: {res.expression}[/]  [dim]({res.vector_set}, {res.method}, {excl})[/]", highlight=False)
+    t = Table()
     t.add_column("#", justify="right")
     t.add_column("token")
     t.add_column("id", justify="right")
