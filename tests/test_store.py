@@ -112,3 +112,25 @@ def test_topk_dense_ties_and_small_inputs():
     assert ids.tolist() == [[1, 2, 0], [0, 1, 2]]
     scores, ids = topk_dense(s, 10)
     assert ids.shape == (2, 4)
+
+
+def test_token_lookups_stay_inside_their_model(tmp_path):
+    """Candidates and labels come from the asked model only, though another model in the
+    same catalog has the same words (the model filter runs after the indexed lookups)."""
+    from explorer.store.interchange import import_arrays
+    from explorer.store.tokens import CatalogTokens
+
+    rng = np.random.default_rng(0)
+    import_arrays(tmp_path, "first", ["king", "queen", "▁king", "man"], rng.normal(size=(4, 3)))
+    import_arrays(tmp_path, "second", ["queen", "King", "king"], rng.normal(size=(3, 3)))
+    cat = Catalog(tmp_path)
+    try:
+        first, second = (CatalogTokens(cat, cat.model(n).model_id, n) for n in ("first", "second"))
+        assert [(r.token_id, r.raw) for r in first.candidates("king")] == [(0, "king")]  # imported: '▁' is a letter
+        assert [(r.token_id, r.raw) for r in first.candidates("▁king")] == [(2, "▁king")]
+        assert [(r.token_id, r.raw) for r in second.candidates("king")] == [(1, "King"), (2, "king")]
+        assert second.candidates("man") == []
+        assert first.labels([3, 1, 1]) == {1: "queen", 3: "man"}
+        assert second.labels([0, 2, 7]) == {0: "queen", 2: "king"}  # an id the model lacks has no label
+    finally:
+        cat.close()
