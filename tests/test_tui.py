@@ -251,6 +251,36 @@ async def test_help_and_tab_keys(app):
         assert app.query_one("#tabs").active == "sets"
 
 
+def test_a_corrupt_catalog_is_one_line_before_the_screen_opens(tmp_path):
+    from clitools import one_line_error, run
+
+    (tmp_path / "catalog.duckdb").write_bytes(b"not a database" * 100)
+    line = one_line_error(run(tmp_path, "tui"), 1)
+    assert "cannot open catalog" in line and "not a valid DuckDB database" in line
+
+
+async def test_a_failing_worker_is_a_notification_not_a_crash(app):
+    from explorer.errors import ExplorerError
+
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+
+        def busy():
+            raise ExplorerError("catalog is busy (another explorer process is writing)\nsecond line")
+
+        app.engine.models = busy  # the neighbours pane loads its model list in a worker
+        await pilot.press("3")
+        await settle(app, pilot)
+        assert app.is_running and app.query_one("#tabs").active == "neighbours"
+        assert [n.message for n in app._notifications] == ["catalog is busy (another explorer process is writing)"]
+        app.engine.models = lambda: 1 / 0  # a bug: named, still no crash (the analogy pane loads models too)
+        await pilot.press("f3")  # not "2": the focused neighbours input would take it as text
+        await settle(app, pilot)
+        assert app.is_running and app.query_one("#tabs").active == "analogy"
+        assert any(n.message.startswith("internal error, please report it: ZeroDivisionError")
+                   for n in app._notifications)
+
+
 # -- one snapshot per screen -------------------------------------------------------------
 @pytest.mark.parametrize("key", ["1", "2", "3", "4", "5", "6"])
 def test_snapshot(snap_compare, ui_root, fake_env, key):

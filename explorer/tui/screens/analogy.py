@@ -3,14 +3,14 @@ toggles, the CLI's diagnostics, and the rank of an expected word."""
 
 from __future__ import annotations
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, Select, Static, Switch
 
 from explorer.errors import ExplorerError
 from explorer.query.analogy import DIAGNOSTICS
-from explorer.tui.screens.base import Pane, fill, fmt
+from explorer.tui.screens.base import Pane, background, fill, fmt
 
 METHODS = [("3CosAdd", "3cosadd"), ("3CosMul", "3cosmul")]
 SETS = [("input embedding", "input"), ("unembedding", "output")]
@@ -60,7 +60,7 @@ class AnalogyPane(Pane):
         self.query_one("#analogy-status", Static).update("searching...")
         self.run_query(self.next_seq("analogy"), expr, params)
 
-    @work(thread=True, exclusive=True, group="analogy")
+    @background(exclusive=True, group="analogy")
     def run_query(self, seq: int, expr: str, params: dict) -> None:
         try:
             result = self.locked(self.engine.query, expr, auto_export=False, **params)

@@ -7,6 +7,16 @@ from typing import Any, Callable
 from textual import work
 from textual.containers import Vertical
 from textual.widgets import DataTable, Select
+from textual.worker import Worker, WorkerState
+
+from explorer.errors import ExplorerError
+
+
+def background(**kw: Any):
+    """``@work`` in a thread, for every pane's worker. An exception does not end the app
+    (Textual's default, with a traceback): the app shows it as a one-line error
+    (:meth:`ExplorerApp.on_worker_state_changed`) and goes on."""
+    return work(thread=True, exit_on_error=False, **kw)
 
 
 class Pane(Vertical):
@@ -50,7 +60,13 @@ class Pane(Vertical):
     def focus_first(self) -> None:
         """Focus this pane's main input (called when its tab is shown)."""
 
-    @work(thread=True, group="models")
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker that raised: one line in a notification, and the app goes on."""
+        if event.state != WorkerState.ERROR:
+            return
+        self.app.notify(error_line(event.worker.error), title="error", severity="error", timeout=10)
+
+    @background(group="models")
     def load_models(self, selector: str) -> None:
         """Fill the model chooser ``selector`` from the catalog, off the UI thread (the
         engine lock may be held by a long search)."""
@@ -62,6 +78,15 @@ class Pane(Vertical):
         sel.set_options([(m, m) for m in models])
         if models:  # a changed value posts Select.Changed, which the pane handles
             sel.value = self.app.start_model if self.app.start_model in models else models[0]
+
+
+def error_line(error: BaseException | None) -> str:
+    """A user error as it is; anything else named by its type (a bug, but not a crash)."""
+    if isinstance(error, ExplorerError):
+        text = str(error)
+    else:
+        text = f"internal error, please report it: {type(error).__name__}: {error}"
+    return text.splitlines()[0] if text.strip() else text
 
 
 def fill(table: DataTable, columns: tuple[str, ...], rows: list[tuple]) -> None:

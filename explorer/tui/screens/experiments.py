@@ -13,12 +13,12 @@ import signal
 import subprocess
 import sys
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Select, Sparkline, Static
 
-from explorer.tui.screens.base import Pane, fill
+from explorer.tui.screens.base import Pane, background, fill
 
 
 class ExperimentsPane(Pane):
@@ -122,7 +122,7 @@ class ExperimentsPane(Pane):
             self.proc.send_signal(signal.SIGINT)
             self.query_one("#exp-status", Static).update("cancelling: running points stop at their next check...")
 
-    @work(thread=True, exclusive=True, group="experiment")
+    @background(exclusive=True, group="experiment")
     def watch_process(self, cmd: list[str]) -> None:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
         for line in self.proc.stdout:
@@ -162,7 +162,7 @@ class ExperimentsPane(Pane):
             self.query_one("#exp-status", Static).update(f"[red]{last_error or f'exit code {code}'}[/]")
         self.load_sweeps()
 
-    @work(thread=True, exclusive=True, group="sweeps")
+    @background(exclusive=True, group="sweeps")
     def load_sweeps(self) -> None:
         from explorer.experiments import runner
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import threading
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, ProgressBar, Select, Static
 
 from explorer.errors import ExplorerError
-from explorer.tui.screens.base import Pane, fill, fmt
+from explorer.tui.screens.base import Pane, background, fill, fmt
 
 TASKS = [("translate", "translate"), ("repeat", "repeat"), ("cloze", "cloze"), ("prompt (logit lens grid)", "prompt")]
 LANG_OPTIONS = [(code, code) for code in ("en", "fr", "de", "ru", "zh")]
@@ -84,7 +84,7 @@ class LensPane(Pane):
         self.query_one("#lens-progress", ProgressBar).update(total=total, progress=done)
         self.query_one("#lens-status", Static).update(f"{label}: {done}/{total}")
 
-    @work(thread=True, exclusive=True, group="lens")
+    @background(exclusive=True, group="lens")
     def run_task(self, seq: int, task: str, options: dict, limit: int | None) -> None:
         from explorer.lens.session import items_for, run_task
 
@@ -122,7 +122,7 @@ class LensPane(Pane):
              [(e["concept"], e["target"], e["english"], e.get("top1_last_token", ""), "yes" if e["correct"] else "no")
               for e in result.per_entry])
 
-    @work(thread=True, exclusive=True, group="lens")
+    @background(exclusive=True, group="lens")
     def run_prompt(self, seq: int, text: str) -> None:
         from explorer.lens.trajectory import trajectory
 

@@ -4,13 +4,13 @@ side by side."""
 
 from __future__ import annotations
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, Select, Static
 
 from explorer.errors import ExplorerError
-from explorer.tui.screens.base import Pane, fill, fmt
+from explorer.tui.screens.base import Pane, background, fill, fmt
 
 MODES = [("token", "token"), ("hidden state", "state")]
 MAX_COLUMNS = 4
@@ -63,7 +63,7 @@ class NeighboursPane(Pane):
         status.update("searching..." if mode == "token" else "running the model (the first run loads it)...")
         self.run_search(self.next_seq("nb"), str(mode), str(model), text, layers, int(pos) if pos.lstrip("-").isdigit() else None)
 
-    @work(thread=True, exclusive=True, group="neighbours")
+    @background(exclusive=True, group="neighbours")
     def run_search(self, seq: int, mode: str, model: str, text: str, layers: list[int], position: int | None) -> None:
         try:
             columns = self._token_columns(model, text, layers) if mode == "token" else self._state_columns(model, text, layers, position)

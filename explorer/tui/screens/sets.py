@@ -3,12 +3,12 @@ its token table with search and filters."""
 
 from __future__ import annotations
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, Select, Static
 
-from explorer.tui.screens.base import Pane, fill
+from explorer.tui.screens.base import Pane, background, fill
 
 TOKEN_LIMIT = 200
 SPACE = [("any", "any"), ("word start", "yes"), ("no word start", "no")]
@@ -36,7 +36,7 @@ class SetsPane(Pane):
     def focus_first(self) -> None:
         self.query_one("#sets-table").focus()
 
-    @work(thread=True, exclusive=True, group="sets")
+    @background(exclusive=True, group="sets")
     def load_sets(self) -> None:
         cat = self.engine.catalog
 
@@ -75,7 +75,7 @@ class SetsPane(Pane):
         self.query_one("#tokens-title", Label).update(f"Tokens of {name}")
         self.load_scripts(model_id)
 
-    @work(thread=True, exclusive=True, group="scripts")
+    @background(exclusive=True, group="scripts")
     def load_scripts(self, model_id: int) -> None:
         scripts = self.locked(self.engine.catalog.query,
                               "SELECT script, count(*) FROM tokens WHERE model_id = ? GROUP BY 1 ORDER BY 2 DESC", [model_id])
@@ -113,7 +113,7 @@ class SetsPane(Pane):
                 params.append(int(v))
         self.search_tokens(self.next_seq("tokens"), " AND ".join(clauses), params)
 
-    @work(thread=True, exclusive=True, group="tokens")
+    @background(exclusive=True, group="tokens")
     def search_tokens(self, seq: int, where: str, params: list) -> None:
         cat = self.engine.catalog
         rows = self.locked(cat.query, f"SELECT token_id, raw, text, script, leading_space, is_special FROM tokens "

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Static, TextArea
 
 from explorer.errors import ExplorerError
-from explorer.tui.screens.base import Pane, fill
+from explorer.tui.screens.base import Pane, background, fill
 
 ROW_LIMIT = 1000
 START = "SELECT * FROM model_summary"
@@ -53,7 +53,7 @@ class SqlPane(Pane):
         self.cursor = max(0, min(len(self.history) - 1, self.cursor + step))
         self.query_one("#sql-editor", TextArea).text = self.history[self.cursor]
 
-    @work(thread=True, exclusive=True, group="sql")
+    @background(exclusive=True, group="sql")
     def run_sql(self, seq: int, sql: str) -> None:
         from explorer.store.sql import run_sql
 
