@@ -21,6 +21,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from explorer.errors import ExplorerError
+from explorer.query.topk import topk_dense
 from explorer.query.vocab import Resolved
 
 METHODS = ("3cosadd", "3cosmul")
@@ -288,15 +289,7 @@ def _top(scores: np.ndarray, k: int, excluded: np.ndarray) -> np.ndarray:
     want = min(k + len(excluded), len(scores))
     if want <= 0:
         return np.array([], dtype=np.int64)
-    if want < len(scores) // 64:  # a bound from a prefix, then the few rows above it
-        prefix = scores[: max(len(scores) // 16, 8 * want)]
-        bound = np.partition(prefix, len(prefix) - want)[len(prefix) - want]
-        part = np.flatnonzero(scores >= bound)
-    elif want < len(scores):
-        part = np.argpartition(-scores, want - 1)[:want]
-    else:
-        part = np.arange(len(scores))
-    order = part[np.lexsort((part, -scores[part]))]
+    order = topk_dense(scores[None, :], want)[1][0]
     if len(excluded):
         order = order[~np.isin(order, excluded)]
     order = order[np.isfinite(scores[order])]

@@ -37,6 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from explorer.errors import ExplorerError
+from explorer.query.topk import topk_dense
 
 ANALOGY_FILE = "questions-words.txt"
 PAIR_FILES = ("wordsim353.tsv", "simlex999.txt")
@@ -188,29 +189,8 @@ def _answers(vectors: np.ndarray, canon: np.ndarray, q: np.ndarray) -> np.ndarra
         scores = np.matmul((unit[b] + unit[c]) - unit[a], vectors.T, out=buf[: len(a)])
         with np.errstate(divide="ignore", invalid="ignore"):
             scores /= norms  # as gensim: dot with the raw vectors, then divide by their norms
-        out[s : s + step] = _pick(_best(scores, min(r, TOP + 3)), canon, a, b, c)
+        out[s : s + step] = _pick(topk_dense(scores, TOP + 3)[1], canon, a, b, c)
     return out
-
-
-def _best(scores: np.ndarray, want: int) -> np.ndarray:
-    """Column ids of each row's ``want`` highest scores, best first (NaN never chosen before
-    a number). The ``want``-th best of a prefix bounds each row; only columns at or above
-    it are sorted."""
-    n, r = scores.shape
-    prefix = max(want, r // 16)
-    if want >= r or prefix >= r:
-        return np.argsort(-scores, axis=1, kind="stable")[:, :want]
-    bound = np.partition(scores[:, :prefix], prefix - want, axis=1)[:, prefix - want]
-    rows, cols = np.nonzero(scores >= bound[:, None])
-    order = np.lexsort((cols, -scores[rows, cols], rows))
-    rows, cols = rows[order], cols[order]
-    counts = np.bincount(rows, minlength=n)
-    top = np.empty((n, want), dtype=np.int64)
-    ok = counts >= want
-    top[ok] = cols[np.searchsorted(rows, np.flatnonzero(ok))[:, None] + np.arange(want)]
-    if not ok.all():  # a NaN bound (NaN scores in the prefix)
-        top[~ok] = np.argsort(-scores[~ok], axis=1, kind="stable")[:, :want]
-    return top
 
 
 def _pick(top: np.ndarray, canon: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:

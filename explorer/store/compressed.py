@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from explorer.errors import ExplorerError
-from explorer.store.index import Hits, faiss_module, topk_dense, to_gpus
+from explorer.query.topk import topk_dense
+from explorer.store.index import Hits, faiss_module, to_gpus
 from explorer.store.vectorset import VectorSet, unit_rows
 
 KINDS = ("sq8", "ivfpq")

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from explorer.errors import CorruptFile
+from explorer.query.topk import topk_dense
 from explorer.store.files import atomic_path
 from explorer.store.vectorset import VectorSet, unit_rows
 
@@ -95,31 +96,6 @@ def read_index(path: Path):
         return faiss.read_index(str(path))
     except Exception as exc:  # faiss raises RuntimeError with a C++ trace
         raise CorruptFile(f"FAISS index {path} is unreadable ({str(exc).splitlines()[0][:120]})") from None
-
-
-def topk_dense(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-k per row of ``scores`` (nq, N), best first; ties by lower id.
-
-    Instead of a full argpartition, take the k-th best of a prefix as a lower bound of
-    the true k-th best, keep the (few) entries above it, and sort those.
-    """
-    nq, n = scores.shape
-    k = min(k, n)
-    out_s = np.empty((nq, k), np.float32)
-    out_i = np.empty((nq, k), np.int64)
-    if k == 0:
-        return out_s, out_i
-    prefix = min(n, max(n // 16, 8 * k))
-    bound = -np.partition(-scores[:, :prefix], k - 1, axis=1)[:, k - 1]
-    qs, cols = np.nonzero(scores >= bound[:, None])
-    vals = scores[qs, cols]
-    edges = np.searchsorted(qs, np.arange(nq + 1))
-    for q in range(nq):
-        a, b = edges[q], edges[q + 1]
-        v, c = vals[a:b], cols[a:b]
-        order = np.lexsort((c, -v))[:k]
-        out_s[q], out_i[q] = v[order], c[order]
-    return out_s, out_i
 
 
 class SearchIndex:
