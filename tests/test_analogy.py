@@ -144,6 +144,21 @@ def test_averaged_input_is_not_excluded(toy):
     assert r.notices == ("averaged",)
 
 
+def test_averaged_expected_word_is_scored_directly(toy):
+    # an expected word over two tokens has no row: its score is the cosine of its mean vector
+    # to the query (3CosAdd), its rank that score's place among the rows; 3CosMul has no score
+    fruit = Resolved("fruit", (APPLE, BANANA), ("apple", "banana"), "pieces", notice="averaged")
+    r = run_query(toy, analogy_terms(), expected=fruit, analogy=ANALOGY)
+    q = unit(TOY[[WOMAN, KING]].astype(np.float64)).sum(0) - unit(TOY[MAN].astype(np.float64))
+    want = float(unit(TOY[[APPLE, BANANA]].mean(0).astype(np.float64)) @ unit(q))
+    e = r.expected
+    assert (e.token_id, e.rank_excluded, e.baseline_rank) == (None, None, None)
+    assert e.score == pytest.approx(want, abs=1e-6)
+    assert e.rank_kept == 1 + int(np.sum(ref_cosadd(TOY, [WOMAN, KING], [MAN]) > e.score + 1e-9))
+    r = run_query(toy, analogy_terms(), method="3cosmul", expected=fruit, analogy=ANALOGY)
+    assert np.isnan(r.expected.score) and r.expected.token_id is None
+
+
 def test_to_dict_shapes(toy):
     d = run_query(toy, analogy_terms(), k=2, expected=res(QUEEN), analogy=ANALOGY, expression="e").to_dict()
     assert {"results", "inputs", "diagnostics", "expected"} <= d.keys()

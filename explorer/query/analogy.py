@@ -182,7 +182,7 @@ def run_query(
     exp, d_vec = None, None
     if expected is not None:
         d_vec = word_vector(vs, expected)
-        exp = _expected(expected, d_vec, sc, scores, full, units, weights, method, input_ids, allowed)
+        exp = _expected(expected, d_vec, sc, scores, full, input_ids, allowed)
     diagnostics = _diagnostics(vs, vecs, analogy, top_ids, d_vec) if analogy is not None else {}
     notices = tuple(r.notice for r, _ in terms if r.notice) + ((expected.notice,) if expected and expected.notice else ())
     resolutions = tuple(r for r, _ in terms) + ((expected,) if expected else ())
@@ -194,20 +194,19 @@ def run_query(
 @dataclass(frozen=True)
 class _Scores:
     scores: np.ndarray  # one per row, unfiltered
-    query: np.ndarray | None  # the 3CosAdd query vector
-    sims: np.ndarray  # the cosine columns computed on the way
+    query: np.ndarray | None  # the 3CosAdd query vector (None for 3CosMul)
     baseline: np.ndarray | None  # cosines to the last analogy term alone (for the baseline rank)
 
 
 def _score(vs: Vectors, units: np.ndarray, weights: np.ndarray, method: str, baseline: int | None) -> _Scores:
     """Every row's score in one dense pass; ``baseline`` is the position of the term c."""
     if method == "3cosadd":
-        q = _query_vector(units, weights)
+        q = (weights[:, None] * units).sum(axis=0)
         if not np.any(q):
             raise ExplorerError("the expression sums to the zero vector; nothing to rank against")
         cols = [q] if baseline is None else [q, units[baseline]]
         sims = vs.cosines(np.stack(cols).astype(np.float32))
-        return _Scores(sims[:, 0], q, sims, None if baseline is None else sims[:, 1])
+        return _Scores(sims[:, 0], q, None if baseline is None else sims[:, 1])
     sims = vs.cosines(units.astype(np.float32))
     s = (1.0 + sims.astype(np.float64)) / 2.0
     num = np.ones(vs.n_rows)
@@ -218,7 +217,7 @@ def _score(vs: Vectors, units: np.ndarray, weights: np.ndarray, method: str, bas
         elif w < 0:
             den *= s[:, i] ** (-w)
     scores = num / (den + COSMUL_EPS) if np.any(weights < 0) else num
-    return _Scores(scores, None, sims, None if baseline is None else sims[:, baseline])
+    return _Scores(scores, None, None if baseline is None else sims[:, baseline])
 
 
 def _index_top(index: Any, q: np.ndarray, k: int, excluded: np.ndarray, allowed: np.ndarray | None):
@@ -238,12 +237,12 @@ def _input_info(r: Resolved, weight: float, scores: np.ndarray, full: np.ndarray
 
 
 def _expected(
-    expected: Resolved, d_vec: np.ndarray, sc: _Scores, scores: np.ndarray, full: np.ndarray, units: np.ndarray,
-    weights: np.ndarray, method: str, input_ids: list[int], allowed: np.ndarray | None,
+    expected: Resolved, d_vec: np.ndarray, sc: _Scores, scores: np.ndarray, full: np.ndarray, input_ids: list[int],
+    allowed: np.ndarray | None,
 ) -> Expected:
     """The expected word's score, its ranks with inputs kept and excluded, and the baseline rank."""
     if not expected.single:  # averaged over several tokens: scored directly, it has no row to exclude
-        d_score = float(np.dot(_unit(d_vec), _unit(_query_vector(units, weights)))) if method == "3cosadd" else float("nan")
+        d_score = float(np.dot(_unit(d_vec), _unit(sc.query))) if sc.query is not None else float("nan")
         return Expected(expected.word, expected.token, None, d_score, None, _rank_of_score(scores, d_score), None)
     did = expected.token_ids[0]
     d_score = float(full[did])
@@ -273,10 +272,6 @@ def _diagnostics(
         out["cos_c_d"] = cos(c, d_vec)
         out["offset_norm_ratio"] = float(np.linalg.norm(b - a) / max(np.linalg.norm(d_vec - c), 1e-30))
     return out
-
-
-def _query_vector(units: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    return (weights[:, None] * units).sum(axis=0)
 
 
 def _rank_of_score(scores: np.ndarray, value: float) -> int:
