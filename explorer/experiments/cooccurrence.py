@@ -183,11 +183,11 @@ def corpus(config: Config) -> tuple[list[str], np.ndarray, np.ndarray, str]:
 
 
 def run(config: Config, ctx: RunContext) -> RunOutput:
-    from explorer.experiments.word2vec import model_name
+    from explorer.store.interchange.encoding import check_model_name
 
     start = time.perf_counter()
     words, ids, sent, stem = corpus(config)
-    name = model_name(config.name or f"cooc-{stem}" + ("-ppmi" if config.ppmi else ""))
+    name = check_model_name(config.name or f"cooc-{stem}" + ("-ppmi" if config.ppmi else ""))
     ctx.progress(1, 3)
     counts = count(ids, sent, len(words), config.window, config.weighting)
     matrix = ppmi(counts, config.cds) if config.ppmi else counts

@@ -388,15 +388,10 @@ def _report(ctx: RunContext, done: float, total: int, loss: float, start: float)
 # -- the experiment --------------------------------------------------------------------
 
 
-def model_name(name: str) -> str:
-    """``name`` if it is a valid model name (as ``explorer vectors import`` requires)."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", name):
-        raise ExplorerError(f"invalid model name {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit")
-    return name
-
-
 def run(config: Config, ctx: RunContext) -> RunOutput:
-    name = model_name(config.name or f"w2v-{config.arch}-{corpus_stem(config.corpus)}")
+    from explorer.store.interchange.encoding import check_model_name
+
+    name = check_model_name(config.name or f"w2v-{config.arch}-{corpus_stem(config.corpus)}")
     sentences = read_sentences(config.corpus)
     vocab = build_vocab(sentences, config.min_count)
     ids, sent = encode(sentences, vocab.words)

@@ -30,6 +30,15 @@ MAX_WORD_BYTES = 1 << 16
 CHUNK_VALUES = 1 << 20  # floats formatted or parsed per batch
 
 
+def check_model_name(name: str, option: str = "") -> str:
+    """``name`` if it is a valid model name (imports and experiments' vector sets alike);
+    else a one-line error naming ``option`` (e.g. ``--name``) when given."""
+    if not MODEL_NAME.fullmatch(name or ""):
+        raise ExplorerError(f"invalid model name {name!r}: use letters, digits, '.', '_' and '-', starting with a "
+                            "letter or digit" + (f" ({option})" if option else ""))
+    return name
+
+
 # -- words -----------------------------------------------------------------------------
 
 # every character str.isspace() accepts, plus the other C0 controls and DEL

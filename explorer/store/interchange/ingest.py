@@ -14,7 +14,7 @@ from explorer.errors import ExplorerError
 from explorer.store import sets
 from explorer.store.catalog import Catalog
 from explorer.store.interchange.encoding import (
-    MODEL_NAME, PROJECTOR_METADATA, PROJECTOR_VECTORS, SET_NAME, SOURCE_KIND, Progress,
+    PROJECTOR_METADATA, PROJECTOR_VECTORS, SET_NAME, SOURCE_KIND, Progress, check_model_name,
 )
 from explorer.store.interchange.readers import read_vectors
 
@@ -82,10 +82,7 @@ def import_arrays(
     progress: Progress | None = None,
 ) -> ImportReport:
     """Store ``matrix`` (row i = ``words[i]``) as model ``name``, vector set ``input``."""
-    if not MODEL_NAME.fullmatch(name or ""):
-        raise ExplorerError(
-            f"invalid model name {name!r}: use letters, digits, '.', '_' and '-', starting with a letter or digit (--name)"
-        )
+    check_model_name(name, "--name")
     matrix = np.asarray(matrix)
     if matrix.ndim != 2 or matrix.shape[0] < 1 or matrix.shape[1] < 1:
         raise ExplorerError(f"nothing to import: a matrix of shape {matrix.shape}")
