@@ -62,6 +62,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from explorer.errors import ExplorerError
 from explorer.experiments.base import RunContext, RunOutput, Summary
 
 TEST_SEED_OFFSET = 1_000_003
@@ -101,13 +102,6 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def config_error(message: str) -> Exception:
-    """A user-facing error about the configuration."""
-    from explorer.errors import ExplorerError
-
-    return ExplorerError(message)
-
-
 # -- data and model ---------------------------------------------------------------------
 def seq_len(config: Config) -> int:
     """Number of tokens n in a sequence (without BOS/CLS or query)."""
@@ -136,7 +130,7 @@ def sample_batch(config: Config, batch: int, generator: Any, device: str = "cpu"
         labels = counts.max(1).values
         tokens = torch.cat([bos, x], 1)
     else:
-        raise config_error(f"unknown task {config.task!r}; tasks: qc, mfc")
+        raise ExplorerError(f"unknown task {config.task!r}; tasks: qc, mfc")
     return tokens, labels.clamp_(max=num_classes(config) - 1)
 
 
@@ -164,9 +158,9 @@ def build_model(config: Config) -> Any:
             return self.head(self.norm(h[:, self.readout]))
 
     if config.d % config.heads:
-        raise config_error(f"d={config.d} is not divisible by heads={config.heads}")
+        raise ExplorerError(f"d={config.d} is not divisible by heads={config.heads}")
     if config.task not in ("qc", "mfc"):
-        raise config_error(f"unknown task {config.task!r}; tasks: qc, mfc")
+        raise ExplorerError(f"unknown task {config.task!r}; tasks: qc, mfc")
     return CountingTransformer()
 
 
@@ -224,7 +218,7 @@ def run(config: Config, ctx: RunContext) -> RunOutput:
     import torch.nn.functional as F
 
     if config.lr_schedule not in ("constant", "cosine") or config.eval_every < 1:
-        raise config_error(f"lr_schedule must be constant|cosine and eval_every >= 1 "
+        raise ExplorerError(f"lr_schedule must be constant|cosine and eval_every >= 1 "
                            f"(got {config.lr_schedule!r}, {config.eval_every})")
     torch.set_num_threads(ctx.threads or 1)
     torch.manual_seed(ctx.seed)
