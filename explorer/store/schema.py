@@ -350,6 +350,10 @@ MIGRATIONS.append((
 DESCRIPTIONS.update(COMPARISON_DESCRIPTIONS)
 
 # -- 8: accepted alternatives in lens word lists (issue 4) -------------------------------
+LENS_ACCEPTED_DESCRIPTIONS = {
+    "lens_summary": "View: lens runs with model name, languages, accuracy (accepted forms and shown form alone) and "
+                    "where English peaks.",
+}
 MIGRATIONS.append((
     8,
     "lens runs: accepted alternatives of the target word, accuracy on the first form alone",
@@ -367,11 +371,8 @@ MIGRATIONS.append((
                max_by(l.p_target, l.layer) AS p_target_last, max_by(l.p_english, l.layer) AS p_english_last, r.created_at
         FROM lens_runs r JOIN models m USING (model_id) JOIN lens_layers l USING (run_id)
         GROUP BY ALL;
-    COMMENT ON VIEW lens_summary IS 'View: lens runs with model name, languages, accuracy (accepted forms and shown form alone) and where English peaks.';
-    """,
+    """ + comments(LENS_ACCEPTED_DESCRIPTIONS, ("lens_summary",)),
 ))
-
-DESCRIPTIONS["lens_summary"] = ("View: lens runs with model name, languages, accuracy (accepted forms and shown form "
-                                "alone) and where English peaks.")
+DESCRIPTIONS.update(LENS_ACCEPTED_DESCRIPTIONS)
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
