@@ -10,7 +10,6 @@ from rich.table import Table
 from explorer.query.analogy import DIAGNOSTICS, QueryResult
 
 
-
 def _f(x: float | None, digits: int = 4) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"

@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-
 from explorer.models import sources, surgery
 from explorer.models.tokeninfo import token_columns
 from explorer.paths import model_cache_dir
