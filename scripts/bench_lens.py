@@ -35,7 +35,7 @@ from explorer.models.capture import capture, tokenize
 engine = Engine({root!r})
 m = engine.model({model!r}, auto_export=False)
 run = ModelRunner(m)
-texts = [t for (t,) in engine.catalog.query("SELECT text FROM tokens WHERE model_id = ? ORDER BY token_id", [m.model_id])]
+texts = engine.open_set(m.name, "input", auto_export=False).tokens.texts()
 vocab = Vocabulary(texts, run.tokenizer)
 items = translation_items(load_words(), "fr", "zh", 4, 0)[: {entries}]
 kept, _ = attribution.select(items, vocab, "prefixes")

@@ -22,6 +22,19 @@ def words_csv(tmp_path_factory):
     return p
 
 
+@pytest.fixture
+def tiny_lens(tiny_root):
+    """(model runner, lens vocabulary, token texts in id order) of the tiny model."""
+    from explorer.engine import Engine
+    from explorer.lens.runner import ModelRunner
+    from explorer.lens.words import Vocabulary
+
+    engine = Engine(tiny_root)
+    s = engine.open_set("tiny-llama", "input", auto_export=False)
+    run, texts = ModelRunner(s.model), s.tokens.texts()
+    return run, Vocabulary(texts, run.tokenizer), texts
+
+
 def invoke(root, *args):
     return runner.invoke(app, ["--root", str(root), *args])
 
@@ -49,19 +62,13 @@ def test_translate_json_and_record(tiny_root, words_csv, tmp_path):
                      [run_id])[0][0] == entries
 
 
-def test_last_layer_matches_the_models_own_softmax(tiny_root, words_csv):
+def test_last_layer_matches_the_models_own_softmax(tiny_lens, words_csv):
     """The lens at the last layer is the model's next-token distribution: check exactly."""
-    from explorer.engine import Engine
     from explorer.lens import attribution
-    from explorer.lens.runner import ModelRunner
     from explorer.lens.tasks import translation_items
-    from explorer.lens.words import Vocabulary, load_words
+    from explorer.lens.words import load_words
 
-    engine = Engine(tiny_root)
-    m = engine.model("tiny-llama", auto_export=False)
-    run = ModelRunner(m)
-    texts = [t for (t,) in engine.catalog.query("SELECT text FROM tokens WHERE model_id = ? ORDER BY token_id", [m.model_id])]
-    vocab = Vocabulary(texts, run.tokenizer)
+    run, vocab, texts = tiny_lens
     items = translation_items(load_words(words_csv), "ru", "zh", 1, 0)
     res = attribution.run(run, items, vocab, task="translate", strategy="prefixes", config={}, labels=lambda ids: {})
     kept, _ = attribution.select(items, vocab, "prefixes")
@@ -73,16 +80,8 @@ def test_last_layer_matches_the_models_own_softmax(tiny_root, words_csv):
         assert entry["p_english"][-1] == pytest.approx(float(p[sorted(eng)].sum()), abs=1e-5)
 
 
-def test_token_sets_and_selection(tiny_root):
-    from explorer.lens.runner import ModelRunner
-    from explorer.lens.words import Vocabulary
-    from explorer.engine import Engine
-
-    engine = Engine(tiny_root)
-    m = engine.model("tiny-llama", auto_export=False)
-    tok = ModelRunner(m).tokenizer
-    texts = [t for (t,) in engine.catalog.query("SELECT text FROM tokens WHERE model_id = ? ORDER BY token_id", [m.model_id])]
-    vocab = Vocabulary(texts, tok)
+def test_token_sets_and_selection(tiny_lens):
+    _, vocab, texts = tiny_lens
     ids = {t: i for i, t in enumerate(texts)}
     assert vocab.token_set("king", "prefixes") >= {ids["king"], ids[" king"]}
     assert vocab.token_set("kingdom", "prefixes") >= {ids["king"], ids[" king"]}  # prefixes of the word
@@ -99,24 +98,18 @@ def test_bad_input(tiny_root, tmp_path):
     assert r.exit_code != 0 and "columns must be" in r.stderr
 
 
-def test_missing_final_norm_is_named(tiny_root, words_csv):
+def test_missing_final_norm_is_named(tiny_lens, words_csv):
     from dataclasses import replace
 
-    from explorer.engine import Engine
     from explorer.lens import attribution
-    from explorer.lens.runner import ModelRunner
     from explorer.lens.tasks import translation_items
-    from explorer.lens.words import Vocabulary, load_words
+    from explorer.lens.words import load_words
 
-    engine = Engine(tiny_root)
-    m = engine.model("tiny-llama", auto_export=False)
-    run = ModelRunner(m)
+    run, vocab, _ = tiny_lens
     run.anatomy = replace(run.anatomy, final_norm=None)
-    texts = [t for (t,) in engine.catalog.query("SELECT text FROM tokens WHERE model_id = ? ORDER BY token_id", [m.model_id])]
     items = translation_items(load_words(words_csv), "ru", "zh", 1, 0)
     with pytest.raises(ExplorerError, match="no final norm"):
-        attribution.run(run, items, Vocabulary(texts, run.tokenizer), task="t", strategy="prefixes", config={},
-                        labels=lambda ids: {})
+        attribution.run(run, items, vocab, task="t", strategy="prefixes", config={}, labels=lambda ids: {})
 
 
 def test_word_list_alternatives(tmp_path):
@@ -135,19 +128,13 @@ def test_word_list_alternatives(tmp_path):
         load_words(p)
 
 
-def test_an_accepted_alternative_counts_and_the_shown_form_is_reported(tiny_root, words_csv):
+def test_an_accepted_alternative_counts_and_the_shown_form_is_reported(tiny_lens, words_csv):
     """An entry whose last-layer top-1 is an accepted alternative is correct, but not correct_first."""
-    from explorer.engine import Engine
     from explorer.lens import attribution
-    from explorer.lens.runner import ModelRunner
     from explorer.lens.tasks import Item, translation_items
-    from explorer.lens.words import Vocabulary, load_words
+    from explorer.lens.words import load_words
 
-    engine = Engine(tiny_root)
-    m = engine.model("tiny-llama", auto_export=False)
-    run = ModelRunner(m)
-    texts = [t for (t,) in engine.catalog.query("SELECT text FROM tokens WHERE model_id = ? ORDER BY token_id", [m.model_id])]
-    vocab = Vocabulary(texts, run.tokenizer)
+    run, vocab, texts = tiny_lens
     it = translation_items(load_words(words_csv), "ru", "zh", 1, 0)[0]
     first = attribution.run(run, [it], vocab, task="translate", strategy="prefixes", config={}, labels=lambda ids: {})
     top = texts[first.per_entry[0]["top1_last"]]

@@ -48,8 +48,8 @@ def run_task(engine, task: str, items: list, config: dict, *, model: str | None 
     lock = lock or contextlib.nullcontext()
     with lock:
         m = engine.model(model, report=report, progress=progress)
-        texts = [t for (t,) in engine.catalog.query("SELECT text FROM tokens WHERE model_id = ? ORDER BY token_id", [m.model_id])]
         tokens = engine.open_set(m.name, "input").tokens
+        texts = tokens.texts()
         engine.catalog.close()
     runner = ModelRunner(m)
     vocab = Vocabulary(texts, runner.tokenizer)

@@ -45,6 +45,11 @@ class CatalogTokens:
         )
         return [r[0] for r in rows if r[0] and r[0].lower() != w]
 
+    def texts(self) -> list[str]:
+        """Every token's decoded text, in token-id order."""
+        rows = self.catalog.query("SELECT text FROM tokens WHERE model_id = ? ORDER BY token_id", [self.model_id])
+        return [t for (t,) in rows]
+
     def labels(self, ids: Sequence[int]) -> dict[int, str]:
         ids = sorted({int(i) for i in ids})
         if not ids:
