@@ -14,8 +14,8 @@ from explorer.errors import ExplorerError
 
 def background(**kw: Any):
     """``@work`` in a thread, for every pane's worker. An exception does not end the app
-    (Textual's default, with a traceback): the app shows it as a one-line error
-    (:meth:`ExplorerApp.on_worker_state_changed`) and goes on."""
+    (Textual's default, with a traceback): the pane shows it as a one-line notification
+    (:meth:`Pane.on_worker_state_changed`) and the app goes on."""
     return work(thread=True, exit_on_error=False, **kw)
 
 
