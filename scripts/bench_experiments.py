@@ -25,32 +25,15 @@ import argparse
 import json
 import time
 from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from benchtools import best_of
 from explorer.experiments import counting
 from explorer.experiments.base import RunContext, apply
-
-
-def best_of(fns: dict[str, Callable[[], Any]], repeat: int) -> dict[str, tuple[float, float, Any]]:
-    """``{name: (best wall s, best process CPU s, last result)}``; contenders run round-robin.
-
-    CPU time is reported too because on a shared machine wall time is mostly other
-    people's load; on one core it is the work done (on a GPU, read the wall time).
-    """
-    best = {name: (float("inf"), float("inf"), None) for name in fns}
-    for _ in range(max(1, repeat)):
-        for name, fn in fns.items():
-            t, c = time.perf_counter(), time.process_time()
-            out = fn()
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            wall, cpu = time.perf_counter() - t, time.process_time() - c
-            best[name] = (min(best[name][0], wall), min(best[name][1], cpu), out)
-    return best
 
 
 def plain_counting(cfg: counting.Config, seed: int, device: str) -> float:
@@ -85,7 +68,7 @@ def bench_counting(steps: int = 300, repeat: int = 3, device: str = "cpu", d: in
     best = best_of({
         "ours": lambda: counting.EXPERIMENT.run(cfg, ctx).summary["accuracy"],
         "plain": lambda: plain_counting(cfg, seed, device),
-    }, repeat)
+    }, repeat, sync=torch.cuda.synchronize if torch.cuda.is_available() else None)
     ours_sps, plain_sps = steps / best["ours"][0], steps / best["plain"][0]
     cpu_ratio = best["plain"][1] / best["ours"][1]
     out = {"steps": steps, "d": d, "m": m, "n": counting.seq_len(cfg), "batch": cfg.batch, "device": device,

@@ -16,11 +16,11 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
+from benchtools import best_of
 from explorer.engine import Engine
 from explorer.paths import default_root
 from explorer.store.vectorset import unit_rows
@@ -53,21 +53,6 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def best_of(fns: dict, repeat: int, warmup: int = 1) -> dict:
-    """{name: (best wall seconds, last result)}; runs are interleaved round-robin after
-    ``warmup`` rounds, so drift in machine speed hits every contender alike."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    best = {name: (float("inf"), None) for name in fns}
-    for _ in range(max(1, repeat)):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            out = fn()
-            best[name] = (min(best[name][0], time.perf_counter() - t), out)
-    return best
-
-
 def row(section, case, ours, ref=None, check="", note=""):
     return {"section": section, "case": case, "ours_s": ours, "ref_s": ref,
             "ratio": (ours / ref) if ref else None, "check": check, "note": note}
@@ -95,8 +80,8 @@ def bench_analogy(engine, s, repeat: int) -> list[dict]:
     for method, ref_fn in (("3cosadd", kv.most_similar), ("3cosmul", kv.most_similar_cosmul)):
         b = best_of({"ours": lambda: engine.query(EXPR, model=s.model.name, k=K, method=method),
                      "core": lambda: analogy.run_query(s.vectors, terms, method=method, k=K),
-                     "ref": lambda: ref_fn(positive=["woman", "king"], negative=["man"], topn=K)}, repeat)
-        (t_ours, res), (t_core, core), (t_ref, got) = b["ours"], b["core"], b["ref"]
+                     "ref": lambda: ref_fn(positive=["woman", "king"], negative=["man"], topn=K)}, repeat, warmup=1)
+        (t_ours, _, res), (t_core, _, core), (t_ref, _, got) = b["ours"], b["core"], b["ref"]
         ours_ids = [h.token_id for h in res.results]
         ref_ids = [kv.key_to_index[key] for key, _ in got]
         same = "same order" if ours_ids == ref_ids else ("same set" if set(ours_ids) == set(ref_ids) else "DIFFER")
@@ -155,11 +140,11 @@ def bench_batches(root, s, batches: list[int], repeat: int, repeat_large: int) -
         fns = {"ref": lambda: reference_topk(un, q, K)}
         fns.update({name: (lambda idx=idx: idx.search(q, K)) for name, idx in indexes.items()})
         b = best_of(fns, r, w)
-        t_ref, (ref_s, ref_i) = b["ref"]
-        times, picked = {name: b[name][0] for name in indexes}, indexes["auto"].choose(nq, False)
+        t_ref, (ref_s, ref_i) = b["ref"].wall, b["ref"].result
+        times, picked = {name: b[name].wall for name in indexes}, indexes["auto"].choose(nq, False)
         for name in ("numpy", "faiss", "auto"):
             case = f"search nq={nq} {name}" + (f" (picked {picked})" if name == "auto" else "")
-            rows.append(row("batched", case, times[name], t_ref, agreement(un, q, b[name][1].ids, ref_s, ref_i),
+            rows.append(row("batched", case, times[name], t_ref, agreement(un, q, b[name].result.ids, ref_s, ref_i),
                             "ref: matmul+argpartition" + chunk))
         faster[nq] = (min(("numpy", "faiss"), key=times.get), times[picked] > 1.1 * min(times["numpy"], times["faiss"]))
     wrong = [nq for nq, (_, slow) in faster.items() if slow]
@@ -184,13 +169,13 @@ def bench_cli(root: Path, model: str) -> list[dict]:
     exe = Path(sys.executable).with_name("explorer")
     explorer = [str(exe)] if exe.exists() else [sys.executable, "-m", "explorer"]
     log("cli: --help, query, import probe ...")
-    b = best_of({"help": command(explorer + ["--help"]), "pass": command([sys.executable, "-c", "pass"])}, HELP_REPEAT)
-    t_help, t_pass = b["help"][0], b["pass"][0]
+    b = best_of({"help": command(explorer + ["--help"]), "pass": command([sys.executable, "-c", "pass"])}, HELP_REPEAT, warmup=1)
+    t_help, t_pass = b["help"].wall, b["pass"].wall
     diff = t_help - t_pass
     rows = [row("cli", f"explorer --help (best of {HELP_REPEAT})", t_help, t_pass,
                 f"+{diff:.3f} s {'ok' if diff <= HELP_TARGET_S else 'OVER'} (target <= {HELP_TARGET_S} s)",
                 "ref: python -c pass")]
-    t_query = best_of({"q": command(explorer + ["--root", str(root), "query", EXPR, "--model", model])}, CLI_QUERY_REPEAT)["q"][0]
+    t_query = best_of({"q": command(explorer + ["--root", str(root), "query", EXPR, "--model", model])}, CLI_QUERY_REPEAT, warmup=1)["q"].wall
     rows.append(row("cli", f"explorer query (best of {CLI_QUERY_REPEAT})", t_query, None,
                     f"{'ok' if t_query < CLI_QUERY_TARGET_S else 'OVER'} (target < {CLI_QUERY_TARGET_S} s)"))
     p = subprocess.run([sys.executable, "-c", PROBE, str(root), EXPR, ",".join(WATCH), model], capture_output=True, text=True)
