@@ -41,10 +41,14 @@ def test_keep_inputs_and_cosmul(tiny_root):
 
 
 def test_human_output_has_tables(tiny_root):
+    """Four tables under their headings, whatever the terminal width (Rich wraps titles and
+    truncates cells, so only each heading's first word and the box corners are asserted)."""
     r = run(tiny_root, "query", "woman - man + king", "--model", "tiny-llama", "--expect", "queen")
-    assert r.exit_code == 0
-    for heading in ("Answers", "rank if kept", "Expected 'queen'", "offset_cosine", "reverse_cosine"):
-        assert heading in r.stdout
+    assert r.exit_code == 0, r.stderr
+    first_words = [line.split()[0] for line in r.stdout.splitlines() if line.strip()]
+    for heading in ("Answers:", "Inputs:", "Expected", "Diagnostics"):
+        assert heading in first_words, r.stdout
+    assert r.stdout.count("┏") == 4, r.stdout
 
 
 @pytest.mark.parametrize(
