@@ -9,6 +9,7 @@ between writes.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -18,10 +19,10 @@ from typing import Any, Iterable, Sequence
 import duckdb
 
 from explorer.errors import ExplorerError
+from explorer.store import compat
+from explorer.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 CATALOG_FILE = "catalog.duckdb"
-
-from explorer.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 
 @dataclass(frozen=True)
@@ -78,13 +79,16 @@ def _is_lock_error(exc: Exception) -> bool:
 
 
 def connect(path: Path, read_only: bool, timeout: float = 30.0) -> duckdb.DuckDBPyConnection:
-    """Open the catalog, retrying while another process holds the write lock."""
+    """Open the catalog, retrying while another process holds the write lock. A new
+    catalog is created in the format older DuckDB readers (the 1.5 CLI) can open."""
     deadline = time.monotonic() + timeout
     delay = 0.02
     while True:
         try:
             # readers cannot touch files outside the catalog (a --where predicate is user SQL)
             config = {"enable_external_access": False} if read_only else {}
+            if not read_only and not path.exists():
+                config = compat.create_config()
             return duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.Error as exc:  # IOException on lock conflicts
             if not _is_lock_error(exc) or time.monotonic() > deadline:
@@ -121,6 +125,9 @@ class Catalog:
     def reader(self) -> duckdb.DuckDBPyConnection:
         if not self.path.exists():
             self.migrate()
+        if compat.needs_migration(self.path) and _writable(self.path):
+            self.close()
+            compat.migrate_storage(self.path, _connect_rw)
         con = connect(self.path, read_only=True)
         version = _version(con)
         if version < SCHEMA_VERSION:
@@ -138,6 +145,7 @@ class Catalog:
         self.close()  # one process cannot hold read-only and read-write connections at once
         self.root.mkdir(parents=True, exist_ok=True)
         fresh = not self.path.exists()
+        compat.migrate_storage(self.path, _connect_rw)  # a catalog written by DuckDB 2.0 defaults
         con = connect(self.path, read_only=False)
         if fresh or self._key not in _MIGRATED:  # once per file and process, not on every write
             _apply_migrations(con)
@@ -280,6 +288,14 @@ class Catalog:
             con.execute("COMMIT")
         finally:
             con.close()
+
+
+def _connect_rw(path: Path) -> duckdb.DuckDBPyConnection:
+    return connect(path, read_only=False)
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 def _insert_file(con: duckdb.DuckDBPyConnection, f: FileRow) -> None:
