@@ -66,7 +66,14 @@ def test_any_script_and_unknown_words(gemma_root):
     r = runner.invoke(app, ["--root", str(gemma_root), "query", '"花" - "flower" + "water"', "--json"])
     assert r.exit_code == 0, r.stderr
     res = json.loads(r.stdout)
-    assert [i["token"] for i in res["inputs"]] == [" 花", " flower", " water"] or res["inputs"][0]["token"] in ("花", " 花")
+    # each quoted word resolves to its word-initial token ('▁花', decoded ' 花'), which Gemma's
+    # vocabulary has for all three (next to the bare '花', 'flower', 'water'): ids from the catalog
+    cat = Catalog(gemma_root)
+    ids = dict(cat.query("SELECT raw, token_id FROM tokens WHERE raw IN ('▁花', '▁flower', '▁water')"))
+    cat.close()
+    assert [(i["word"], i["token"], i["token_id"]) for i in res["inputs"]] == [
+        ("花", " 花", ids["▁花"]), ("flower", " flower", ids["▁flower"]), ("water", " water", ids["▁water"])]
+    assert "水" in [h["token"].strip() for h in res["results"][:5]]  # flower -> 花 as water -> 水
     bad = runner.invoke(app, ["--root", str(gemma_root), "query", "woman - man + kingg"])
     assert bad.exit_code != 0 and bad.stderr.startswith("error: ") and "Traceback" not in bad.stderr
 
@@ -87,13 +94,28 @@ def test_cli_subprocess_is_fast_path(gemma_root):
 PROMPT = 'Français: "fleur" - 中文: "花". Français: "montagne" - 中文: "山". Français: "eau" - 中文: "'
 
 
-def test_hidden_states_on_gemma(gemma_root):
+def test_hidden_states_on_gemma(gemma_root, model_cache):
     from explorer.models.states import export_states
 
     docs = ["The king lives in a large castle.", "Le roi habite un grand château.", "国王住在一座大城堡里。"]
     rep = export_states("gemma3-270m", gemma_root, prompts=docs, name="few")
-    assert (rep.layers, rep.dim, rep.documents) == (19, 640, 3)
-    assert abs(rep.bytes_per_token / (19 * 640 * 4) - 1) < 0.01 or rep.states < 100
+    assert (rep.layers, rep.dim, rep.documents, rep.dtype) == (19, 640, 3, "float32")
+    # one state per token of each document (BOS included), as the tokenizer counts them
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_cache / "gemma3-270m" / "tokenizer.json"))
+    assert rep.states == sum(len(tok.encode(d).ids) for d in docs)
+    # on disk a token costs exactly (layers + 1) x d x 4 bytes: each layer file is one
+    # states x 640 float32 matrix; the reported figure adds only the .npy headers
+    files = sorted((gemma_root / "states" / "gemma3-270m" / "few").glob("layer_??.npy"))
+    assert [f.name for f in files] == [f"layer_{i:02d}.npy" for i in range(19)]
+    headers = 0
+    for f in files:
+        m = np.load(f, mmap_mode="r")
+        assert (m.shape, m.dtype) == ((rep.states, 640), np.float32)
+        headers += f.stat().st_size - m.nbytes
+    assert 0 < headers <= 19 * 4096
+    assert rep.bytes_per_token == pytest.approx(19 * 640 * 4 + headers / rep.states, rel=1e-9)
     r = runner.invoke(app, ["--root", str(gemma_root), "neighbours", "--layer", "9", docs[1], "--corpus", "few", "--json"])
     assert r.exit_code == 0, r.stderr
     top = json.loads(r.stdout)["results"][0]
