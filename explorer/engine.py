@@ -249,11 +249,12 @@ def _corpus(engine: Engine, model: ModelRow, corpus: str | None):
 
 def open_layer(engine: Engine, model: str | None, corpus: str | None, layer: int):
     """(model row, corpus row, VectorSet of that layer's states)."""
-    from explorer.store.states import layer_file, layer_path, norms_file
+    from explorer.store.states import StateStore, check_layer, layer_file, layer_path, norms_file
 
     m = engine.model(model, auto_export=False)
     c = _corpus(engine, m, corpus)
     layer_path(engine.root, c, layer)  # range check
+    check_layer(StateStore(engine.catalog), c, layer)  # size and mtime as recorded (SHA-256 if the mtime changed)
     vs = VectorSet.open(engine.root / c.path, layer_file(layer), norms_file(layer))
     return m, c, vs
 

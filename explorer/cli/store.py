@@ -86,29 +86,43 @@ def models(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
 def verify(
     ctx: typer.Context,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Only this model (default: all).")] = None,
-    full: Annotated[bool, typer.Option("--full", help="Check every file's SHA-256, not only size and mtime.")] = True,
+    full: Annotated[bool, typer.Option(
+        "--full/--quick",
+        help="--full (default) reads every file and compares its SHA-256 with the catalog's; --quick compares sizes "
+             "and modification times, reading only files whose time changed.",
+    )] = True,
 ) -> None:
-    """Check every stored file against the checksums in the catalog."""
+    """Check every stored file against the catalog: vector sets (vectors, norms, FAISS
+    index), hidden-state layer files and their compressed indexes."""
     from explorer.errors import CorruptFile, ExplorerError
     from explorer.store import sets
+    from explorer.store.states import StateStore, verify_corpus
 
     engine = state(ctx).engine()
     models = [m for m in engine.models() if model is None or m.name == model]
     if model is not None and not models:
         raise ExplorerError(f"model {model!r} is not in the catalog")
-    bad = 0
+    store = StateStore(engine.catalog)
+    problems: list[str] = []
+
+    def check(label: str, fn) -> None:
+        try:
+            detail = fn()
+            print(f"ok       {label}" + (f" ({detail})" if detail else ""))
+        except CorruptFile as exc:
+            problems.append(str(exc))
+            print(f"CORRUPT  {label}: {exc}")
+
     for m in models:
         for row in engine.catalog.vector_sets(m.model_id):
-            if row.same_as is not None:
-                continue
-            try:
-                sets.verify(engine.catalog, row, m.name, full=full)
-                print(f"ok       {m.name}/{row.name}")
-            except CorruptFile as exc:
-                bad += 1
-                print(f"CORRUPT  {m.name}/{row.name}: {exc}")
-    if bad:
-        raise ExplorerError(f"{bad} vector set(s) failed verification")
+            if row.same_as is None:
+                check(f"{m.name}/{row.name}", lambda: sets.verify(engine.catalog, row, m.name, full=full))
+        for c in store.corpora(m.model_id):
+            check(f"{m.name}/{c.name}", lambda: verify_corpus(store, c, m.name, full=full))
+    if len(problems) == 1:
+        raise ExplorerError(problems[0])
+    if problems:
+        raise ExplorerError(f"{len(problems)} stored items failed verification (listed above); first: {problems[0]}")
 
 
 @index_app.command("rebuild")

@@ -375,4 +375,28 @@ MIGRATIONS.append((
 ))
 DESCRIPTIONS.update(LENS_ACCEPTED_DESCRIPTIONS)
 
+# -- 9: checksums of hidden-state layer files (issue 13) ----------------------------------
+STATE_FILE_DESCRIPTIONS = {
+    "state_files": "Every finished corpus's layer files (states and norms) with size, mtime and SHA-256, checked by "
+                   "`explorer index verify`.",
+}
+MIGRATIONS.append((
+    9,
+    "hidden states: size, mtime and SHA-256 of each layer file",
+    """
+    CREATE TABLE state_files (
+        corpus_id  INTEGER NOT NULL,
+        layer      INTEGER NOT NULL,
+        role       VARCHAR NOT NULL,         -- states (layer_XX.npy) | norms (layer_XX.norms.npy)
+        path       VARCHAR NOT NULL,         -- relative to the data root
+        bytes      BIGINT NOT NULL,
+        sha256     VARCHAR NOT NULL,
+        mtime_ns   BIGINT NOT NULL,
+        created_at TIMESTAMP DEFAULT current_timestamp,
+        PRIMARY KEY (corpus_id, layer, role)
+    );
+    """ + comments(STATE_FILE_DESCRIPTIONS),
+))
+DESCRIPTIONS.update(STATE_FILE_DESCRIPTIONS)
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

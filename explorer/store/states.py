@@ -11,15 +11,15 @@ corpus at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from explorer.errors import ExplorerError
+from explorer.errors import CorruptFile, ExplorerError
 from explorer.store.catalog import Catalog, _next_id
-from explorer.store.files import atomic_path
+from explorer.store.files import atomic_path, sha256_file
 from explorer.store.vectorset import row_norms
 
 DTYPES = {"float32": np.float32, "float16": np.float16}
@@ -52,7 +52,21 @@ def norms_file(layer: int) -> str:
     return f"layer_{layer:02d}.norms.npy"
 
 
+@dataclass(frozen=True)
+class StateFileRow:
+    """A finished corpus's file as recorded: what ``index verify`` checks it against."""
+
+    corpus_id: int
+    layer: int
+    role: str  # states | norms
+    path: str
+    bytes: int
+    sha256: str
+    mtime_ns: int
+
+
 _COLS = ", ".join(CorpusRow.__dataclass_fields__)
+_FILE_COLS = ", ".join(StateFileRow.__dataclass_fields__)
 
 
 class StateStore:
@@ -100,6 +114,7 @@ class StateStore:
         try:
             con.execute("BEGIN")
             cid = _next_id(con, "corpora", "corpus_id")
+            con.execute("DELETE FROM state_files WHERE corpus_id = ?", [cid])  # rows of a corpus deleted by hand
             con.execute(
                 "INSERT INTO corpora (corpus_id, model_id, name, source, n_docs, n_layers, dim, dtype, path, status, committed) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', 0)",
@@ -159,7 +174,8 @@ class StateStore:
             con.close()
 
     def finish(self, corpus: CorpusRow, progress=None) -> CorpusRow:
-        """Once every document is committed: write per-layer norms and mark the corpus done."""
+        """Once every document is committed: write per-layer norms, record every layer
+        file's size, mtime and SHA-256, and mark the corpus done (one transaction)."""
         left = self.catalog.query("SELECT count(*) FROM documents WHERE corpus_id = ? AND NOT done", [corpus.corpus_id])[0][0]
         if left:
             raise ExplorerError(f"corpus {corpus.name} still has {left} documents to export")
@@ -170,14 +186,37 @@ class StateStore:
                     np.save(f, row_norms(mm))
             if progress:
                 progress("norms", layer + 1, corpus.n_layers)
+        self.record_files(corpus, progress, done=True)
+        return self.corpus(corpus.model_id, corpus.name)
+
+    def record_files(self, corpus: CorpusRow, progress=None, done: bool = False) -> list[StateFileRow]:
+        """Checksum the corpus's layer and norms files and store the rows (replacing any);
+        ``done`` also marks the corpus finished in the same transaction."""
+        rows = []
+        for layer in range(corpus.n_layers):
+            for role, name in (("states", layer_file(layer)), ("norms", norms_file(layer))):
+                rel = f"{corpus.path}/{name}"
+                st = (self.root / rel).stat()
+                rows.append(StateFileRow(corpus.corpus_id, layer, role, rel, st.st_size, sha256_file(self.root / rel), st.st_mtime_ns))
+            if progress:
+                progress("checksums", layer + 1, corpus.n_layers)
         con = self.catalog.writer()
         try:
-            con.execute(
-                "UPDATE corpora SET status = 'done', finished_at = current_timestamp WHERE corpus_id = ?", [corpus.corpus_id]
-            )
+            con.execute("BEGIN")
+            con.execute("DELETE FROM state_files WHERE corpus_id = ?", [corpus.corpus_id])
+            con.executemany(f"INSERT INTO state_files ({_FILE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)", [list(astuple(r)) for r in rows])
+            if done:
+                con.execute(
+                    "UPDATE corpora SET status = 'done', finished_at = current_timestamp WHERE corpus_id = ?", [corpus.corpus_id]
+                )
+            con.execute("COMMIT")
         finally:
             con.close()
-        return self.corpus(corpus.model_id, corpus.name)
+        return rows
+
+    def files(self, corpus_id: int) -> list[StateFileRow]:
+        rows = self.catalog.query(f"SELECT {_FILE_COLS} FROM state_files WHERE corpus_id = ? ORDER BY layer, role DESC", [corpus_id])
+        return [StateFileRow(*r) for r in rows]
 
     def delete(self, corpus: CorpusRow) -> None:
         import shutil
@@ -185,7 +224,7 @@ class StateStore:
         con = self.catalog.writer()
         try:
             con.execute("BEGIN")
-            for table in ("state_indexes", "states", "documents", "corpora"):
+            for table in ("state_files", "state_indexes", "states", "documents", "corpora"):
                 con.execute(f"DELETE FROM {table} WHERE corpus_id = ?", [corpus.corpus_id])
             con.execute("COMMIT")
         finally:
@@ -197,3 +236,85 @@ def layer_path(root: Path, corpus: CorpusRow, layer: int) -> Path:
     if not 0 <= layer < corpus.n_layers:
         raise ExplorerError(f"layer {layer} is outside 0..{corpus.n_layers - 1} for corpus {corpus.name}")
     return Path(root) / corpus.path / layer_file(layer)
+
+
+def verify_corpus(store: StateStore, corpus: CorpusRow, model_name: str, full: bool = False) -> str:
+    """Check a corpus's layer files (and compressed indexes) against the catalog; return
+    what was checked, or raise :class:`CorruptFile` naming the first bad file.
+
+    A finished corpus is checked like a vector set (size and mtime, SHA-256 when the
+    mtime changed or ``full``). One exported before checksums were kept has its shapes
+    checked, then its checksums recorded. An unfinished one has its shapes checked."""
+    from explorer.store.sets import check_file
+
+    fix = _reexport_hint(corpus, model_name)
+    if corpus.status != "done":
+        _check_shapes(store, corpus, norms=False, fix=fix)
+        return f"hidden states, export not finished ({corpus.committed:,} states committed): layer file shapes checked"
+    recorded = store.files(corpus.corpus_id)
+    if not recorded:
+        _check_shapes(store, corpus, norms=True, fix=fix)
+        store.record_files(corpus)
+        return f"hidden states: {2 * corpus.n_layers} layer files' shapes checked, checksums recorded now (none were stored)"
+    for f in recorded:
+        problem = check_file(store.catalog, f, full)
+        if problem:
+            raise CorruptFile(f"corrupt hidden-state {f.role} file: {problem}; {fix}")
+    n_index = _verify_state_indexes(store, corpus, model_name, full)
+    return f"hidden states: {len(recorded)} layer files" + (f", {n_index} compressed indexes" if n_index else "")
+
+
+def _reexport_hint(corpus: CorpusRow, model_name: str) -> str:
+    import shlex
+
+    if corpus.source in (None, "prompts"):
+        return f"re-export it with `explorer export-states {model_name} --prompt ... --name {corpus.name} --force` (the same prompts)"
+    return f"re-export it with `explorer export-states {model_name} --corpus {shlex.quote(corpus.source)} --name {corpus.name} --force`"
+
+
+def check_layer(store: StateStore, corpus: CorpusRow, layer: int) -> None:
+    """Fast check of one layer's recorded files before a search reads them."""
+    from explorer.store.sets import check_file
+
+    for f in store.files(corpus.corpus_id):
+        if f.layer == layer:
+            problem = check_file(store.catalog, f)
+            if problem:
+                raise CorruptFile(f"corrupt hidden-state {f.role} file: {problem}; run `explorer index verify`")
+
+
+def _check_shapes(store: StateStore, corpus: CorpusRow, norms: bool, fix: str) -> None:
+    """Every layer file (and norms file) exists, is a .npy of the planned shape and dtype,
+    and has exactly the bytes that shape needs."""
+    total = store.catalog.query("SELECT coalesce(sum(n_tokens), 0) FROM documents WHERE corpus_id = ?",
+                                [corpus.corpus_id])[0][0]
+    for layer in range(corpus.n_layers):
+        expected = [(layer_file(layer), (total, corpus.dim), np.dtype(DTYPES[corpus.dtype]))]
+        if norms:
+            expected.append((norms_file(layer), (total,), np.dtype(np.float32)))
+        for name, shape, dtype in expected:
+            rel = f"{corpus.path}/{name}"
+            try:
+                mm = np.load(store.root / rel, mmap_mode="r")
+                size = (store.root / rel).stat().st_size
+            except FileNotFoundError:
+                raise CorruptFile(f"hidden-state file {rel} is missing; {fix}") from None
+            except (ValueError, OSError) as exc:
+                raise CorruptFile(f"hidden-state file {rel} is unreadable ({str(exc)[:120]}); {fix}") from None
+            if mm.shape != shape or mm.dtype != dtype or size != mm.offset + mm.nbytes:
+                raise CorruptFile(f"hidden-state file {rel} holds {mm.shape} {mm.dtype} in {size} bytes, "
+                                  f"expected {shape} {dtype}; {fix}")
+
+
+def _verify_state_indexes(store: StateStore, corpus: CorpusRow, model_name: str, full: bool) -> int:
+    rows = store.catalog.query("SELECT layer, kind, path, bytes, sha256 FROM state_indexes WHERE corpus_id = ?", [corpus.corpus_id])
+    for layer, kind, rel, size, sha in rows:
+        fix = f"rebuild it with `explorer states-index --model {model_name} --corpus {corpus.name} --layer {layer} --kind {kind}`"
+        path = store.root / rel
+        if not path.exists():
+            raise CorruptFile(f"compressed index {rel} is missing; {fix}")
+        if path.stat().st_size != size:
+            raise CorruptFile(f"compressed index {rel} has {path.stat().st_size} bytes, the catalog recorded {size}; {fix}")
+        if full and sha256_file(path) != sha:
+            raise CorruptFile(f"compressed index {rel} fails its SHA-256 checksum; {fix}")
+    return len(rows)
