@@ -135,3 +135,42 @@ def test_token_lookups_stay_inside_their_model(tmp_path):
         assert second.labels([0, 2, 7]) == {0: "queen", 2: "king"}  # an id the model lacks has no label
     finally:
         cat.close()
+
+
+def test_models_piped_output_never_cuts_names(tmp_path):
+    """`explorer models | cat` at 40 columns: tab-separated lines with every name whole."""
+    from typer.testing import CliRunner
+
+    from explorer.cli.main import app
+    from explorer.store.interchange import import_arrays
+
+    long_name = "a-rather-long-model-name-that-no-40-column-table-could-hold." + "x" * 40
+    import_arrays(tmp_path, long_name, ["king", "queen", "man"], np.eye(3, dtype=np.float32))
+    Catalog(tmp_path).close()
+    r = CliRunner().invoke(app, ["--root", str(tmp_path), "models"], env={"COLUMNS": "40"})
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0].split("\t")[0] == "model"
+    (row,) = [line.split("\t") for line in lines[1:]]
+    assert row[0] == long_name and len(row) == len(lines[0].split("\t"))
+    assert "…" not in r.stdout
+
+
+@pytest.mark.parametrize("width", [40, 200])
+def test_models_table_on_a_terminal_never_cuts_names(width):
+    """On a terminal too narrow for the table, each model is a block of lines whose values
+    wrap; wide enough, one table row per model. Never an ellipsis."""
+    import io
+
+    from rich.console import Console
+
+    from explorer.cli.store import _print_models_table
+
+    name = "model-[bold]-" + "y" * 50  # markup characters stay text
+    header = ("model", "source", "architecture", "layers", "d", "vocab", "tied", "vector sets")
+    buf = io.StringIO()
+    console = Console(file=buf, width=width, force_terminal=False, color_system=None)
+    _print_models_table("Models", header, [[name, "/some/path", "Arch", "2", "16", "31", "False", "input"]], console)
+    text = buf.getvalue()
+    assert "…" not in text
+    assert name in "".join(text.split()) if width == 40 else name in text

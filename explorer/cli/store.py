@@ -48,37 +48,76 @@ def export(
 
 @cli_errors
 def models(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """List stored models and their vector sets."""
+    """List stored models and their vector sets.
+
+    A table on a terminal; piped or redirected, one tab-separated line per model with a
+    header line, nothing cut short.
+    """
+    import sys
+
     engine = state(ctx).engine()
-    out = []
-    for m in engine.models():
-        sets = engine.catalog.vector_sets(m.model_id)
-        out.append(
-            {
-                "name": m.name, "source": m.source, "kind": m.source_kind, "architecture": m.architecture,
-                "layers": m.n_layers, "d_model": m.d_model, "vocab": m.vocab_size, "tied": m.tied,
-                "embed_scale": m.embed_scale,
-                "vector_sets": [
-                    {"name": s.name, "rows": s.n_rows, "dim": s.dim, "same_as": s.same_as, "path": s.path, "note": s.note}
-                    for s in sets
-                ],
-            }
-        )
+    out = [_model_dict(engine, m) for m in engine.models()]
     if as_json:
         print_json({"root": str(engine.root), "models": out})
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    t = Table(title=f"Models in {engine.root}", title_justify="left")
-    for col in ("model", "source", "architecture", "layers", "d", "vocab", "tied", "vector sets"):
-        t.add_column(col)
-    for m in out:
-        vs = ", ".join(s["name"] + (" (alias)" if s["same_as"] else "") for s in m["vector_sets"])
-        t.add_row(m["name"], m["source"], m["architecture"] or "", str(m["layers"]), str(m["d_model"]), f"{m['vocab']:,}", str(m["tied"]), vs)
-    Console().print(t)
+    header = ("model", "source", "architecture", "layers", "d", "vocab", "tied", "vector sets")
+    rows = [_model_cells(m) for m in out]
+    if not sys.stdout.isatty():
+        print("\t".join(header))
+        for cells in rows:
+            print("\t".join(" ".join(c.split()) for c in cells))  # no tab or newline inside a field
+    else:
+        _print_models_table(f"Models in {engine.root}", header, rows)
     if not out:
-        print("no models yet: run `explorer export` or `explorer query \"woman - man + king\"`")
+        print("no models yet: run `explorer export` or `explorer query \"woman - man + king\"`", file=sys.stderr)
+
+
+def _print_models_table(title: str, header: tuple[str, ...], rows: list[list[str]], console=None) -> None:
+    """A table when it fits the terminal, else one block of "field  value" lines per model
+    (values wrap, never cut)."""
+    from rich.console import Console
+    from rich.measure import Measurement
+    from rich.table import Table
+    from rich.text import Text
+
+    console = console or Console()
+    t = Table(title=Text(title), title_justify="left")
+    for col in header:
+        t.add_column(col, no_wrap=True, justify="right" if col in ("layers", "d", "vocab") else "left")
+    for cells in rows:
+        t.add_row(*(Text(c) for c in cells))
+    if Measurement.get(console, console.options.update_width(10**5), t).maximum <= console.width:
+        console.print(t)
+        return
+    console.print(Text(title))
+    for n, cells in enumerate(rows):
+        if n:
+            console.print()
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for col, c in zip(header, cells):
+            grid.add_row(col, Text(c))
+        console.print(grid)
+
+
+def _model_dict(engine, m) -> dict:
+    sets = engine.catalog.vector_sets(m.model_id)
+    return {
+        "name": m.name, "source": m.source, "kind": m.source_kind, "architecture": m.architecture,
+        "layers": m.n_layers, "d_model": m.d_model, "vocab": m.vocab_size, "tied": m.tied,
+        "embed_scale": m.embed_scale,
+        "vector_sets": [
+            {"name": s.name, "rows": s.n_rows, "dim": s.dim, "same_as": s.same_as, "path": s.path, "note": s.note}
+            for s in sets
+        ],
+    }
+
+
+def _model_cells(m: dict) -> list[str]:
+    vs = ", ".join(s["name"] + (" (alias)" if s["same_as"] else "") for s in m["vector_sets"])
+    vocab = f"{m['vocab']:,}" if m["vocab"] is not None else ""
+    return [m["name"], m["source"], m["architecture"] or "", str(m["layers"]), str(m["d_model"]), vocab, str(m["tied"]), vs]
 
 
 @index_app.command("verify")
