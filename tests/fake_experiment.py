@@ -46,3 +46,15 @@ class Fake:
 
 
 EXPERIMENT = Fake()
+
+
+class SlowFake(Fake):
+    """The fake with a cost model: 100 s a step (by its estimate), so a few steps make a long sweep."""
+
+    from explorer.experiments.checks import Rules, at_least
+
+    rules = Rules({"steps": at_least(1), "points_n": at_least(1, 100)}, estimate=lambda c: 100.0 * c.steps)
+    del Rules, at_least
+
+
+SLOW = SlowFake()

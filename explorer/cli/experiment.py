@@ -41,12 +41,14 @@ def list_cmd(json_out: Annotated[bool, typer.Option("--json", help="Print JSON."
         return
     from rich.console import Console
 
+    from rich.markup import escape
+
     console = Console()
     for it in items:
-        console.print(f"[bold]{it['name']}[/]  {it['description']}", highlight=False)
-        console.print(f"  presets: {', '.join(it['presets'])}", highlight=False)
+        console.print(f"[bold]{escape(it['name'])}[/]  {escape(it['description'])}", highlight=False)
+        console.print(f"  presets: {', '.join(it['presets'])}", highlight=False, markup=False)
         settings = " ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in it["settings"].items())
-        console.print(f"  settings (--set key=value): {settings}", highlight=False, soft_wrap=True)
+        console.print(f"  settings (--set key=value): {settings}", highlight=False, soft_wrap=True, markup=False)
 
 
 class _Display:
@@ -106,10 +108,11 @@ def run_cmd(
     preset: Annotated[Optional[str], typer.Option(help="smoke (minutes on 2 CPU cores) or paper (the published setting).")] = None,
     settings: Annotated[Optional[list[str]], typer.Option("--set", help="Override a setting: --set d=16 --set ms=5,10,20 (repeatable).")] = None,
     workers: Annotated[int, typer.Option(help="Points run in parallel (local processes, or Ray tasks).")] = 1,
-    ray: Annotated[Optional[str], typer.Option("--ray", help="Run on a Ray cluster at this address ('local' starts one here). Needs explorer[ray].")] = None,
+    ray: Annotated[Optional[str], typer.Option("--ray", help="Run on a Ray cluster at this address ('local' starts one here). Needs the 'ray' extra: pip install 'explorer\\[ray]'.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the latest sweep with the same settings, skipping its finished points.")] = False,
     png: Annotated[Optional[Path], typer.Option(help="Write the sweep's figure (matplotlib PNG) here.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (settings and points) and exit.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (settings, points, estimated time) and exit.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Start a sweep estimated to take over 10 minutes without a --preset.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     events: Annotated[bool, typer.Option("--events", hidden=True, help="Stream events as JSON lines on stdout (for the TUI).")] = False,
@@ -119,10 +122,17 @@ def run_cmd(
 
     plan = runner.plan(name, preset, runner.parse_settings(settings or []))
     if dry_run:
-        print_json(plan.to_dict()) if json_out else typer.echo(
-            f"{name} ({preset or 'defaults'}): {len(plan.points)} points: " + "; ".join(p.label for p in plan.points))
+        print_json(plan.to_dict()) if json_out else _print_plan(plan, workers)
         return
+    if plan.needs_confirmation(workers) and not yes:
+        fail(f"{plan.describe(workers)}; add --yes to start it, or choose a shorter --preset "
+             f"(see --dry-run and `explorer experiment list`)")
     root = state(ctx).engine().root
+    if events:
+        _stream({"kind": "plan", "points": len(plan.points), "estimated_seconds": plan.estimate(workers),
+                 "text": plan.describe(workers)})
+    elif not quiet:
+        err_console().print(plan.describe(workers), highlight=False, markup=False)
     with _Display(quiet or json_out or events) as display:
         handler = _stream if events else display
         sweep = runner.Sweep(root, plan, workers=workers, ray_address=ray, resume=resume, on_event=handler)
@@ -155,6 +165,19 @@ def run_cmd(
     if result.status == "failed":
         bad = next(r for r in result.runs if r["status"] == "failed")
         fail(f"{sum(r['status'] == 'failed' for r in result.runs)} point(s) failed, e.g. {bad['point']}: {bad['error']}")
+
+
+def _print_plan(plan: Any, workers: int) -> None:
+    """The effective settings (defaults, then the preset, then --set), the points and the estimate."""
+    from explorer.experiments import base
+    from explorer.experiments.checks import show
+
+    how = [f"preset {plan.preset}"] if plan.preset else []
+    how += [f"--set {k}={show(v)}" for k, v in plan.settings.items()]
+    typer.echo(f"{plan.experiment} with {', '.join(how) if how else 'its default settings'}")
+    typer.echo("settings: " + " ".join(f"{f}={show(getattr(plan.config, f))}" for f in base.config_dict(plan.config)))
+    typer.echo(f"points: {'; '.join(p.label for p in plan.points)}")
+    typer.echo(plan.describe(workers))
 
 
 def _stream(event: dict) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
@@ -121,11 +122,23 @@ def apply(config: Any, overrides: dict[str, Any]) -> Any:
         raise ExplorerError(
             f"unknown setting {unknown[0]!r} for {type(config).__name__}; settings: {', '.join(fields)}"
         )
-    return dataclasses.replace(config, **{k: coerce(getattr(config, k), v, k) for k, v in overrides.items()})
+    return dataclasses.replace(
+        config, **{k: coerce(getattr(config, k), v, k, _element(fields[k])) for k, v in overrides.items()})
 
 
-def coerce(current: Any, value: Any, key: str = "") -> Any:
-    """Turn a ``--set key=value`` string (or JSON value) into the type of ``current``."""
+_ELEMENTS = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _element(f: dataclasses.Field) -> type | None:
+    """The element type of a ``tuple[int, ...]`` field (also when its default is empty)."""
+    text = f.type if isinstance(f.type, str) else str(f.type)
+    match = re.match(r"\s*(?:typing\.)?(?:tuple|Tuple)\[\s*(\w+)", text)
+    return _ELEMENTS.get(match.group(1)) if match else None
+
+
+def coerce(current: Any, value: Any, key: str = "", element: type | None = None) -> Any:
+    """Turn a ``--set key=value`` string (or JSON value) into the type of ``current``
+    (``element``: the element type of a tuple field)."""
     from explorer.errors import ExplorerError
 
     if not isinstance(value, str) or isinstance(current, str):
@@ -145,7 +158,7 @@ def coerce(current: Any, value: Any, key: str = "") -> Any:
             return float(value)
         if isinstance(current, tuple):
             parsed = json.loads(value) if value.strip().startswith("[") else [v for v in value.split(",") if v.strip()]
-            elem = type(current[0]) if current else str
+            elem = element or (type(current[0]) if current else str)
             return tuple(coerce(elem(), v if isinstance(v, str) else v, key) if elem is not str else str(v).strip()
                          for v in parsed)
         if current is None:

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from explorer.experiments import rules
 from explorer.experiments.base import RunContext, RunOutput, Summary
 from explorer.query.directions import consistency, cosine_matrix, mean_abs_offdiag, mean_direction
 
@@ -418,5 +419,5 @@ EXPERIMENT = SimpleNamespace(
     name="concepts",
     description=("Jiang et al. 2024: binary concepts on a random DAG, next token = concept vector; "
                  "linearity and orthogonality of unembedding differences vs loss."),
-    Config=Config, presets=PRESETS, points=points, run=run, summarize=summarize,
+    Config=Config, presets=PRESETS, points=points, run=run, summarize=summarize, rules=rules.CONCEPTS,
 )

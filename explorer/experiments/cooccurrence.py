@@ -40,6 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 from explorer.errors import ExplorerError
+from explorer.experiments import rules
 from explorer.experiments.base import RunContext, RunOutput, Summary, Vectors
 
 GLITTERS = ("all that glitters is not gold", "all is well that ends well")
@@ -270,6 +271,7 @@ class CooccurrenceExperiment:
     description = "count-based word vectors: window co-occurrences, optional PPMI, truncated SVD (U S^alpha)"
     Config = Config
     presets = PRESETS
+    rules = rules.COOCCURRENCE
 
     def points(self, config: Config) -> list[dict[str, Any]]:
         return [{}]

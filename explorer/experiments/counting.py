@@ -63,6 +63,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from explorer.errors import ExplorerError
+from explorer.experiments import rules
 from explorer.experiments.base import RunContext, RunOutput, Summary
 
 TEST_SEED_OFFSET = 1_000_003
@@ -75,7 +76,7 @@ class Config:
     task: str = "qc"  # "qc" (query count) | "mfc" (most-frequent count)
     d: int = 32  # model width (one run)
     m: int = 16  # vocabulary size (one run)
-    dims: tuple[int, ...] = (8, 16, 32, 64, 96, 128)  # sweep over d
+    dims: tuple[int, ...] = (8, 16, 32, 64, 96, 128)  # sweep over d; () = d alone
     ms: tuple[int, ...] = ()  # sweep over m; () = m_count values from m_min to m_max
     m_min: int = 5
     m_max: int = 150
@@ -268,8 +269,8 @@ def m_values(config: Config) -> list[int]:
 
 
 def points(config: Config) -> list[dict[str, Any]]:
-    """The (d, m) grid, d-major: ``[{"d": d, "m": m}, ...]``."""
-    return [{"d": d, "m": m} for d in config.dims for m in m_values(config)]
+    """The (d, m) grid, d-major: ``[{"d": d, "m": m}, ...]`` (``dims = ()``: d alone)."""
+    return [{"d": d, "m": m} for d in config.dims or (config.d,) for m in m_values(config)]
 
 
 def threshold_m(curve: list[tuple[int, float]], level: float = 0.8) -> tuple[float | None, str | None]:
@@ -380,6 +381,7 @@ class CountingExperiment:
     description = "Yehudai et al. 2024: can a d-wide 2-layer transformer count (QC/MFC) over m tokens?"
     Config = Config
     presets = PRESETS
+    rules = rules.COUNTING
 
     def points(self, config: Config) -> list[dict[str, Any]]:
         return points(config)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from explorer.errors import ExplorerError
-from explorer.experiments import base, registry
+from explorer.experiments import base, checks, registry
 from explorer.store.catalog import Catalog, _next_id
 from explorer.store.files import pid_alive
 
@@ -45,10 +45,29 @@ class Plan:
     config: Any
     points: list[Point]
     key: str
+    settings: dict[str, Any] = field(default_factory=dict)  # the --set values, typed
 
     def to_dict(self) -> dict[str, Any]:
-        return {"experiment": self.experiment, "preset": self.preset, "config": base.config_dict(self.config),
-                "points": [p.label for p in self.points]}
+        return {"experiment": self.experiment, "preset": self.preset, "settings": json.loads(json.dumps(self.settings)),
+                "config": base.config_dict(self.config), "points": [p.label for p in self.points],
+                "estimated_seconds": self.estimate()}
+
+    def estimate(self, workers: int = 1) -> float | None:
+        """Rough seconds for the whole sweep (None: the experiment has no cost model)."""
+        return checks.estimate(registry.get(self.experiment), self.points, workers)
+
+    def needs_confirmation(self, workers: int = 1) -> bool:
+        """A long sweep the user did not ask for by preset: it needs --yes."""
+        seconds = self.estimate(workers)
+        return self.preset is None and seconds is not None and seconds > checks.LONG_SWEEP_S
+
+    def describe(self, workers: int = 1) -> str:
+        """``counting: 12 points, estimated about 2 min (rough; ...)``."""
+        seconds = self.estimate(workers)
+        n = len(self.points)
+        when = (f", estimated {checks.duration(seconds)} (a rough cost model, calibrated on one CPU core)"
+                if seconds is not None else "")
+        return f"{self.experiment}: {n} point{'s' if n != 1 else ''}{when}"
 
 
 @dataclass
@@ -79,11 +98,14 @@ def plan(name: str, preset: str | None = None, settings: dict[str, str] | None =
             raise ExplorerError(f"experiment {name} has no preset {preset!r}; presets: {', '.join(exp.presets)}")
         config = base.apply(config, exp.presets[preset])
     config = base.apply(config, settings or {})
+    checks.check_ranges(exp, config)
     points = [Point(i, _label(o), o, base.apply(config, o)) for i, o in enumerate(exp.points(config))]
     if not points:
         raise ExplorerError(f"the {name} sweep has no points with these settings")
+    checks.check_plan(exp, config, points, list(settings or {}))
     blob = json.dumps({"experiment": name, "config": base.config_dict(config)}, sort_keys=True)
-    return Plan(name, preset, config, points, hashlib.sha256(blob.encode()).hexdigest()[:16])
+    typed = {k: getattr(config, k) for k in settings or {}}
+    return Plan(name, preset, config, points, hashlib.sha256(blob.encode()).hexdigest()[:16], typed)
 
 
 def parse_settings(items: list[str]) -> dict[str, str]:

@@ -50,6 +50,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from explorer.errors import ExplorerError
+from explorer.experiments import rules
 from explorer.experiments.base import RunContext, RunOutput, Summary, Vectors
 from explorer.query.evaluate import evaluate_files, gensim_test_file
 
@@ -427,7 +428,7 @@ class Word2VecExperiment:
 
     name = "word2vec"
     description = "word2vec skip-gram / CBOW with negative sampling, trained from scratch in torch"
-    Config, presets = Config, PRESETS
+    Config, presets, rules = Config, PRESETS, rules.WORD2VEC
     points, run, summarize = staticmethod(points), staticmethod(run), staticmethod(summarize)
 
 

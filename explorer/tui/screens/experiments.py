@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 
+from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -102,18 +103,39 @@ class ExperimentsPane(Pane):
 
     @on(Button.Pressed, "#exp-run")
     def start(self) -> None:
+        """Check the plan here first (errors in place, at once); a long sweep without a preset
+        starts on a second press of Run, which passes --yes."""
+        from explorer.errors import ExplorerError
+        from explorer.experiments import runner
+
         name = str(self.query_one("#exp-name", Select).value)
         preset = str(self.query_one("#exp-preset", Select).value or "")
+        settings = self.settings()
+        status = self.query_one("#exp-status", Static)
+        try:
+            plan = runner.plan(name, preset or None, runner.parse_settings(settings))
+        except ExplorerError as exc:
+            self._confirm = None
+            status.update(f"[red]{escape(str(exc))}[/]")
+            return
         cmd = [sys.executable, "-m", "explorer", "--root", str(self.engine.root), "experiment", "run", name, "--events"]
         if preset:
             cmd += ["--preset", preset]
-        for s in self.settings():
+        for s in settings:
             cmd += ["--set", s]
+        if plan.needs_confirmation():
+            if getattr(self, "_confirm", None) != cmd:
+                self._confirm = cmd
+                status.update(f"[yellow]{escape(plan.describe())}[/]: press Run again to start it, "
+                              "or choose a preset")
+                return
+            cmd.append("--yes")
+        self._confirm = None
         self.losses = []
         self.query_one("#exp-loss", Sparkline).data = []
         self.query_one("#exp-run", Button).disabled = True
         self.query_one("#exp-cancel", Button).disabled = False
-        self.query_one("#exp-status", Static).update(f"starting {name}...")
+        status.update(escape(f"starting {plan.describe()}"))
         self.watch_process(cmd)
 
     @on(Button.Pressed, "#exp-cancel")
@@ -138,10 +160,12 @@ class ExperimentsPane(Pane):
     def handle_event(self, e: dict) -> None:
         kind = e.get("kind")
         status = self.query_one("#exp-status", Static)
-        if kind == "sweep":
+        if kind == "plan":
+            status.update(escape(e["text"]))
+        elif kind == "sweep":
             status.update(f"sweep {e['sweep_id']}: {e['todo']} points to run ({e['skipped']} done earlier)")
         elif kind == "start":
-            status.update(f"run {e['run_id']}: {e['point']}")
+            status.update(escape(f"run {e['run_id']}: {e['point']}"))
         elif kind == "progress":
             self.query_one("#exp-progress", ProgressBar).update(total=e["total"], progress=e["step"])
             if "loss" in e["values"]:
@@ -153,13 +177,13 @@ class ExperimentsPane(Pane):
             self.load_sweeps()
         elif kind == "done":
             status.update(f"sweep {e['sweep_id']} {e['status']}")
-            self.query_one("#exp-summary", Static).update(e.get("text") or "")
+            self.query_one("#exp-summary", Static).update(escape(e.get("text") or ""))
 
     def process_ended(self, code: int, last_error: str) -> None:
         self.query_one("#exp-run", Button).disabled = False
         self.query_one("#exp-cancel", Button).disabled = True
         if code != 0:
-            self.query_one("#exp-status", Static).update(f"[red]{last_error or f'exit code {code}'}[/]")
+            self.query_one("#exp-status", Static).update(f"[red]{escape(last_error or f'exit code {code}')}[/]")
         self.load_sweeps()
 
     @background(exclusive=True, group="sweeps")
@@ -170,7 +194,7 @@ class ExperimentsPane(Pane):
             rows = self.locked(runner.sweeps, self.engine.catalog, None, 50)
         except Exception as exc:  # the sweep's process holds the catalog this instant: next event retries
             rows = None
-            self.post(self.query_one("#exp-status", Static).update, f"[yellow]{exc}[/]")
+            self.post(self.query_one("#exp-status", Static).update, f"[yellow]{escape(str(exc))}[/]")
         if rows is not None:
             self.post(self._show_sweeps, rows)
 

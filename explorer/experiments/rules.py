@@ -1,0 +1,231 @@
+"""The built-in experiments' rules (see :mod:`explorer.experiments.checks`): setting
+ranges, settings a sweep's grid overrides, and cost models.
+
+The cost models are rough (a factor of two either way) and were calibrated on one core of
+a shared 2-core CPU (torch, float32); a GPU or a faster CPU finishes sooner. They say
+whether a sweep takes seconds, minutes or days, nothing finer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from explorer.errors import ExplorerError
+from explorer.experiments.checks import Rules, above, at_least, between, each, one_of, problem, show
+
+BIG = 1_000_000  # an upper bound for sizes that would only exhaust memory
+SEED = at_least(0, 2**32 - 1)
+
+# -- counting ----------------------------------------------------------------------------
+
+COUNTING_CHECKS = {
+    "task": one_of("qc", "mfc"), "d": at_least(1, 65536), "m": at_least(1, BIG), "dims": each(at_least(1, 65536)),
+    "ms": each(at_least(1, BIG)), "m_min": at_least(1, BIG), "m_max": at_least(1, BIG), "m_count": at_least(1, 10_000),
+    "n_factor": at_least(1, 10_000), "count_cap": at_least(0, BIG), "layers": at_least(1, 1000),
+    "heads": at_least(1, 65536), "mlp_ratio": at_least(1, 1000), "lr": above(0, 10),
+    "lr_schedule": one_of("constant", "cosine"), "batch": at_least(1, BIG), "steps": at_least(1, 10**10),
+    "test_samples": at_least(1, 10**8), "eval_every": at_least(1, 10**10), "threshold": above(0, 1), "seed": SEED,
+}
+
+
+def counting_validate(c: Any) -> None:
+    if c.d % c.heads:
+        raise problem("heads", c.heads, f"d={c.d} is not divisible by it")
+    if not c.ms and c.m_min > c.m_max:
+        raise problem("m_min", c.m_min, f"is larger than m_max={c.m_max}")
+
+
+def counting_unused(c: Any) -> dict[str, str]:
+    out = {"m": "the sweep sets m at every point (ms, or m_count values from m_min to m_max); "
+                "for one m use --set ms=N"}
+    if c.dims:
+        out["d"] = f"the dims grid ({show(c.dims)}) sets d at every point; for one width use --set dims=N"
+    if c.ms:
+        for name in ("m_min", "m_max", "m_count"):
+            out[name] = f"ms ({show(c.ms)}) is given, so the m_min..m_max range is not used"
+    return out
+
+
+def counting_estimate(c: Any) -> float:
+    """Per step: a fixed 2.5 ms, the dense layers (~B L d^2) and attention (~B heads L^2, slower
+    once its scores outgrow the caches); evaluations are forward passes over the test set."""
+    seq = c.n_factor * c.m + 2
+    scores = c.batch * c.heads * seq * seq
+    layer = 0.37e-9 * (4 + 2 * c.mlp_ratio) * c.batch * seq * c.d**2 + 7.3e-9 * scores * min(2.3, 1 + scores / 5e7)
+    work = c.layers * layer
+    evals = c.steps // c.eval_every + 1
+    return 1.0 + c.steps * (2.5e-3 + work) + evals * c.test_samples / c.batch * work / 3
+
+
+COUNTING = Rules(COUNTING_CHECKS, counting_validate, counting_unused, counting_estimate)
+
+# -- concepts ----------------------------------------------------------------------------
+
+CONCEPTS_CHECKS = {
+    "m": at_least(1, 10), "d": at_least(1, 65536), "edge_prob": between(0, 1), "p_low": between(0, 1),
+    "p_high": between(0, 1), "reveal_prob": between(0, 1), "n_condition_sets": at_least(0, BIG),
+    "max_revealed": at_least(0, 10), "targets": one_of("sampled", "soft"), "encoder": one_of("mlp", "sum"),
+    "hidden": at_least(1, 65536), "optimizer": one_of("adam", "sgd"), "lr": above(0, 100),
+    "steps": at_least(1, 10**10), "batch": at_least(1, BIG), "eval_every": at_least(1, 10**10),
+    "threads": at_least(0, 1024), "graph_seed": SEED, "d_grid": each(at_least(1, 65536)),
+}
+
+
+def concepts_validate(c: Any) -> None:
+    if c.p_low > c.p_high:
+        raise problem("p_low", c.p_low, f"is larger than p_high={c.p_high}")
+    if c.max_revealed > c.m:
+        raise problem("max_revealed", c.max_revealed, f"is larger than m={c.m}")
+
+
+def concepts_unused(c: Any) -> dict[str, str]:
+    out = {}
+    if c.d_grid:
+        out["d"] = f"the d_grid ({show(c.d_grid)}) sets d at every point; for one d use --set d_grid=N"
+    kinds = set(c.incomplete_grid) if c.incomplete_grid else {c.incomplete}
+    if c.incomplete_grid:
+        out["incomplete"] = (f"the incomplete_grid ({show(c.incomplete_grid)}) sets it at every point; "
+                             "for one kind use --set incomplete_grid=true (or false)")
+    if True not in kinds:
+        for name in ("n_condition_sets", "max_revealed"):
+            out[name] = "only incomplete condition sets use it, and no point has them"
+    if False not in kinds:
+        out["reveal_prob"] = "only complete condition sets use it, and no point has them"
+    if c.encoder == "sum":
+        out["hidden"] = "encoder=sum has no hidden layer"
+    return out
+
+
+def concepts_estimate(c: Any) -> float:
+    """Per step ~0.8 ms plus the MLP and the 2^m x d unembedding; per checkpoint the exact loss
+    over 3^m contexts x 2^m tokens."""
+    step = 8e-4 + 4e-10 * c.batch * (c.m * c.hidden + c.hidden * c.d + 2**c.m * c.d)
+    checkpoint = 5e-3 + 2e-9 * 3**c.m * 2**c.m * (c.d + c.m)
+    return 1.0 + c.steps * step + (c.steps // c.eval_every + 12) * checkpoint
+
+
+CONCEPTS = Rules(CONCEPTS_CHECKS, concepts_validate, concepts_unused, concepts_estimate)
+
+# -- word2vec and co-occurrence ------------------------------------------------------------
+
+
+def _archs(value: str) -> str | None:
+    archs = [a.strip() for a in value.split(",")]
+    bad = [a for a in archs if a not in ("sg", "cbow")]
+    return f"must be sg, cbow or sg,cbow (not {bad[0]!r})" if bad else None
+
+
+WORD2VEC_CHECKS = {
+    "arch": _archs, "dim": at_least(1, 65536), "window": at_least(1, 1000), "negative": at_least(1, 1000),
+    "min_count": at_least(1, 10**12), "sample": between(0, 1), "epochs": at_least(1, 100_000),
+    "lr": at_least(0, 10), "batch": at_least(1, BIG), "seed": SEED, "threads": at_least(0, 1024),
+}
+
+
+def readable(name: str, value: str, what: str) -> Path:
+    """The file named by a setting, checked: it exists, is a file and can be read."""
+    path = Path(value).expanduser()
+    if not path.exists():
+        raise problem(name, value, f"{what} file not found")
+    if not path.is_file():
+        raise problem(name, value, "is not a file")
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise problem(name, value, f"cannot read it ({exc.strerror or exc})") from None
+    return path
+
+
+def _corpus(name: str, value: str) -> None:
+    from explorer.experiments.word2vec import resolve_corpus
+
+    if value not in ("", "lee", "sample"):
+        readable(name, value, "corpus")
+    try:
+        resolve_corpus(value)
+    except ExplorerError as exc:
+        raise problem(name, value, str(exc)) from None
+
+
+def _model_name(value: str) -> None:
+    from explorer.store.interchange.encoding import check_model_name
+
+    if value:
+        try:
+            check_model_name(value)
+        except ExplorerError as exc:
+            raise problem("name", value, str(exc)) from None
+
+
+def word2vec_validate(c: Any) -> None:
+    _corpus("corpus", c.corpus)
+    _model_name(c.name)
+    if c.analogies not in ("", "-"):
+        readable("analogies", c.analogies, "analogy")
+    if c.pairs not in ("", "-"):
+        for p in (p for p in c.pairs.split(",") if p):
+            readable("pairs", p, "word-pair")
+
+
+def word2vec_unused(c: Any) -> dict[str, str]:
+    if "sg" not in c.arch:
+        return {"shared_negatives": "only skip-gram (arch=sg) shares negatives"}
+    return {}
+
+
+def _corpus_words(corpus: str) -> int:
+    """Words in a corpus, guessed from its size (about 6 bytes a word in English)."""
+    from explorer.experiments.word2vec import resolve_corpus
+
+    try:
+        return max(1, Path(resolve_corpus(corpus)[0]).stat().st_size // 6)
+    except (ExplorerError, OSError):
+        return 100_000
+
+
+def word2vec_estimate(c: Any) -> float:
+    """Skip-gram ~1e7 / dim words/s at window 5, negative 5 (scaling with both); CBOW 3x that."""
+    rate = 1e7 / c.dim * 5 / c.window * 6 / (c.negative + 1)
+    if c.arch == "cbow":
+        rate *= 3
+    return 2.0 + _corpus_words(c.corpus) * c.epochs / rate + (5.0 if c.analogies != "-" else 0.0)
+
+
+WORD2VEC = Rules(WORD2VEC_CHECKS, word2vec_validate, word2vec_unused, word2vec_estimate)
+
+COOCCURRENCE_CHECKS = {
+    "window": at_least(1, 1000), "weighting": one_of("flat", "harmonic"), "min_count": at_least(1, 10**12),
+    "max_vocab": at_least(1, 10_000_000), "cds": above(0, 10), "dim": at_least(1, 65536), "alpha": between(0, 10),
+    "svd": one_of("auto", "full", "randomized"), "full_limit": at_least(1, 100_000), "oversample": at_least(0, 10_000),
+    "power_iters": at_least(0, 1000), "seed": SEED,
+}
+
+
+def cooccurrence_validate(c: Any) -> None:
+    if c.corpus != "glitters":
+        _corpus("corpus", c.corpus)
+    _model_name(c.name)
+
+
+def cooccurrence_unused(c: Any) -> dict[str, str]:
+    out = {} if c.ppmi else {"cds": "it smooths PPMI, and ppmi is false"}
+    if c.svd == "full":
+        out.update({k: "svd=full does not sample" for k in ("oversample", "power_iters", "full_limit")})
+    elif c.svd == "randomized":
+        out["full_limit"] = "svd=randomized never uses the full SVD"
+    return out
+
+
+def cooccurrence_estimate(c: Any) -> float:
+    """A full SVD of an n x n matrix ~4e-9 n^3 s; n guessed from the corpus size."""
+    if c.corpus == "glitters":
+        return 1.0
+    n = min(c.max_vocab, int(30 * _corpus_words(c.corpus) ** 0.5 / c.min_count) + 1)
+    if c.svd == "full" or (c.svd == "auto" and n <= c.full_limit):
+        return 2.0 + 4e-9 * n**3
+    return 2.0 + 2e-8 * n * 50 * (c.dim + c.oversample) * (2 * c.power_iters + 2)
+
+
+COOCCURRENCE = Rules(COOCCURRENCE_CHECKS, cooccurrence_validate, cooccurrence_unused, cooccurrence_estimate)
