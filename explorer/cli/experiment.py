@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
 from explorer.cli.common import cli_errors, err_console, fail, print_json, state
 
@@ -40,8 +41,6 @@ def list_cmd(json_out: Annotated[bool, typer.Option("--json", help="Print JSON."
         print_json(items)
         return
     from rich.console import Console
-
-    from rich.markup import escape
 
     console = Console()
     for it in items:
@@ -82,22 +81,23 @@ class _Display:
                                          info=f"{e['skipped']} done earlier" if e["skipped"] else "")
         elif kind == "start" and p is not None:
             self.started[e["run_id"]] = time.monotonic()
-            self.bars[e["run_id"]] = p.add_task(f"  {e['point']}", total=None, info="")
+            self.bars[e["run_id"]] = p.add_task(escape(f"  {e['point']}"), total=None, info="")
         elif kind == "progress" and p is not None and e["run_id"] in self.bars:
             rate = e["step"] / max(time.monotonic() - self.started.get(e["run_id"], time.monotonic()), 1e-9)
             vals = " ".join(f"{k} {v:.4g}" for k, v in e["values"].items())
-            p.update(self.bars[e["run_id"]], completed=e["step"], total=e["total"], info=f"{rate:.1f}/s {vals}")
+            p.update(self.bars[e["run_id"]], completed=e["step"], total=e["total"], info=escape(f"{rate:.1f}/s {vals}"))
         elif kind == "run":
             if p is not None and e["run_id"] in self.bars:
                 p.remove_task(self.bars.pop(e["run_id"]))
                 if self.sweep_task is not None:
                     p.advance(self.sweep_task)
             if e["status"] == "failed":
-                self.console.print(f"[red]run {e['run_id']} ({e['point']}) failed:[/] {e['error']}", highlight=False)
+                self.console.print(f"[red]run {e['run_id']} ({escape(e['point'])}) failed:[/] {escape(str(e['error']))}",
+                                   highlight=False)
                 if e.get("traceback"):
                     self.console.print(e["traceback"], highlight=False, markup=False)
         elif kind == "log" and not self.quiet:
-            self.console.print(f"[dim]·[/] run {e['run_id']}: {e['text']}", highlight=False)
+            self.console.print(f"[dim]·[/] run {e['run_id']}: {escape(e['text'])}", highlight=False)
 
 
 @experiment_app.command("run")
@@ -194,14 +194,14 @@ def _print_result(result: Any, png: Optional[Path]) -> None:
     from rich.table import Table
 
     console = Console()
-    table = Table(title=f"sweep {result.sweep_id}: {result.experiment} ({result.status})")
+    table = Table(title=escape(f"sweep {result.sweep_id}: {result.experiment} ({result.status})"))
     for col in ("run", "point", "status", "summary"):
         table.add_column(col)
     for r in result.runs:
         summ = r["summary"] or {}
         short = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                           for k, v in summ.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool))
-        table.add_row(str(r["run_id"]), r["point"], r["status"], short[:100] or (r["error"] or "")[:100])
+        table.add_row(str(r["run_id"]), escape(r["point"]), r["status"], escape(short[:100] or (r["error"] or "")[:100]))
     console.print(table)
     if result.skipped:
         console.print(f"{result.skipped} points finished earlier were skipped (--resume)")
@@ -245,13 +245,14 @@ def status_cmd(
     for col in ("sweep", "experiment", "preset", "status", "finished", "running", "other", "started"):
         table.add_column(col)
     for s in items:
-        table.add_row(str(s["sweep_id"]), s["experiment"], s["preset"] or "", s["status"], str(s["finished_runs"]),
+        table.add_row(str(s["sweep_id"]), escape(s["experiment"]), escape(s["preset"] or ""), s["status"], str(s["finished_runs"]),
                       str(s["running_runs"]), str(s["other_runs"]), s["started"][:19])
     console = Console()
     console.print(table)
     for r in runs:
         console.print(f"  run {r['run_id']} {r['point']}: {r['status']} (step {r['last_step']}) "
-                      f"{json.dumps(r['summary'], ensure_ascii=False) if r['summary'] else r['error'] or ''}", highlight=False)
+                      f"{json.dumps(r['summary'], ensure_ascii=False) if r['summary'] else r['error'] or ''}",
+                      highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:
