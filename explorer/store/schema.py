@@ -399,4 +399,21 @@ MIGRATIONS.append((
 ))
 DESCRIPTIONS.update(STATE_FILE_DESCRIPTIONS)
 
+# -- 10: lens_summary rounds its figures (issue 13) ---------------------------------------
+MIGRATIONS.append((
+    10,
+    "lens_summary: accuracy and probabilities rounded to 4 decimals (the tables keep full precision)",
+    """
+    CREATE OR REPLACE VIEW lens_summary AS
+        SELECT r.run_id, m.name AS model, r.task, r.config->>'from' AS src, r.config->>'to' AS tgt,
+               r.config->>'lang' AS lang, r.entries, round(r.accuracy, 4) AS accuracy,
+               round(r.accuracy_first, 4) AS accuracy_first,
+               arg_max(l.layer, l.p_english) AS english_peak_layer, round(max(l.p_english), 4) AS english_peak,
+               round(max_by(l.p_target, l.layer), 4) AS p_target_last,
+               round(max_by(l.p_english, l.layer), 4) AS p_english_last, r.created_at
+        FROM lens_runs r JOIN models m USING (model_id) JOIN lens_layers l USING (run_id)
+        GROUP BY ALL;
+    """ + comments(LENS_ACCEPTED_DESCRIPTIONS, ("lens_summary",)),
+))
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]
