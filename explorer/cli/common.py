@@ -8,18 +8,23 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import typer
 
 from explorer.jsonsafe import clean
+from explorer.paths import default_root
+
+BACKENDS = ("auto", "numpy", "faiss")
 
 
 @dataclass
 class Globals:
-    root: Path | None = None
+    """The root options, resolved once (``root`` is always a real path)."""
+
+    root: Path = field(default_factory=default_root)
     backend: str = "auto"
 
     def engine(self):
@@ -78,7 +83,9 @@ class StageProgress:
 
     def report(self, message: str) -> None:
         if not self.quiet:
-            self.console.print(f"[dim]·[/] {message}", highlight=False)
+            from rich.text import Text
+
+            self.console.print(Text.assemble(("·", "dim"), " ", message), highlight=False)
 
     def progress(self, label: str, done: int, total: int) -> None:
         if self.quiet:
@@ -87,7 +94,7 @@ class StageProgress:
 
         if self._progress is None:
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
+                TextColumn("{task.description}", markup=False), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
                 console=self.console, transient=False,
             )
             self._progress.start()

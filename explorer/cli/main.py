@@ -19,10 +19,12 @@ from explorer.cli import states as states_cmds
 from explorer.cli import vectors as vectors_cmds
 from explorer.cli import store as store_cmds
 from explorer.cli import tui as tui_cmds
-from explorer.cli.common import Globals
+from explorer.cli.common import BACKENDS, Globals, fail
+from explorer.cli.rootgroup import ExplorerGroup
 
 app = typer.Typer(
     name="explorer",
+    cls=ExplorerGroup,
     help=(
         "Look inside the embedding spaces of language models.\n\n"
         "Token embeddings (input and unembedding) are exported from Hugging Face models into "
@@ -48,7 +50,8 @@ def callback(
     root: Annotated[
         Optional[Path],
         typer.Option(
-            "--root", envvar="EXPLORER_HOME", help="Data root (catalog.duckdb, index files, model caches). Default: ./indexes of the checkout."
+            "--root", envvar="EXPLORER_HOME", help="Data root (catalog.duckdb, index files, model caches). Default: $EXPLORER_HOME, else indexes/ of "
+            "the checkout, else ./indexes.",
         ),
     ] = None,
     backend: Annotated[
@@ -59,7 +62,14 @@ def callback(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
-    ctx.obj = Globals(root=root, backend=backend)
+    from explorer.paths import default_root
+
+    resolved = root.expanduser() if root is not None else default_root()
+    if resolved.exists() and not resolved.is_dir():
+        fail(f"--root {str(resolved)!r} is a file, not a directory (the data root holds catalog.duckdb and index files)", 2)
+    if backend.lower() not in BACKENDS:
+        fail(f"unknown --backend {backend!r}; choose {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}", 2)
+    ctx.obj = Globals(root=resolved, backend=backend.lower())
 
 
 query_cmds.register(app)

@@ -35,12 +35,15 @@ def sql(
     lists the tables and views.
     """
     from explorer.errors import ExplorerError
-    from explorer.store.sql import run_sql, write_parquet
+    from explorer.store.sql import check_output, run_sql, write_parquet, write_text
 
+    fmt = fmt.lower()
     if fmt not in ("table", "csv", "json", "parquet"):
-        raise ExplorerError(f"unknown format {fmt!r}; choose table, csv, json or parquet")
+        raise ExplorerError(f"unknown --format {fmt!r}; choose table, csv, json or parquet")
     if fmt == "parquet" and output is None:
         raise ExplorerError("--format parquet needs --output FILE")
+    if output is not None:
+        check_output(output)  # before the query runs
     engine = state(ctx).engine()
     res = run_sql(engine.root, query, write=write, want_arrays=(fmt == "parquet"))
     if fmt == "parquet":
@@ -55,28 +58,33 @@ def sql(
         rows = [dict(zip(res.columns, r)) for r in res.rows]
         buf.write(json.dumps(clean(rows), ensure_ascii=False, indent=2, default=str) + "\n")
     else:
-        w = csv.writer(buf)
+        w = csv.writer(buf, lineterminator="\n")  # as DuckDB's CSV writer and Unix tools
         w.writerow(res.columns)
         w.writerows(res.rows)
     if output is None:
         sys.stdout.write(buf.getvalue())
     else:
-        output.write_text(buf.getvalue(), encoding="utf-8")
+        write_text(output, buf.getvalue())
         print(f"wrote {len(res.rows)} rows to {output}", file=sys.stderr)
+
+
+def _cell(v) -> str:
+    return "NULL" if v is None else repr(v) if isinstance(v, str) and v != v.strip() else str(v)
 
 
 def _table(res, limit: int) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     if not res.columns:
         print("ok")
         return
     t = Table(show_lines=False)
-    for c, ty in zip(res.columns, res.types):
-        t.add_column(c, justify="right" if any(k in ty for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL")) else "left")
+    for c, ty in zip(res.columns, res.types):  # Text, not markup: data shows as written
+        t.add_column(Text(c), justify="right" if any(k in ty for k in ("INT", "DOUBLE", "FLOAT", "DECIMAL")) else "left")
     for r in res.rows[:limit]:
-        t.add_row(*("NULL" if v is None else repr(v) if isinstance(v, str) and v != v.strip() else str(v) for v in r))
+        t.add_row(*(Text(_cell(v)) for v in r))
     Console().print(t)
     more = f" (showing {limit}; use --format csv for all)" if len(res.rows) > limit else ""
     print(f"{len(res.rows)} row{'s' if len(res.rows) != 1 else ''}{more}", file=sys.stderr)
@@ -114,8 +122,10 @@ def schema(
                     for n, k, d in objs])
         return
     from rich.console import Console
+    from rich.text import Text
 
     console = Console()
     for n, k, d in objs:
-        console.print(f"[bold]{n}[/] [dim]({k})[/] {d}", highlight=False)
-        console.print("    " + ", ".join(f"{c} [dim]{ty.lower()}[/]" for c, ty in by_table.get(n, [])), highlight=False)
+        console.print(Text.assemble((n, "bold"), " ", (f"({k})", "dim"), " ", d), highlight=False)
+        cols = [part for c, ty in by_table.get(n, []) for part in (", ", c, " ", (ty.lower(), "dim"))][1:]
+        console.print(Text.assemble("    ", *cols), highlight=False)

@@ -8,6 +8,7 @@ configuration). ``--write`` gives an ordinary read-write connection.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,12 +96,39 @@ def run_sql(root: Path, sql: str, write: bool = False, want_arrays: bool = False
         con.close()
 
 
+def check_output(path: Path) -> None:
+    """Refuse, before any work, an output path that cannot be written as a file."""
+    if path.is_dir():
+        raise ExplorerError(f"cannot write {str(path)!r}: it is a directory; give a file name")
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise ExplorerError(f"cannot write {str(path)!r}: the folder {str(parent)!r} {what}")
+    if (path.exists() and not os.access(path, os.W_OK)) or (not path.exists() and not os.access(parent, os.W_OK | os.X_OK)):
+        raise ExplorerError(f"cannot write {str(path)!r}: permission denied")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write a text result to ``path``; an OS error is one line."""
+    check_output(path)
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise ExplorerError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+
+
 def write_parquet(result: SqlResult, path: Path) -> None:
     """Write a result to Parquet from a separate in-memory connection (the sandbox stays shut)."""
+    check_output(path)
+    if not result.columns:
+        raise ExplorerError("the statement returned no result to write")
     con = duckdb.connect()
     try:
         data = result.arrays or {}  # noqa: F841 - scanned by DuckDB by name
         con.execute(f"COPY (SELECT * FROM data) TO '{_quote(path)}' (FORMAT parquet)")
+    except duckdb.Error as exc:
+        raise ExplorerError(f"cannot write {str(path)!r}: {str(exc).splitlines()[0]}") from None
     finally:
         con.close()
 
