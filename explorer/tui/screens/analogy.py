@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Input, Label, Select, Static, Switch
 
 from explorer.errors import ExplorerError
 from explorer.query.analogy import DIAGNOSTICS
-from explorer.tui.screens.base import Pane, background, fill, fmt
+from explorer.tui.screens.base import Pane, background, fill, fmt, plain
 
 METHODS = [("3CosAdd", "3cosadd"), ("3CosMul", "3cosmul")]
 SETS = [("input embedding", "input"), ("unembedding", "output")]
@@ -71,7 +71,7 @@ class AnalogyPane(Pane):
 
     def _show_error(self, seq: int, message: str) -> None:
         if self.current("analogy", seq):
-            self.query_one("#analogy-status", Static).update(f"[red]{message}[/]")
+            self.query_one("#analogy-status", Static).update(plain(message, "red"))
 
     def _show(self, seq: int, res) -> None:
         if not self.current("analogy", seq):
@@ -80,17 +80,17 @@ class AnalogyPane(Pane):
         resolved = ", ".join(f"{i.word}->{i.token!r}" for i in res.inputs)
         notices = " ".join(res.notices)
         self.query_one("#analogy-status", Static).update(
-            f"{res.expression}  ({res.vector_set}, {res.method}, {excl})  {resolved}  {notices}")
+            plain(f"{res.expression}  ({res.vector_set}, {res.method}, {excl})  {resolved}  {notices}"))
         fill(self.query_one("#analogy-results", DataTable), ("#", "token", "id", "score"),
              [(h.rank, repr(h.token), h.token_id, fmt(h.score)) for h in res.results])
         diag = [(name, fmt(v), DIAGNOSTICS.get(name, "")) for name, v in res.diagnostics.items()]
         diag += [(f"rank if kept: {i.word}", i.rank_if_kept, "where this input would rank") for i in res.inputs]
         fill(self.query_one("#analogy-diagnostics", DataTable), ("measure", "value", "meaning"), diag)
-        e, text = res.expected, ""
+        e, text = res.expected, plain("")
         if e is not None:
-            text = (f"expected {e.word!r} ({e.token!r}): rank {e.rank_excluded if e.rank_excluded is not None else '-'} "
-                    f"with inputs excluded, {e.rank_kept} with inputs kept, {e.baseline_rank or '-'} for the last term alone")
+            text = plain(f"expected {e.word!r} ({e.token!r}): rank {e.rank_excluded if e.rank_excluded is not None else '-'} "
+                         f"with inputs excluded, {e.rank_kept} with inputs kept, {e.baseline_rank or '-'} for the last term alone")
             oc = res.diagnostics.get("offset_cosine")
             if oc is not None and e.rank_excluded == 1 and oc < 0.5:
-                text += f"\n[yellow]the analogy 'works' although the offsets are far from parallel (cosine {oc:.3f})[/]"
+                text.append(f"\nthe analogy 'works' although the offsets are far from parallel (cosine {oc:.3f})", "yellow")
         self.query_one("#analogy-expected", Static).update(text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from textual import work
 from textual.containers import Vertical
@@ -10,6 +10,9 @@ from textual.widgets import DataTable, Select
 from textual.worker import Worker, WorkerState
 
 from explorer.errors import ExplorerError
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 
 def background(**kw: Any):
@@ -64,7 +67,7 @@ class Pane(Vertical):
         """A worker that raised: one line in a notification, and the app goes on."""
         if event.state != WorkerState.ERROR:
             return
-        self.app.notify(error_line(event.worker.error), title="error", severity="error", timeout=10)
+        self.app.notify(error_line(event.worker.error), title="error", severity="error", timeout=10, markup=False)
 
     @background(group="models")
     def load_models(self, selector: str) -> None:
@@ -90,9 +93,20 @@ def error_line(error: BaseException | None) -> str:
 
 
 def fill(table: DataTable, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Replace a table's contents. Cells and headers are ``Text``: a DataTable reads a str
+    as markup, and data such as the token ``[multimodal]`` would vanish."""
+    from rich.text import Text
+
     table.clear(columns=True)
-    table.add_columns(*columns)
-    table.add_rows([tuple("" if v is None else str(v) for v in r) for r in rows])
+    table.add_columns(*(Text(str(c)) for c in columns))
+    table.add_rows([tuple(Text("" if v is None else str(v), no_wrap=True, end="") for v in r) for r in rows])
+
+
+def plain(text: str, style: str = "") -> Text:
+    """A line for a Static or Label shown exactly as written: data is never read as markup."""
+    from rich.text import Text
+
+    return Text(text, style=style)
 
 
 def fmt(x: float | None, digits: int = 4) -> str:

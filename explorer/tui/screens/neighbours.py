@@ -10,7 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Input, Label, Select, Static
 
 from explorer.errors import ExplorerError
-from explorer.tui.screens.base import Pane, background, fill, fmt
+from explorer.tui.screens.base import Pane, background, fill, fmt, plain
 
 MODES = [("token", "token"), ("hidden state", "state")]
 MAX_COLUMNS = 4
@@ -53,7 +53,7 @@ class NeighboursPane(Pane):
         try:
             layers = self._layers()
         except ExplorerError as exc:
-            status.update(f"[red]{exc}[/]")
+            status.update(plain(str(exc), "red"))
             return
         pos = self.query_one("#nb-position", Input).value.strip()
         mode = self.query_one("#nb-mode", Select).value
@@ -101,7 +101,7 @@ class NeighboursPane(Pane):
 
     def _show_error(self, seq: int, message: str) -> None:
         if self.current("nb", seq):
-            self.query_one("#nb-status", Static).update(f"[red]{message}[/]")
+            self.query_one("#nb-status", Static).update(plain(message, "red"))
 
     def _show(self, seq: int, columns: list[tuple[str, list[tuple]]]) -> None:
         if not self.current("nb", seq):
@@ -110,7 +110,7 @@ class NeighboursPane(Pane):
         box.remove_children()
         for title, rows in columns:
             table = DataTable(zebra_stripes=True, classes="nb-table")
-            box.mount(Vertical(Label(title, classes="title"), table, classes="nb-column"))
+            box.mount(Vertical(Label(plain(title), classes="title"), table, classes="nb-column"))
             cols = ("#", "token", "cosine") if len(rows[0] if rows else ()) <= 3 else ("#", "token", "cosine", "lang", "context")
             fill(table, cols, rows)
         self.query_one("#nb-status", Static).update(f"{len(columns)} columns")

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, Select, Static
 
-from explorer.tui.screens.base import Pane, background, fill
+from explorer.tui.screens.base import Pane, background, fill, plain
 
 TOKEN_LIMIT = 200
 SPACE = [("any", "any"), ("word start", "yes"), ("no word start", "no")]
@@ -72,7 +72,7 @@ class SetsPane(Pane):
 
     def choose_model(self, model_id: int, name: str) -> None:
         self.model_id, self.model_name = model_id, name
-        self.query_one("#tokens-title", Label).update(f"Tokens of {name}")
+        self.query_one("#tokens-title", Label).update(plain(f"Tokens of {name}"))
         self.load_scripts(model_id)
 
     @background(exclusive=True, group="scripts")

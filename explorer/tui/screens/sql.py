@@ -9,7 +9,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Static, TextArea
 
 from explorer.errors import ExplorerError
-from explorer.tui.screens.base import Pane, background, fill
+from explorer.tui.screens.base import Pane, background, fill, plain
 
 ROW_LIMIT = 1000
 START = "SELECT * FROM model_summary"
@@ -66,7 +66,7 @@ class SqlPane(Pane):
 
     def _error(self, seq: int, message: str) -> None:
         if self.current("sql", seq):
-            self.query_one("#sql-status", Static).update(f"[red]error: {message}[/]")
+            self.query_one("#sql-status", Static).update(plain(f"error: {message}", "red"))
 
     def _show(self, seq: int, res) -> None:
         if not self.current("sql", seq):
