@@ -20,6 +20,7 @@ from explorer.query.vocab import Resolved, resolve
 from explorer.store import sets
 from explorer.store.catalog import Catalog, ModelRow, VectorSetRow
 from explorer.store.index import SearchIndex
+from explorer.store.predicate import check_where
 from explorer.store.tokens import CatalogTokens
 from explorer.store.vectorset import INDEX, VectorSet
 
@@ -110,12 +111,13 @@ class Engine:
     def allowed_mask(self, s: OpenSet, script: str | None = None, where: str | None = None) -> np.ndarray | None:
         if script is None and where is None:
             return None
+        where = check_where(where)  # one expression, checked by DuckDB's parser; spliced as rendered
         clauses, params = ["model_id = ?"], [s.model.model_id]
         if script:
             clauses.append("script = ?")
             params.append(script)
         if where:
-            clauses.append(f"({where})")
+            clauses.append(where)
         sql = f"SELECT token_id FROM tokens WHERE {' AND '.join(clauses)}"
         return _id_mask(self, sql, params, s.vectors.n_rows, "the tokens table", "the filter matches no tokens")
 
@@ -261,11 +263,12 @@ def open_layer(engine: Engine, model: str | None, corpus: str | None, layer: int
 
 def states_mask(engine: Engine, corpus, n_rows: int, where: str | None) -> np.ndarray | None:
     """Rows of the states matching a predicate over the hidden_states view."""
+    where = check_where(where)
     if not where:
         return None
     sql = (
         "SELECT state_id FROM hidden_states WHERE corpus = ? "
-        f"AND model = (SELECT name FROM models WHERE model_id = ?) AND ({where})"
+        f"AND model = (SELECT name FROM models WHERE model_id = ?) AND {where}"
     )
     return _id_mask(engine, sql, [corpus.name, corpus.model_id], n_rows, "hidden_states",
                     "the --where filter matches no stored states")

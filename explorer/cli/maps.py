@@ -54,8 +54,10 @@ def map_cmd(
     (or JSON with every coordinate); --png writes a labelled figure. Sampling beyond
     --limit is stated, never silent.
     """
+    from explorer.store.predicate import check_where
     from explorer.viz.select import build_map
 
+    check_where(where)  # a refused --where is one line before any model loads
     engine = state(ctx).engine()
     with StageProgress() as sp:
         proj = build_map(engine, words=words or (), expr=expr, k=k, where=where, method=method, x=x, y=y,

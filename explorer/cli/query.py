@@ -42,7 +42,7 @@ ScriptOpt = Annotated[
 WhereOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--where", help="SQL predicate on the tokens table, e.g. \"leading_space AND length(text) > 3\".",
+        "--where", help="One SQL boolean expression over the tokens table's columns, e.g. \"leading_space AND length(text) > 3\" (see `explorer schema tokens`).",
         rich_help_panel=PANEL_FILTER,
     ),
 ]
@@ -84,6 +84,9 @@ def query(
     parallel at all?), cos(E(a), E(b)-E(d)+E(c)), and the expected word's rank with and
     without excluding the inputs and under the baseline "nearest neighbours of c".
     """
+    from explorer.store.predicate import check_where
+
+    check_where(where)  # a refused --where is one line before any model loads
     g = state(ctx)
     engine = g.engine()
     with StageProgress(quiet=False) as sp:
@@ -126,6 +129,9 @@ def neighbours(
     --position, shown with their document context; --where then filters the
     hidden_states view (lang, document, token, position).
     """
+    from explorer.store.predicate import check_where
+
+    check_where(where)  # before any model loads
     if layer is not None:
         if word is None:
             fail("--layer needs a TEXT argument", 2)

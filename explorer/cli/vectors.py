@@ -45,7 +45,7 @@ def export_cmd(
     ] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", "-n", help="Only the first N rows (by token id, after --where).", min=1)] = None,
     where: Annotated[
-        Optional[str], typer.Option("--where", help="SQL predicate on the tokens table, e.g. \"script = 'latin' AND NOT is_special\".")
+        Optional[str], typer.Option("--where", help="One SQL boolean expression over the tokens table's columns, e.g. \"script = 'latin' AND NOT is_special\".")
     ] = None,
     words: Annotated[
         str, typer.Option("--words", help="Name tokens by their vocabulary string (raw, e.g. '▁king'; unique) or decoded text (text, e.g. ' king').")
@@ -62,24 +62,53 @@ def export_cmd(
     whitespace as <U+XXXX>.
     """
     from explorer.errors import ExplorerError
-    from explorer.store.interchange import export_set
+    from explorer.store.predicate import check_where
 
     if fmt is None:
         suffix = output.suffix.lower()
         if suffix and suffix not in _BY_SUFFIX:
             raise ExplorerError(f"cannot tell the format from {output.name!r}; pass --format ({_EXPORT_FORMATS})")
         fmt = _BY_SUFFIX.get(suffix, "projector")
+    check_where(where)  # refused filters and unwritable paths: one line before any model loads
+    _check_output(output)
     engine = state(ctx).engine()
     with StageProgress(quiet=as_json) as sp:
         m = engine.model(model, report=sp.report, progress=sp.progress)
         engine.close()
-        rep = export_set(
-            engine.root, m.name, vectors, fmt.lower(), output, limit=limit, where=where, words=words, progress=sp.progress
-        )
+        rep = _export(engine.root, m.name, vectors, fmt.lower(), output, limit=limit, where=where, words=words,
+                      progress=sp.progress)
     if as_json:
         print_json(rep.to_dict())
         return
     print(f"{rep.model}/{rep.vectors}: {rep.rows:,} x {rep.dim} -> {', '.join(rep.files)} ({rep.format})")
+
+
+def _check_output(output: Path) -> None:
+    """The nearest existing folder on the way to ``output`` must be a folder (the export
+    creates the missing ones)."""
+    from explorer.errors import ExplorerError
+
+    for parent in output.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ExplorerError(f"cannot write {str(output)!r}: {str(parent)!r} is a file, not a folder")
+            return
+
+
+def _export(root: Path, model: str, vectors: str, fmt: str, output: Path, **kw):
+    """``export_set``, with a file system refusal (permission, full disk, a path that
+    cannot exist) as one line."""
+    import duckdb
+
+    from explorer.errors import ExplorerError
+    from explorer.store.interchange import export_set
+
+    try:
+        return export_set(root, model, vectors, fmt, output, **kw)
+    except OSError as exc:
+        raise ExplorerError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
+    except duckdb.IOException as exc:
+        raise ExplorerError(f"cannot write {str(output)!r}: {str(exc).splitlines()[0]}") from None
 
 
 @vectors_app.command("import")

@@ -17,6 +17,7 @@ from explorer.store.interchange.encoding import (
     CHUNK_VALUES, EXPORT_FORMATS, METADATA_HEADER, PROJECTOR_METADATA, PROJECTOR_VECTORS, WORD_COLUMNS, Progress,
     format_rows, sql_path, tsv_escape, word2vec_word,
 )
+from explorer.store.predicate import check_where
 from explorer.store.vectorset import VectorSet
 
 # -- export ----------------------------------------------------------------------------
@@ -91,8 +92,8 @@ def _selection(
     """Token ids (ascending), their words and scripts."""
     col = "raw" if words == "raw" else "text"
     clauses = ["model_id = ?", "token_id >= 0", "token_id < ?"]
-    if where:
-        clauses.append(f"({where})")
+    if where := check_where(where):  # one expression, checked by DuckDB's parser
+        clauses.append(where)
     sql = f"SELECT token_id, {col}, script FROM tokens WHERE {' AND '.join(clauses)} ORDER BY token_id"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
