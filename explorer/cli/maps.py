@@ -130,11 +130,13 @@ def map_path(
     exact cosine with every landmark (the picture is 2-D; the cosines are not).
     """
     from explorer.lens.runner import ModelRunner
+    from explorer.lens.session import require_lens
     from explorer.viz.path import hidden_path
 
     engine = state(ctx).engine()
     with StageProgress() as sp:
         m = engine.model(model, report=sp.report, progress=sp.progress)
+        require_lens(m)
         engine.close()  # no idle read lock on the catalog while the model loads
         runner = ModelRunner(m)
         hp = hidden_path(engine, runner, prompt, position, landmark or (), variant, multi, fit.lower())

@@ -13,6 +13,14 @@ ModelArg = Annotated[Optional[str], typer.Option("--model", "-m", help="Model na
 CorpusOpt = Annotated[Optional[str], typer.Option("--corpus", help="Stored corpus name (default: the latest finished one).")]
 
 
+def loading(name: str):
+    """A spinner on stderr while a model loads (5-80 s); it leaves nothing behind, and
+    prints nothing at all when stderr is not a terminal."""
+    from explorer.cli.common import err_console
+
+    return err_console().status(f"loading {name}...")
+
+
 def register(app: typer.Typer) -> None:
     app.command("export-states")(export_states)
     app.command("states-index")(states_index)
@@ -101,26 +109,31 @@ def trajectory(
     pass through English?
     """
     from explorer.lens.runner import ModelRunner
+    from explorer.lens.session import require_lens
     from explorer.lens.trajectory import trajectory as run
 
     engine = state(ctx).engine()
     with StageProgress() as sp:
         m = engine.model(model, report=sp.report, progress=sp.progress)
-    tr = run(engine, ModelRunner(m), text, position, k)
+    require_lens(m)
+    with loading(m.name):
+        runner = ModelRunner(m)
+    tr = run(engine, runner, text, position, k)
     if as_json:
         print_json(tr.to_dict())
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    t = Table(title=f"{tr.model}: position {tr.position} ({tr.token!r}) of {text!r}", title_justify="left")
+    t = Table(title=Text(f"{tr.model}: position {tr.position} ({tr.token!r}) of {text!r}"), title_justify="left")
     t.add_column("layer", justify="right")
     t.add_column("logit lens (prob)")
     t.add_column("nearest input embeddings (cosine)")
-    for v in tr.layers:
+    for v in tr.layers:  # data as Text: a token like '[multimodal]' is not markup
         lens = "  ".join(f"{tok!r} {p:.2f}" for tok, _, p in v.lens_top)
         near = "  ".join(f"{tok!r} {s:.2f}" for tok, _, s in v.embedding_top)
-        t.add_row(str(v.layer), lens, near)
+        t.add_row(str(v.layer), Text(lens), Text(near))
     Console().print(t)
 
 
@@ -134,7 +147,8 @@ def state_neighbours_cmd(ctx, text: str, layer: int, position: Optional[int], mo
     engine = state(ctx).engine()
     m = engine.model(model, auto_export=False)
     open_layer(engine, m.name, corpus, layer)  # fail fast on a bad corpus or layer, before loading the model
-    runner = ModelRunner(m)
+    with loading(m.name):
+        runner = ModelRunner(m)
     st = runner.run(text)
     p = st.position(position)
     if not 0 <= layer < st.layers.shape[0]:
@@ -148,10 +162,14 @@ def state_neighbours_cmd(ctx, text: str, layer: int, position: Optional[int], mo
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    t = Table(title=f"Nearest states at layer {layer} to {res.token!r} (position {p}) of {text!r}  [dim]({m.name}/{c.name}, {index})[/]", title_justify="left")
+    title = Text.assemble(f"Nearest states at layer {layer} to {res.token!r} (position {p}) of {text!r}  ",
+                          (f"({m.name}/{c.name}, {index})", "dim"))
+    t = Table(title=title, title_justify="left")
     for col in ("#", "cosine", "token", "doc", "pos", "lang", "context"):
         t.add_column(col, justify="right" if col in ("#", "cosine", "doc", "pos") else "left")
-    for h in res.results:
-        t.add_row(str(h.rank), f"{h.score:.4f}", repr(h.token), str(h.document), str(h.position), h.lang or "", h.snippet)
+    for h in res.results:  # data as Text: contexts mark the hit as [token], which markup would eat
+        t.add_row(str(h.rank), f"{h.score:.4f}", Text(repr(h.token)), str(h.document), str(h.position),
+                  Text(h.lang or ""), Text(h.snippet))
     Console().print(t)

@@ -27,8 +27,9 @@ def export(
     """Export a model's input embedding and unembedding into FAISS + DuckDB.
 
     GGUF models are dequantised once into a safetensors cache. A tied unembedding is
-    recorded as an alias of the input set, not stored twice. Re-running a killed export
-    completes it.
+    recorded as an alias of the input set, not stored twice; an encoder (no LM head in
+    its checkpoint) gets its input embedding only. Re-running a killed export completes
+    it; a model already stored and verified is reported without loading it.
     """
     from explorer.models.export import export_model
 
@@ -40,7 +41,7 @@ def export(
         print_json(rep.to_dict())
         return
     done = ", ".join(rep.steps) if rep.steps else "nothing (already stored)"
-    tied = "tied (output = input)" if rep.tied else "untied"
+    tied = {True: "tied (output = input)", False: "untied", None: "no unembedding"}[rep.tied]
     print(
         f"{rep.model}: {rep.vocab_rows:,} x {rep.d_model}, {rep.n_layers} layers, {tied}, embed scale {rep.embed_scale:g}; wrote {done}"
     )

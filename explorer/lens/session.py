@@ -34,6 +34,14 @@ def items_for(task: str, *, src: str = "fr", tgt: str = "zh", lang: str = "zh", 
     raise ExplorerError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
 
 
+def require_lens(row) -> None:
+    """Refuse, before the model loads, a model the lens cannot read: one without an
+    unembedding (an encoder such as BERT, or imported vectors). ``row``: its ModelRow."""
+    if row.tied is None:  # the catalog's mark for "no unembedding"
+        why = "imported vectors, no model" if row.source_kind == "imported" else f"{row.architecture} is not a causal language model"
+        raise ExplorerError(f"the lens does not apply to {row.name}: it has no unembedding ({why})")
+
+
 def run_task(engine, task: str, items: list, config: dict, *, model: str | None = None, strategy: str = "prefixes",
              limit: int | None = None, report: Callable[[str], None] | None = None,
              progress: Callable[[str, int, int], None] | None = None, lock=None):
@@ -48,6 +56,7 @@ def run_task(engine, task: str, items: list, config: dict, *, model: str | None 
     lock = lock or contextlib.nullcontext()
     with lock:
         m = engine.model(model, report=report, progress=progress)
+        require_lens(m)
         tokens = engine.open_set(m.name, "input").tokens
         texts = tokens.texts()
         engine.catalog.close()

@@ -1,14 +1,15 @@
 """Run a model and capture its residual stream at every layer.
 
-Layer 0 is the embedding output (what the first block reads; Gemma's includes the
-sqrt(d) scale), layer L (1..n) the output of block L, *before* the final norm. (In
-transformers 5.x ``hidden_states[-1]`` is already final-normed while the others are
-not; capturing block outputs with hooks gives every layer the same meaning, and the
-logit lens applies the final norm once to each.)
-"""
+Layer 0 is the embedding output (what the first block reads: Gemma's includes the
+sqrt(d) scale, an encoder's the position embeddings and LayerNorm), layer L (1..n) the
+output of block L, *before* the final norm. (In transformers 5.x ``hidden_states[-1]``
+is already final-normed while the others are not; capturing block outputs with hooks
+gives every layer the same meaning, and the logit lens applies the final norm once to
+each.) Only the model's body runs: no logits over the vocabulary are computed."""
 
 from __future__ import annotations
 
+import inspect
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
@@ -40,7 +41,7 @@ def _hooks(anat: Anatomy) -> Iterator[dict[int, torch.Tensor]]:
 
         return hook
 
-    handles = [anat.embed.register_forward_hook(grab(0))]
+    handles = [anat.entry.register_forward_hook(grab(0))]
     handles += [layer.register_forward_hook(grab(i + 1)) for i, layer in enumerate(anat.layers)]
     try:
         yield store
@@ -66,8 +67,10 @@ def capture(model: Any, anat: Anatomy, token_ids: Sequence[Sequence[int]], pad_i
     for i, t in enumerate(token_ids):
         ids[i, : len(t)] = torch.tensor(t, dtype=torch.long)
         mask[i, : len(t)] = 1
+    body = getattr(model, "base_model", model)  # the layers only: no logits over the vocabulary
+    extra = {"use_cache": False} if "use_cache" in inspect.signature(body.forward).parameters else {}
     with _hooks(anat) as store:
-        model(input_ids=ids, attention_mask=mask, use_cache=False)
+        body(input_ids=ids, attention_mask=mask, **extra)
     n = anat.n_layers + 1
     missing = [i for i in range(n) if i not in store]
     if missing:
@@ -77,10 +80,10 @@ def capture(model: Any, anat: Anatomy, token_ids: Sequence[Sequence[int]], pad_i
 
 def logits(anat: Anatomy, model: Any, hidden: torch.Tensor) -> torch.Tensor:
     """The logit lens: final norm, then the unembedding (and the model's softcap, if any)."""
+    if anat.unembed is None:
+        raise ExplorerError(f"{anat.architecture} has no unembedding (not a causal language model): the logit lens does not apply")
     if anat.final_norm is None:
         raise ExplorerError(f"{anat.architecture}: no final norm found; the logit lens would give wrong numbers")
-    if anat.unembed is None:
-        raise ExplorerError(f"{anat.architecture}: no unembedding (lm_head) found")
     out = anat.unembed(anat.final_norm(hidden))
     cap = getattr(model.config, "final_logit_softcapping", None)
     if cap:

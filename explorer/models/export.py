@@ -27,7 +27,7 @@ class ExportReport:
     model: str
     source: dict
     model_dir: str
-    tied: bool
+    tied: bool | None  # None: the model has no unembedding (an encoder)
     embed_scale: float
     vocab_rows: int
     d_model: int
@@ -46,16 +46,21 @@ def export_model(
     report: Report = lambda s: None,
     progress: Progress | None = None,
 ) -> ExportReport:
-    catalog = Catalog(root)
-    catalog.migrate()
-    remove_stale_temps(root / "sets")
-    source = sources.resolve(spec)
+    source = sources.resolve(spec)  # a bad spec or file fails here, before the catalog is touched
     cache = model_cache_dir(root)
+    catalog = Catalog(root)
+    if not force:
+        stored = _already_stored(catalog, source, cache)
+        if stored is not None:
+            report(f"{source.name} is already stored and verified; --force redoes it")
+            return stored
     directory = sources.convert(source, cache, report)
     report(f"loading {source.name} from {directory}")
-    model, tokenizer = sources.load(directory)
+    model, tokenizer = sources.load(directory, report)
     anat = surgery.anatomy(model)
     config = model.config.to_dict()
+    catalog.migrate()  # only now: a file that fails to convert or load leaves the store as it was
+    remove_stale_temps(root / "sets")
     model_id = catalog.upsert_model(
         name=source.name,
         source=source.spec,
@@ -65,13 +70,14 @@ def export_model(
         n_layers=anat.n_layers,
         d_model=anat.d_model,
         vocab_size=anat.vocab_rows,
-        tied=anat.tied,
+        tied=anat.tied if anat.unembed is not None else None,  # NULL: no unembedding
         embed_scale=anat.embed_scale,
         model_dir=str(directory),
         config=json.dumps(config, default=str),
     )
     out = ExportReport(
-        source.name, source.to_dict(), str(directory), anat.tied, anat.embed_scale, anat.vocab_rows, anat.d_model, anat.n_layers
+        source.name, source.to_dict(), str(directory), anat.tied if anat.unembed is not None else None,
+        anat.embed_scale, anat.vocab_rows, anat.d_model, anat.n_layers,
     )
     if force or catalog.token_count(model_id) != anat.vocab_rows:
         report(f"describing {anat.vocab_rows:,} tokens")
@@ -87,7 +93,7 @@ def export_model(
         input_row = catalog.vector_set(model_id, "input")
     output_row = catalog.vector_set(model_id, "output")
     if anat.unembed is None:
-        report("no unembedding (lm_head) found; only the input set is stored")
+        report(f"{anat.architecture} has no unembedding (not a causal LM): only the input embedding is stored")
     elif anat.tied:
         if force or output_row is None or output_row.same_as != input_row.set_id:
             sets.register_alias(catalog, model_id, "output", input_row, "unembedding, tied: same rows as input")
@@ -98,6 +104,33 @@ def export_model(
         sets.write_vector_set(catalog, model_id, source.name, "output", matrix, note="unembedding (lm_head)", progress=progress)
         out.steps.append("output")
     return out
+
+
+def _already_stored(catalog: Catalog, source: sources.ModelSource, cache: Path) -> ExportReport | None:
+    """The report of a finished export of ``source`` whose files pass the quick check
+    (size and mtime, SHA-256 when they differ), read from the catalog without loading
+    the model; None when anything is missing or differs."""
+    if not catalog.exists():
+        return None
+    m = catalog.model(source.name)
+    directory = sources.model_dir(source, cache)
+    if m is None or m.model_dir != str(directory) or not sources.is_converted(source, cache):
+        return None
+    if m.vocab_size is None or catalog.token_count(m.model_id) != m.vocab_size:
+        return None
+    inp, out = catalog.vector_set(m.model_id, "input"), catalog.vector_set(m.model_id, "output")
+    if inp is None or not _intact(catalog, inp, m.name):
+        return None
+    if m.tied is None:
+        done = out is None
+    elif m.tied:
+        done = out is not None and out.same_as == inp.set_id
+    else:
+        done = out is not None and out.same_as is None and _intact(catalog, out, m.name)
+    if not done:
+        return None
+    return ExportReport(m.name, source.to_dict(), m.model_dir, m.tied, m.embed_scale or 1.0, m.vocab_size,
+                        m.d_model or 0, m.n_layers or 0)
 
 
 def _intact(catalog: Catalog, row, model_name: str) -> bool:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from explorer.errors import UnknownModel
+from explorer.models import ggufcheck
 
 DEFAULT_MODEL = "gemma3-270m"
 MARKER = "explorer-source.json"
@@ -72,6 +73,7 @@ def resolve(spec: str) -> ModelSource:
     if path.suffix == ".gguf":
         if not path.is_file():
             raise UnknownModel(f"GGUF file not found: {spec}")
+        ggufcheck.check_file(path, spec)  # text, noise, cut-off files: one line, before anything else
         return ModelSource(safe_name(path.stem), spec, "gguf", path.resolve())
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -117,21 +119,13 @@ def convert(source: ModelSource, cache: Path, report: Report = lambda s: None) -
     target = model_dir(source, cache)
     if is_converted(source, cache):
         return target
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     cache.mkdir(parents=True, exist_ok=True)
     work = cache / f".{safe_name(source.name)}.tmp-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
         gguf = _gguf_path(source, work, report)
-        report(f"dequantising {gguf.name} (about a minute on 2 cores)")
-        model = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32, trust_remote_code=False
-        )
-        report("building the tokenizer from GGUF metadata")
-        tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, trust_remote_code=False)
+        model, tok = _read_gguf(gguf, report)
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
@@ -146,6 +140,28 @@ def convert(source: ModelSource, cache: Path, report: Report = lambda s: None) -
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+def _read_gguf(gguf: Path, report: Report):
+    """Dequantise a GGUF file with transformers; any failure is one UnknownModel line."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from explorer.models.loading import quiet
+
+    ggufcheck.check_supported(ggufcheck.check_file(gguf), gguf.name)
+    try:
+        with quiet(progress_bars=True):  # the dequantisation bar stays: it takes a minute
+            report(f"dequantising {gguf.name} (about a minute on 2 cores)")
+            model = AutoModelForCausalLM.from_pretrained(
+                str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32, trust_remote_code=False
+            )
+            report("building the tokenizer from GGUF metadata")
+            tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, trust_remote_code=False)
+    except Exception as exc:  # transformers' GGUF reader raises anything from ValueError to numpy errors
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(" For details look at")[0][:160]
+        raise UnknownModel(f"cannot convert {gguf.name}: {first}") from None
+    return model, tok
 
 
 def _gguf_path(source: ModelSource, work: Path, report: Report) -> Path:
@@ -163,21 +179,9 @@ def _gguf_path(source: ModelSource, work: Path, report: Report) -> Path:
     return path
 
 
-def load(directory: Path):
-    """Load a converted model and its tokenizer (float32, safetensors only, no remote code)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+def load(directory: Path, report: Report = lambda s: None):
+    """Load a converted model and its tokenizer (float32, safetensors only, no remote code):
+    a causal LM with its head, anything else as the bare model (see :mod:`loading`)."""
+    from explorer.models.loading import load as load_model
 
-    hf_logging.disable_progress_bar()  # a 5-second load needs no bar; conversions keep theirs
-    try:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(directory), dtype=torch.float32, use_safetensors=True, trust_remote_code=False, local_files_only=True
-        )
-        tok = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise UnknownModel(f"cannot load the model in {directory}: {str(exc).splitlines()[0]}") from None
-    finally:
-        hf_logging.enable_progress_bar()
-    model.eval()
-    return model, tok
+    return load_model(directory, report)

@@ -13,13 +13,20 @@ from typing import Any
 
 from explorer.errors import ExplorerError
 
-# (attribute path of the decoder body, of its layer list, of its final norm)
+# (attribute path of the body, its layer list); "" is the model itself (a bare body, as
+# AutoModel loads encoders and head-less checkpoints). The first that exists wins.
 _BODIES = (
-    ("model", "layers", "norm"),  # Llama, Gemma 1-3, Mistral, Qwen2, Phi-3, SmolLM
-    ("transformer", "h", "ln_f"),  # GPT-2, GPT-J, Bloom
-    ("gpt_neox", "layers", "final_layer_norm"),  # Pythia
-    ("model.decoder", "layers", "final_layer_norm"),  # OPT
+    ("model", "layers"),  # Llama, Gemma 1-3, Mistral, Qwen2, Phi-3, SmolLM
+    ("transformer", "h"),  # GPT-2, GPT-J, Bloom
+    ("gpt_neox", "layers"),  # Pythia
+    ("model.decoder", "layers"),  # OPT
+    ("", "layers"),  # the decoders above as bare bodies
+    ("", "h"),
+    ("decoder", "layers"),
+    ("encoder", "layer"),  # BERT, RoBERTa, XLM-R, ELECTRA, MPNet (post-LN: no final norm)
+    ("transformer", "layer"),  # DistilBERT
 )
+_FINAL_NORMS = ("norm", "ln_f", "final_layer_norm")
 # model types that multiply the looked-up embedding by sqrt(hidden_size)
 _SQRT_D_SCALED = ("gemma", "gemma2", "gemma3", "gemma3_text", "recurrent_gemma")
 
@@ -27,7 +34,8 @@ _SQRT_D_SCALED = ("gemma", "gemma2", "gemma3", "gemma3_text", "recurrent_gemma")
 @dataclass(frozen=True)
 class Anatomy:
     embed: Any  # nn.Embedding (rows: token ids)
-    unembed: Any | None  # nn.Linear whose weight is (vocab, d), or None
+    entry: Any  # the module whose output is layer 0: embed, or an encoder's embeddings block
+    unembed: Any | None  # nn.Linear whose weight is (vocab, d); None when the checkpoint has none
     final_norm: Any | None
     layers: Any | None
     embed_scale: float
@@ -40,7 +48,7 @@ class Anatomy:
 
 
 def _get(obj: Any, dotted: str) -> Any:
-    for part in dotted.split("."):
+    for part in filter(None, dotted.split(".")):
         obj = getattr(obj, part, None)
         if obj is None:
             return None
@@ -54,10 +62,11 @@ def anatomy(model: Any) -> Anatomy:
     unembed = model.get_output_embeddings()
     config = model.config
     body = layers = norm = None
-    for body_path, layers_attr, norm_attr in _BODIES:
+    for body_path, layers_attr in _BODIES:
         body = _get(model, body_path)
         if body is not None and getattr(body, layers_attr, None) is not None:
-            layers, norm = getattr(body, layers_attr), getattr(body, norm_attr, None)
+            layers = getattr(body, layers_attr)
+            norm = next((getattr(body, n) for n in _FINAL_NORMS if getattr(body, n, None) is not None), None)
             break
     scale = getattr(embed, "embed_scale", None)
     if scale is not None:
@@ -73,6 +82,7 @@ def anatomy(model: Any) -> Anatomy:
     )
     return Anatomy(
         embed=embed,
+        entry=_entry(model, embed),
         unembed=unembed,
         final_norm=norm,
         layers=layers,
@@ -84,3 +94,13 @@ def anatomy(model: Any) -> Anatomy:
         architecture=(getattr(config, "architectures", None) or [type(model).__name__])[0],
         model_type=str(getattr(config, "model_type", "")),
     )
+
+
+def _entry(model: Any, embed: Any) -> Any:
+    """What the first block reads: an encoder's ``embeddings`` block (token + position +
+    type embeddings, LayerNorm) when the model has one around ``embed``, else ``embed``."""
+    base = getattr(model, "base_model", model)
+    block = getattr(base, "embeddings", None)
+    if block is not None and block is not embed and hasattr(block, "modules") and any(m is embed for m in block.modules()):
+        return block
+    return embed
