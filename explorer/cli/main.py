@@ -66,7 +66,7 @@ def callback(
 
     resolved = root.expanduser() if root is not None else default_root()
     if resolved.exists() and not resolved.is_dir():
-        fail(f"--root {str(resolved)!r} is a file, not a directory (the data root holds catalog.duckdb and index files)", 2)
+        fail(f"the data root {str(resolved)!r} (--root or $EXPLORER_HOME) is a file, not a directory", 2)
     if backend.lower() not in BACKENDS:
         fail(f"unknown --backend {backend!r}; choose {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}", 2)
     ctx.obj = Globals(root=resolved, backend=backend.lower())

@@ -26,7 +26,7 @@ def sql(
     fmt: Annotated[str, typer.Option("--format", "-f", help="table (for people), csv, json or parquet (needs --output).")] = "table",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write the result to this file instead of stdout.")] = None,
     write: Annotated[bool, typer.Option("--write", help="Allow changes to the catalog, file access, ATTACH and extensions (default: read-only and sandboxed).")] = False,
-    limit: Annotated[int, typer.Option("--max-rows", help="Rows shown in a table (files get all rows).")] = 200,
+    limit: Annotated[int, typer.Option("--max-rows", help="Rows shown in a table (files get all rows).", min=1)] = 200,
 ) -> None:
     """Run SQL over everything recorded: models, tokens, vector sets, hidden states, lens runs.
 
