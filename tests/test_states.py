@@ -189,3 +189,89 @@ def test_compressed_indexes_meet_recall(tmp_path, kind, bar):
     assert rep.bytes < x.nbytes / 3
     hits = compressed.search(compressed.load(tmp_path / f"{kind}.faiss", kind), kind, vs, x[:3], 5)
     assert hits.ids[:, 0].tolist() == [0, 1, 2]
+
+
+@pytest.fixture(scope="module")
+def loud_root(tmp_path_factory):
+    """A tiny model whose embedding rows are scaled past float16's range (as Gemma's BOS
+    states are in its middle layers), exported to a root of its own."""
+    from safetensors.numpy import load_file, save_file
+
+    from conftest import build_tiny_model
+    from explorer.models.export import export_model
+
+    d = build_tiny_model(tmp_path_factory.mktemp("models") / "loud-llama")
+    w = load_file(str(d / "model.safetensors"))
+    w["model.embed_tokens.weight"] = w["model.embed_tokens.weight"] * np.float32(1e7)
+    save_file(w, str(d / "model.safetensors"), metadata={"format": "pt"})
+    root = tmp_path_factory.mktemp("loud-root")
+    export_model(str(d), root)
+    return root
+
+
+def _catalog_rows(root):
+    cat = Catalog(root)
+    try:
+        return [cat.query(f"SELECT count(*) FROM {t}")[0][0] for t in ("corpora", "documents", "states")]
+    finally:
+        cat.close()
+
+
+def test_float16_overflow_is_refused_and_nothing_is_kept(loud_root, corpus_file):
+    from explorer.models.states import StatesOverflow
+
+    with pytest.raises(StatesOverflow, match=r"layer\(s\) 0-2 exceed float16's range .*--dtype float32"):
+        export_states("loud-llama", loud_root, corpus=corpus_file, name="half", dtype="float16", batch_size=4)
+    assert _catalog_rows(loud_root) == [0, 0, 0]
+    assert not (loud_root / "states" / "loud-llama" / "half").exists()
+    r = runner.invoke(app, ["--root", str(loud_root), "export-states", "loud-llama", "--corpus", str(corpus_file),
+                            "--dtype", "float16"])
+    assert r.exit_code == 1 and "Traceback" not in r.output + r.stderr  # stage lines, then one error line
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0] == r.stderr.rstrip().splitlines()[-1]
+    assert "float16" in errors[0] and "float32" in errors[0]
+    assert _catalog_rows(loud_root) == [0, 0, 0]
+    rep = export_states("loud-llama", loud_root, corpus=corpus_file, name="full", dtype="float32", batch_size=4)
+    _, layers = _layers(loud_root, "full")
+    peak = max(float(np.abs(a).max()) for a in layers)
+    assert rep.states > 0 and np.isfinite(peak) and peak > 65504  # float32 holds them exactly
+
+
+def test_float16_overflow_in_a_worker_is_refused_too(loud_root, corpus_file):
+    from explorer.models.states import StatesOverflow
+
+    before = _catalog_rows(loud_root)
+    with pytest.raises(StatesOverflow, match="float16"):
+        export_states("loud-llama", loud_root, corpus=corpus_file, name="half2", dtype="float16", workers=2, batch_size=4)
+    assert _catalog_rows(loud_root) == before
+    assert not (loud_root / "states" / "loud-llama" / "half2").exists()
+
+
+def test_overflow_check_looks_at_real_tokens_only():
+    from explorer.models.states import StatesOverflow, check_fits
+
+    layer = torch.zeros(2, 3, 4)
+    layer[1, 2] = 1e6  # a padding position of a 2-token row
+    check_fits([layer, layer], [3, 2], "float16")
+    layer[0, 1, 0] = -7e4
+    with pytest.raises(StatesOverflow, match=r"layer\(s\) 0-1 .*70,000 at layer 0"):
+        check_fits([layer, layer], [3, 2], "float16")
+    check_fits([layer], [3, 2], "float32")
+    layer[0, 0, 0] = float("nan")
+    with pytest.raises(StatesOverflow, match="inf or NaN at layer"):
+        check_fits([layer], [3, 2], "float32")
+
+
+def test_throughput_counts_forward_passes_only(tiny_root):
+    rep = export_states("tiny-llama", tiny_root, prompts=["king queen man woman"], name="one-prompt")
+    assert rep.states == 4 and 0 < rep.forward_seconds <= rep.seconds
+    assert rep.tokens_per_second == pytest.approx(rep.states / rep.forward_seconds)
+    again = export_states("tiny-llama", tiny_root, prompts=["king queen man woman"], name="one-prompt")
+    assert again.forward_seconds == 0 and again.tokens_per_second == 0  # nothing new ran
+
+
+def test_neighbour_contexts_keep_square_brackets(states_root):
+    r = runner.invoke(app, ["--root", str(states_root), "neighbours", "--layer", "1", "king queen", "--position", "0",
+                            "--model", "tiny-llama", "--corpus", "docs", "-k", "3"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.stderr
+    assert "[king]" in r.stdout  # the context marks the hit; Rich read it as a style tag and dropped it

@@ -57,9 +57,10 @@ def export_states(
     if as_json:
         print_json(rep.to_dict())
         return
+    speed = f"{rep.tokens_per_second:,.0f} tokens/s in forward passes" if rep.forward_seconds else "nothing new to run"
     print(
         f"{rep.model}/{rep.corpus}: {rep.documents:,} documents, {rep.states:,} tokens x {rep.layers} layers x d={rep.dim} "
-        f"({rep.dtype}, {rep.bytes_per_token:,.0f} bytes/token); {rep.tokens_per_second:,.0f} tokens/s"
+        f"({rep.dtype}, {rep.bytes_per_token:,.0f} bytes/token); {speed}"
         + (f"; resumed after {rep.resumed_from:,} tokens" if rep.resumed_from else "")
     )
 

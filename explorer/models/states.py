@@ -21,7 +21,7 @@ import numpy as np
 
 from explorer.errors import ExplorerError
 from explorer.store.catalog import Catalog
-from explorer.store.states import CorpusRow, StateStore
+from explorer.store.states import DTYPES, CorpusRow, StateStore
 
 SAMPLE = "sample"
 Report = Callable[[str], None]
@@ -38,9 +38,10 @@ class StatesReport:
     dim: int
     dtype: str
     bytes_per_token: float
-    seconds: float
-    tokens_per_second: float
+    seconds: float  # wall time of the run, model loading excluded
+    tokens_per_second: float  # over the forward passes only
     resumed_from: int
+    forward_seconds: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -101,6 +102,8 @@ def export_states(
     from explorer.models import sources, surgery
     from explorer.models.capture import tokenize
 
+    if dtype not in DTYPES:  # before the model loads
+        raise ExplorerError(f"unknown dtype {dtype!r}; choose {' or '.join(DTYPES)}")
     if corpus is None and not prompts:
         corpus = sample_corpus_path()
     docs = read_corpus(corpus) if corpus is not None else [(None, p) for p in prompts]
@@ -115,45 +118,98 @@ def export_states(
     if row is not None and row.status == "done":
         report(f"corpus {name} is already exported for {m.name} ({row.committed:,} states); --force redoes it")
         return _report(engine, row, m.name, 0.0, 0, row.committed)
-    model, tokenizer = sources.load(Path(m.model_dir))
+    if row is not None and ((row.n_docs, row.dim, row.n_layers) != (len(docs), m.d_model, (m.n_layers or 0) + 1) or row.dtype != dtype):
+        raise ExplorerError(f"corpus {name} exists with different contents or settings; pass --force to redo it")
+    report(f"loading {m.name} (5-80 s)")
+    model, tokenizer = sources.load(Path(m.model_dir), report)
     anat = surgery.anatomy(model)
+    created = row is None
     if row is None:
         report(f"tokenising {len(docs):,} documents")
         ids = tokenize(tokenizer, [t for _, t in docs], max_tokens)
         planned = [(lang, text, len(t)) for (lang, text), t in zip(docs, ids)]
         row = store.plan(m.model_id, name, str(corpus or "prompts"), planned, anat.n_layers + 1, anat.d_model, dtype, m.name)
-    elif (row.n_docs, row.dim, row.n_layers) != (len(docs), anat.d_model, anat.n_layers + 1) or row.dtype != dtype:
+    elif (row.dim, row.n_layers) != (anat.d_model, anat.n_layers + 1):  # the catalog's sizes were wrong
         raise ExplorerError(f"corpus {name} exists with different contents or settings; pass --force to redo it")
     resumed = row.committed
     if resumed:
         report(f"resuming {name}: {resumed:,} states already committed")
     engine.catalog.close()
     t0 = time.perf_counter()
-    if workers > 1:
-        _run_workers(spec, root, row, workers, batch_size, progress)
-    else:
-        _run_range(model, anat, tokenizer, store, row, 0, row.n_docs, batch_size, max_tokens, progress)
+    try:
+        if workers > 1:
+            forward = _run_workers(spec, root, row, workers, batch_size, progress)
+        else:
+            forward = _run_range(model, anat, tokenizer, store, row, 0, row.n_docs, batch_size, max_tokens, progress)
+    except StatesOverflow as exc:
+        if not created:
+            raise StatesOverflow(f"{exc} (corpus {name} was started by an earlier run: redo it with --force)") from None
+        store.delete(store.corpus(m.model_id, name) or row)  # made by this run: nothing else is lost
+        raise
     seconds = time.perf_counter() - t0
     row = store.finish(store.corpus(m.model_id, name), progress)
-    return _report(engine, row, m.name, seconds, row.committed - resumed, resumed)
+    return _report(engine, row, m.name, seconds, row.committed - resumed, resumed, forward)
 
 
-def _report(engine, row: CorpusRow, model: str, seconds: float, new: int, resumed: int) -> StatesReport:
+def _report(engine, row: CorpusRow, model: str, seconds: float, new: int, resumed: int, forward: float = 0.0) -> StatesReport:
     directory = engine.root / row.path
     size = sum(p.stat().st_size for p in directory.glob("layer_??.npy"))
     return StatesReport(
         model, row.name, row.n_docs, row.committed, row.n_layers, row.dim, row.dtype,
-        size / max(row.committed, 1), seconds, new / seconds if seconds else 0.0, resumed,
+        size / max(row.committed, 1), seconds, new / forward if forward else 0.0, resumed, forward,
     )
+
+
+class StatesOverflow(ExplorerError):
+    """Hidden states too large for the chosen on-disk dtype (float16)."""
+
+
+FLOAT16_MAX = 65504.0
+
+
+def check_fits(layers, lengths: Sequence[int], dtype: str) -> None:
+    """Refuse a batch whose states would be stored as inf or NaN: any non-finite value,
+    and in float16 any |value| above 65504 (Gemma's BOS states reach 1e5 in the middle
+    layers). Padding positions are not looked at."""
+    import torch
+
+    peaks = []
+    for layer in layers:
+        rows = torch.cat([layer[b, :n] for b, n in enumerate(lengths)])
+        peaks.append(float(rows.abs().max()))
+    bad = [i for i, p in enumerate(peaks) if not np.isfinite(p)]
+    if bad:
+        raise StatesOverflow(f"the model produced inf or NaN at layer(s) {_spans(bad)}; nothing of this batch is stored")
+    if dtype == "float16":
+        over = [i for i, p in enumerate(peaks) if p > FLOAT16_MAX]
+        if over:
+            top = max(over, key=lambda i: peaks[i])
+            raise StatesOverflow(
+                f"states at layer(s) {_spans(over)} exceed float16's range (max |value| {peaks[top]:,.0f} at layer {top}, "
+                f"float16 holds up to 65,504); export them as float32 (--dtype float32)"
+            )
+
+
+def _spans(ids: Sequence[int]) -> str:
+    """[0, 8, 9, 10, 12] -> '0, 8-10, 12'."""
+    out: list[str] = []
+    for i in ids:
+        if out and i == int(out[-1].split("-")[-1]) + 1:
+            out[-1] = f"{out[-1].split('-')[0]}-{i}"
+        else:
+            out.append(str(i))
+    return ", ".join(out)
 
 
 COMMIT_SECONDS = 2.0  # commit metadata at most this often (each commit opens the catalog)
 
 
 def _run_range(model, anat, tokenizer, store: StateStore, row: CorpusRow, lo: int, hi: int,
-               batch_size: int, max_tokens: int, progress: Progress | None) -> None:
+               batch_size: int, max_tokens: int, progress: Progress | None) -> float:
     """Run pending documents in [lo, hi): write rows in place; every ~2 s, msync the
-    layer files and commit the finished documents' metadata in one transaction."""
+    layer files and commit the finished documents' metadata in one transaction. A batch
+    that does not fit the dtype is refused before any of it is written. Returns the
+    seconds spent in forward passes."""
     from explorer.models.capture import capture, tokenize
 
     pending = store.pending_docs(row.corpus_id, lo, hi)
@@ -164,6 +220,7 @@ def _run_range(model, anat, tokenizer, store: StateStore, row: CorpusRow, lo: in
     files = store.open_layers(row)
     buffered: list[tuple[list, list]] = []
     last = time.monotonic()
+    forward = 0.0
 
     def commit() -> None:
         store.flush(files)
@@ -178,7 +235,10 @@ def _run_range(model, anat, tokenizer, store: StateStore, row: CorpusRow, lo: in
         for (doc_id, _, n, _), t in zip(batch, ids):
             if len(t) != n:
                 raise ExplorerError(f"document {doc_id} tokenises differently than when it was planned")
+        t0 = time.perf_counter()
         cap = capture(model, anat, ids, pad)
+        forward += time.perf_counter() - t0
+        check_fits(cap.layers, cap.lengths, row.dtype)
         for layer, mm in zip(cap.layers, files):
             for b, (_, _, n, first) in enumerate(batch):
                 mm[first : first + n] = layer[b, :n].float().numpy()
@@ -191,6 +251,7 @@ def _run_range(model, anat, tokenizer, store: StateStore, row: CorpusRow, lo: in
             progress("documents", done, total)
     if buffered:
         commit()
+    return forward
 
 
 def _state_rows(tokenizer, batch, ids) -> dict[str, np.ndarray]:
@@ -205,7 +266,7 @@ def _state_rows(tokenizer, batch, ids) -> dict[str, np.ndarray]:
     }
 
 
-def _worker(args) -> int:
+def _worker(args) -> tuple[int, float]:
     spec, root, corpus_id, lo, hi, batch_size, threads = args
     import torch
 
@@ -219,18 +280,19 @@ def _worker(args) -> int:
     model, tokenizer = sources.load(Path(m.model_dir))
     anat = surgery.anatomy(model)
     max_tokens = max((n for _, _, n, _ in store.pending_docs(corpus_id, lo, hi)), default=1)
-    _run_range(model, anat, tokenizer, store, row, lo, hi, batch_size, max_tokens, None)
-    return hi - lo
+    return hi - lo, _run_range(model, anat, tokenizer, store, row, lo, hi, batch_size, max_tokens, None)
 
 
-def _run_workers(spec, root, row: CorpusRow, workers: int, batch_size: int, progress: Progress | None) -> None:
-    """Split the documents into contiguous ranges, one process each, writing to one store."""
+def _run_workers(spec, root, row: CorpusRow, workers: int, batch_size: int, progress: Progress | None) -> float:
+    """Split the documents into contiguous ranges, one process each, writing to one store.
+    Returns the longest forward time of a worker (they run side by side)."""
     edges = np.linspace(0, row.n_docs, workers + 1).astype(int)
     threads = max(1, (os.cpu_count() or 1) // workers)
     jobs = [(spec, str(root), row.corpus_id, int(a), int(b), batch_size, threads) for a, b in zip(edges[:-1], edges[1:])]
-    done = 0
+    done, forward = 0, 0.0
     with mp.get_context("spawn").Pool(workers) as pool:
-        for n in pool.imap_unordered(_worker, jobs):
-            done += n
+        for n, seconds in pool.imap_unordered(_worker, jobs):
+            done, forward = done + n, max(forward, seconds)
             if progress:
                 progress("documents", done, row.n_docs)
+    return forward
