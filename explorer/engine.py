@@ -22,7 +22,7 @@ from explorer.store.catalog import Catalog, ModelRow, VectorSetRow
 from explorer.store.index import SearchIndex
 from explorer.store.predicate import check_where
 from explorer.store.tokens import CatalogTokens
-from explorer.store.vectorset import INDEX, VectorSet
+from explorer.store.vectorset import INDEX, VECTORS, VectorSet
 
 DEFAULT_MODEL = "gemma3-270m"
 VECTOR_NAMES = ("input", "output")
@@ -93,9 +93,8 @@ class Engine:
             names = ", ".join(r.name for r in self.catalog.vector_sets(m.model_id))
             raise ExplorerError(f"model {m.name} has no {vectors!r} vector set (it has: {names})")
         owner = sets.storage_row(self.catalog, row)
-        sets.verify(self.catalog, owner, m.name, roles=("vectors", "norms"))
+        vs = sets.open_verified(self.catalog, owner, m.name, kw.get("progress"))
         directory = self.root / owner.path
-        vs = VectorSet.open(directory)
         index_path = directory / INDEX
         tokenizer = Path(m.model_dir) / "tokenizer.json" if m.model_dir else None
         tokens = CatalogTokens(self.catalog, m.model_id, m.name, tokenizer)
@@ -154,6 +153,8 @@ class Engine:
         if k < 1:
             raise ExplorerError("-k must be at least 1")
         s = self.open_set(model, vectors if layer is None else "input", **kw)
+        if layer is None:
+            self.warm(s, kw.get("progress"))
         terms = [(self.resolve(s, t.word, variant, multi), t.weight) for t in expr.terms]
         exp = self.resolve(s, expect, variant, multi) if expect else None
         roles = expr.analogy()
@@ -164,7 +165,7 @@ class Engine:
             positions = (words.index(a), words.index(b), len(words) - 1 - words[::-1].index(c))
         vs, index, label, allowed = s.vectors, s.index, s.label, self.allowed_mask(s, script, where)
         if layer is not None:
-            _, c, vs = layer_token_means(self, s.model.name, corpus, layer)
+            _, c, vs = layer_token_means(self, s.model.name, corpus, layer, kw.get("progress"))
             for r in [t for t, _ in terms] + ([exp] if exp else []):
                 if not all(vs.seen[i] for i in r.token_ids):
                     raise ExplorerError(f"{r.word!r} ({r.token!r}) does not occur in corpus {c.name}")
@@ -198,6 +199,7 @@ class Engine:
 
     def _token_query(self, token_id: int, **kw) -> analogy_mod.QueryResult:
         s = self.open_set(kw.get("model"), kw.get("vectors", "input"))
+        self.warm(s, kw.get("progress"))
         if not 0 <= token_id < s.vectors.n_rows:
             raise ExplorerError(f"token id {token_id} is outside 0..{s.vectors.n_rows - 1}")
         text = s.tokens.labels([token_id]).get(token_id, str(token_id))
@@ -214,18 +216,30 @@ class Engine:
         """Batched top-k (cosine) over a vector set: the library entry point for many queries."""
         return self.open_set(model, vectors).index.search(queries, k)
 
+    def warm(self, s: OpenSet, progress=None) -> None:
+        """Before a set's first scan: read its matrix into the page cache if it is cold (with
+        progress), and let the FAISS index report its own first load the same way."""
+        s.index.progress = progress
+        if not s.index.warmed:
+            sets.warm(s.vectors.directory / VECTORS, f"reading {s.label} from disk", progress)
+            s.index.warmed = True
+
 
 class _VerifiedIndex(SearchIndex):
-    """Checks the FAISS file against the catalog the first time it is loaded."""
+    """Checks the FAISS file against the catalog the first time it is loaded, and reads a
+    cold file with progress (``progress``: set by the engine around a query)."""
 
     def __init__(self, vs, path, backend, catalog, owner, model_name):
         super().__init__(vs, path, backend)
         self._check = (catalog, owner, model_name)
+        self.progress = None
+        self.warmed = False  # the matrix has been read once (Engine.warm)
 
     def _faiss(self):
         if self._faiss_index is None and self._check is not None:
             catalog, owner, name = self._check
-            sets.verify(catalog, owner, name, roles=("index",))
+            sets.verify(catalog, owner, name, roles=("index",), progress=self.progress)
+            sets.warm(self.index_path, f"reading the FAISS index of {name}/{owner.name}", self.progress)
             self._check = None
         return super()._faiss()
 
@@ -249,14 +263,16 @@ def _corpus(engine: Engine, model: ModelRow, corpus: str | None):
     raise ExplorerError(f"no finished corpus {corpus!r} for {model.name} (have: {names})")
 
 
-def open_layer(engine: Engine, model: str | None, corpus: str | None, layer: int):
-    """(model row, corpus row, VectorSet of that layer's states)."""
+def open_layer(engine: Engine, model: str | None, corpus: str | None, layer: int, progress=None):
+    """(model row, corpus row, VectorSet of that layer's states); the layer's files are
+    checked first and, if cold, read into the page cache with ``progress``."""
     from explorer.store.states import StateStore, check_layer, layer_file, layer_path, norms_file
 
     m = engine.model(model, auto_export=False)
     c = _corpus(engine, m, corpus)
     layer_path(engine.root, c, layer)  # range check
-    check_layer(StateStore(engine.catalog), c, layer)  # size and mtime as recorded (SHA-256 if the mtime changed)
+    check_layer(StateStore(engine.catalog), c, layer, progress)  # size and mtime as recorded (SHA-256 if the mtime changed)
+    sets.warm(engine.root / c.path / layer_file(layer), f"reading {c.name} layer {layer} from disk", progress)
     vs = VectorSet.open(engine.root / c.path, layer_file(layer), norms_file(layer))
     return m, c, vs
 
@@ -289,23 +305,23 @@ def _id_mask(engine: Engine, sql: str, params: list, n_rows: int, what: str, emp
     return mask
 
 
-def layer_token_means(engine: Engine, model: str | None, corpus: str | None, layer: int):
+def layer_token_means(engine: Engine, model: str | None, corpus: str | None, layer: int, progress=None):
     from explorer.query.states import token_means
 
-    m, c, vs = open_layer(engine, model, corpus, layer)
+    m, c, vs = open_layer(engine, model, corpus, layer, progress)
     ids = np.array([r[0] for r in engine.catalog.query(
         "SELECT token_id FROM states WHERE corpus_id = ? ORDER BY state_id", [c.corpus_id])], dtype=np.int64)
     return m, c, token_means(vs.vectors, ids, int(m.vocab_size))
 
 
 def state_neighbours(engine: Engine, vector: np.ndarray, *, model: str | None, corpus: str | None, layer: int,
-                     k: int = 10, where: str | None = None, index: str = "exact"):
+                     k: int = 10, where: str | None = None, index: str = "exact", progress=None):
     """Nearest stored hidden states at ``layer`` to ``vector``, with their context."""
     from explorer.query.states import StateHit
     from explorer.store import compressed
     from explorer.store.index import SearchIndex
 
-    m, c, vs = open_layer(engine, model, corpus, layer)
+    m, c, vs = open_layer(engine, model, corpus, layer, progress)
     allowed = states_mask(engine, c, vs.n_rows, where)
     if index == "exact":
         hits = SearchIndex(vs, None, "numpy").search(vector, k, allowed)

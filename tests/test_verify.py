@@ -111,3 +111,16 @@ def test_unrecorded_corpus_with_a_short_layer_file_is_not_recorded(states_root):
     cat = Catalog(states_root)
     assert StateStore(cat).files(c.corpus_id) == []
     cat.close()
+
+
+def test_touched_layer_file_is_hashed_once_then_recorded(states_root):
+    c = _corpus(states_root)
+    path = states_root / c.path / layer_file(1)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # content intact, mtime changed (a copy)
+    open_layer(Engine(states_root), "tiny-llama", None, 1)
+    cat = Catalog(states_root)
+    (row,) = [f for f in StateStore(cat).files(c.corpus_id) if f.layer == 1 and f.role == "states"]
+    cat.close()
+    assert row.mtime_ns == st.st_mtime_ns + 10**9
+    assert run(states_root, "index", "verify", "--quick").exit_code == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -11,10 +12,32 @@ import numpy as np
 from explorer.errors import CorruptFile
 from explorer.store import index as index_mod
 from explorer.store.catalog import Catalog, FileRow, VectorSetRow
-from explorer.store.files import atomic_dir, sha256_file
+from explorer.store.files import atomic_dir, read_into_cache, resident_fraction, sha256_file
 from explorer.store.vectorset import INDEX, NORMS, VECTORS, VectorSet
 
 Progress = Callable[[str, int, int], None]
+
+# Reads shorter than this show no progress (nothing flashes by; a user error stays one line).
+PROGRESS_AFTER = 1.0
+
+
+def deferred(progress: Progress | None, label: str) -> Callable[[int, int], None] | None:
+    """``progress`` for one read, as ``(done, total)``: silent for its first
+    :data:`PROGRESS_AFTER` seconds, so only a slow read (a cold or slow disk) shows a bar."""
+    if progress is None:
+        return None
+    import time
+
+    start = time.monotonic()
+    shown = False
+
+    def report(done: int, total: int) -> None:
+        nonlocal shown
+        if shown or time.monotonic() - start >= PROGRESS_AFTER:
+            shown = True
+            progress(label, done, total)
+
+    return report
 
 
 def set_dir(model_name: str, set_name: str) -> str:
@@ -76,11 +99,13 @@ def storage_row(catalog: Catalog, row: VectorSetRow) -> VectorSetRow:
     return row
 
 
-def check_file(catalog: Catalog, f: FileRow, full: bool = False) -> str | None:
-    """None if the file matches the catalog, else what is wrong.
+def check_file(catalog: Catalog, f: FileRow, full: bool = False, progress: Callable[[int, int], None] | None = None) -> str | None:
+    """None if the file matches the catalog, else what is wrong. ``f`` is any recorded
+    file row (path, bytes, sha256, mtime_ns): a vector set's or a corpus's.
 
     Fast path: size and mtime as recorded. On any difference (or ``full``) the
-    SHA-256 decides, so a touched but intact file passes and an edited one fails.
+    SHA-256 decides, so a touched but intact file passes and an edited one fails;
+    ``progress(done_bytes, total)`` follows the hashing.
     """
     p = catalog.root / f.path
     try:
@@ -91,19 +116,22 @@ def check_file(catalog: Catalog, f: FileRow, full: bool = False) -> str | None:
         return f"{f.path} has {st.st_size} bytes, the catalog recorded {f.bytes}"
     if not full and st.st_mtime_ns == f.mtime_ns:
         return None
-    if sha256_file(p) != f.sha256:
+    if sha256_file(p, progress) != f.sha256:
         return f"{f.path} fails its SHA-256 checksum"
     return None
 
 
-def verify(catalog: Catalog, row: VectorSetRow, model_name: str, full: bool = False, roles=None) -> None:
+def verify(catalog: Catalog, row: VectorSetRow, model_name: str, full: bool = False, roles=None,
+           progress: Progress | None = None) -> None:
     owner = storage_row(catalog, row)
     files = catalog.files(owner.set_id)
     for role in roles or ("vectors", "norms", "index"):
         f = files.get(role)
         if f is None:
             raise CorruptFile(f"vector set {model_name}/{owner.name} has no {role} file recorded; re-run `explorer export {model_name}`")
-        problem = check_file(catalog, f, full)
+        problem = check_file(catalog, f, full, deferred(progress, f"checking {model_name}/{owner.name} {role} (SHA-256)"))
+        if problem is None:
+            _refresh_mtime(catalog, f, lambda mtime: catalog.put_file(replace(f, mtime_ns=mtime)))
         if problem:
             fix = (
                 f"explorer index rebuild --model {model_name}"
@@ -111,6 +139,41 @@ def verify(catalog: Catalog, row: VectorSetRow, model_name: str, full: bool = Fa
                 else f"explorer export {model_name} --force"
             )
             raise CorruptFile(f"corrupt {role} file: {problem}; fix with `{fix}`")
+
+
+def _refresh_mtime(catalog: Catalog, f, record: Callable[[int], None]) -> None:
+    """After the SHA-256 vouched for a file whose mtime changed (a copied data root),
+    record the new mtime so that the next check is fast again; skipped if the catalog is
+    busy or read-only (the next check hashes again)."""
+    from explorer.errors import ExplorerError
+
+    try:
+        mtime = (catalog.root / f.path).stat().st_mtime_ns
+        if mtime != f.mtime_ns:
+            record(mtime)
+    except (ExplorerError, OSError):
+        pass
+
+
+def open_verified(catalog: Catalog, owner: VectorSetRow, model_name: str, progress: Progress | None = None) -> VectorSet:
+    """Check a set's vectors and norms (size and mtime; SHA-256, with progress, if the
+    mtime changed) and open it."""
+    verify(catalog, owner, model_name, roles=("vectors", "norms"), progress=progress)
+    return VectorSet.open(catalog.root / owner.path)
+
+
+def warm(path: Path, label: str, progress: Progress | None = None) -> None:
+    """Read a file that is mostly not in the page cache (a first search after a reboot, a
+    cold or network disk) sequentially with progress, if it fits in free memory; a warm
+    file costs one mincore call."""
+    try:
+        cached = resident_fraction(path)
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return
+    if cached is None or cached >= 0.9 or path.stat().st_size > free // 2:
+        return
+    read_into_cache(path, deferred(progress, label))
 
 
 def rebuild_index(catalog: Catalog, row: VectorSetRow, model_name: str, progress: Progress | None = None) -> FileRow:

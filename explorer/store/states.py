@@ -214,6 +214,15 @@ class StateStore:
             con.close()
         return rows
 
+    def set_mtime(self, f: StateFileRow, mtime_ns: int) -> None:
+        """Record a new mtime for a file whose SHA-256 still matches."""
+        con = self.catalog.writer()
+        try:
+            con.execute("UPDATE state_files SET mtime_ns = ? WHERE corpus_id = ? AND layer = ? AND role = ?",
+                        [mtime_ns, f.corpus_id, f.layer, f.role])
+        finally:
+            con.close()
+
     def files(self, corpus_id: int) -> list[StateFileRow]:
         rows = self.catalog.query(f"SELECT {_FILE_COLS} FROM state_files WHERE corpus_id = ? ORDER BY layer, role DESC", [corpus_id])
         return [StateFileRow(*r) for r in rows]
@@ -245,7 +254,7 @@ def verify_corpus(store: StateStore, corpus: CorpusRow, model_name: str, full: b
     A finished corpus is checked like a vector set (size and mtime, SHA-256 when the
     mtime changed or ``full``). One exported before checksums were kept has its shapes
     checked, then its checksums recorded. An unfinished one has its shapes checked."""
-    from explorer.store.sets import check_file
+    from explorer.store.sets import _refresh_mtime, check_file
 
     fix = _reexport_hint(corpus, model_name)
     if corpus.status != "done":
@@ -260,6 +269,7 @@ def verify_corpus(store: StateStore, corpus: CorpusRow, model_name: str, full: b
         problem = check_file(store.catalog, f, full)
         if problem:
             raise CorruptFile(f"corrupt hidden-state {f.role} file: {problem}; {fix}")
+        _refresh_mtime(store.catalog, f, lambda mtime: store.set_mtime(f, mtime))
     n_index = _verify_state_indexes(store, corpus, model_name, full)
     return f"hidden states: {len(recorded)} layer files" + (f", {n_index} compressed indexes" if n_index else "")
 
@@ -272,15 +282,16 @@ def _reexport_hint(corpus: CorpusRow, model_name: str) -> str:
     return f"re-export it with `explorer export-states {model_name} --corpus {shlex.quote(corpus.source)} --name {corpus.name} --force`"
 
 
-def check_layer(store: StateStore, corpus: CorpusRow, layer: int) -> None:
+def check_layer(store: StateStore, corpus: CorpusRow, layer: int, progress=None) -> None:
     """Fast check of one layer's recorded files before a search reads them."""
-    from explorer.store.sets import check_file
+    from explorer.store.sets import _refresh_mtime, check_file, deferred
 
     for f in store.files(corpus.corpus_id):
         if f.layer == layer:
-            problem = check_file(store.catalog, f)
+            problem = check_file(store.catalog, f, progress=deferred(progress, f"checking layer {layer} {f.role} (SHA-256)"))
             if problem:
                 raise CorruptFile(f"corrupt hidden-state {f.role} file: {problem}; run `explorer index verify`")
+            _refresh_mtime(store.catalog, f, lambda mtime: store.set_mtime(f, mtime))
 
 
 def _check_shapes(store: StateStore, corpus: CorpusRow, norms: bool, fix: str) -> None:
