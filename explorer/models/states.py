@@ -221,6 +221,8 @@ def _run_range(model, anat, tokenizer, store: StateStore, row: CorpusRow, lo: in
     buffered: list[tuple[list, list]] = []
     last = time.monotonic()
     forward = 0.0
+    if pending:  # untimed: the first pass pages the weights in and sets torch up (seconds on a cold start)
+        capture(model, anat, [tokenize(tokenizer, [pending[0][1]], 1)[0]], pad)
 
     def commit() -> None:
         store.flush(files)
