@@ -95,7 +95,7 @@ def test_bad_input(tiny_root, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("concept,en,klingon\na,b,c\n")
     r = invoke(tiny_root, "lens", "repeat", "--lang", "en", "--model", "tiny-llama", "--words", str(bad))
-    assert r.exit_code != 0 and "columns must be" in r.stderr
+    assert r.exit_code != 0 and "the header must be" in r.stderr
 
 
 def test_missing_final_norm_is_named(tiny_lens, words_csv):

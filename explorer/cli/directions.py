@@ -68,13 +68,15 @@ def _f(x: Any, digits: int = 3) -> str:
 def render_directions(res: Any, console: Any = None) -> None:
     """Tables for a :class:`explorer.query.directions.VocabularyDirections`."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
     for note in res.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     out = res.output
-    t = Table(title=f"Concept directions: {res.model}  [dim]({Path(res.pairs_file).name})[/]", title_justify="left")
+    t = Table(title=escape(f"Concept directions: {res.model}") + f"  [dim]{escape(f'({Path(res.pairs_file).name})')}[/]",
+              title_justify="left")
     t.add_column("concept")
     t.add_column("pairs used", justify="right")
     for col in ("consistency in", "consistency out", "leave-one-out in", "leave-one-out out"):
@@ -82,29 +84,29 @@ def render_directions(res: Any, console: Any = None) -> None:
     for i, c in enumerate(res.concepts):
         ci = res.input.concepts[i]
         co = out.concepts[i] if out else None
-        t.add_row(c.name, f"{len(c.pairs)}/{c.given}", _f(ci.consistency), _f(co.consistency if co else None),
+        t.add_row(escape(c.name), f"{len(c.pairs)}/{c.given}", _f(ci.consistency), _f(co.consistency if co else None),
                   _f(ci.loo_mean), _f(co.loo_mean if co else None))
     t.add_row("[dim]mean[/]", "", _f(res.input.mean_consistency), _f(out.mean_consistency if out else None), "", "")
     console.print(t)
     skipped = [(c.name, s) for c in res.concepts for s in c.skipped]
     if skipped:
         console.print(f"[dim]skipped {len(skipped)} pairs: "
-                      + "; ".join(f"{n}: {s}" for n, s in skipped[:12]) + (" ..." if len(skipped) > 12 else "") + "[/]",
-                      highlight=False)
+                      + escape("; ".join(f"{n}: {s}" for n, s in skipped[:12]) + (" ..." if len(skipped) > 12 else ""))
+                      + "[/]", highlight=False)
     sets = [("input", res.input)] + ([("output", out)] if out is not None and not res.tied else [])
     for label, rep in sets:
         m = Table(title=f"Cosine of mean concept directions ({label}{', tied' if res.tied else ''}); "
                         f"mean |cos| off the diagonal = {_f(rep.orthogonality)}", title_justify="left")
         m.add_column("")
         for n in rep.names:
-            m.add_column(n[:14], justify="right")
+            m.add_column(escape(n[:14]), justify="right")
         for n, row in zip(rep.names, rep.cosines):
-            m.add_row(n, *(_f(x, 2) for x in row))
+            m.add_row(escape(n), *(_f(x, 2) for x in row))
         console.print(m)
     a = res.alignment
     if a is not None:
         if a.tied:
-            console.print(f"[dim]alignment:[/] {a.note}", highlight=False)
+            console.print(f"[dim]alignment:[/] {escape(a.note)}", highlight=False)
         else:
             console.print(
                 f"[dim]input vs output structure (correlations of cosine matrices):[/] concept x concept "

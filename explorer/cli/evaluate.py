@@ -42,11 +42,17 @@ def evaluate(
     try:
         with StageProgress() as sp:
             s = engine.open_set(model, vectors, report=sp.report, progress=sp.progress)
-        words = _words(engine, s.model.model_id, s.vectors.n_rows)
-        out: dict[str, Any] = {"model": s.model.name, "vectors": s.row.name, "rows": s.vectors.n_rows, "restrict_vocab": restrict}
-        if analogy_file is not None:
-            out["analogies"] = ev.evaluate_analogies(words, s.vectors.vectors, analogy_file, restrict_vocab=restrict)
-        out["pairs"] = [_pairs(ev, words, s.vectors.vectors, p, restrict) for p in pair_files]
+            sp.report(f"reading the {s.vectors.n_rows:,} token texts of {s.model.name}")
+            words = _words(engine, s.model.model_id, s.vectors.n_rows)
+            out: dict[str, Any] = {"model": s.model.name, "vectors": s.row.name, "rows": s.vectors.n_rows,
+                                   "restrict_vocab": restrict}
+            if analogy_file is not None:
+                sp.report(f"scoring the questions of {analogy_file.name} against {min(restrict, s.vectors.n_rows):,} rows")
+                out["analogies"] = ev.evaluate_analogies(words, s.vectors.vectors, analogy_file, restrict_vocab=restrict,
+                                                         progress=sp.progress)
+            if pair_files:
+                sp.report(f"scoring the word pairs of {', '.join(p.name for p in pair_files)}")
+            out["pairs"] = [_pairs(ev, words, s.vectors.vectors, p, restrict) for p in pair_files]
     finally:
         engine.close()
     if as_json:
@@ -98,28 +104,30 @@ def _words(engine: Any, model_id: int, n_rows: int) -> list[str]:
 
 def _render(out: dict[str, Any]) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
     a = out.get("analogies")
     if a is not None:
-        t = Table(title=f"Analogies: {out['model']}/{out['vectors']}  [dim]({Path(a.path).name}, 3CosAdd, first {out['restrict_vocab']:,} rows)[/]",
+        how = f"({Path(a.path).name}, 3CosAdd, first {out['restrict_vocab']:,} rows)"
+        t = Table(title=escape(f"Analogies: {out['model']}/{out['vectors']}") + f"  [dim]{escape(how)}[/]",
                   title_justify="left")
         for col in ("section", "correct", "answered", "accuracy"):
             t.add_column(col, justify="left" if col == "section" else "right")
         for sec in (*a.sections, a.total):
-            row = (sec.section, str(sec.correct), str(sec.correct + sec.incorrect), f"{sec.accuracy:.1%}")
+            row = (escape(sec.section), str(sec.correct), str(sec.correct + sec.incorrect), f"{sec.accuracy:.1%}")
             t.add_row(*row, style="bold" if sec is a.total else None)
         console.print(t)
         console.print(f"{a.questions:,} questions, {a.oov:,} skipped for an unknown word ({a.oov_ratio:.1f}%)", highlight=False)
     if out["pairs"]:
-        t = Table(title=f"Word pairs: {out['model']}/{out['vectors']}", title_justify="left")
+        t = Table(title=escape(f"Word pairs: {out['model']}/{out['vectors']}"), title_justify="left")
         for col in ("file", "pairs", "unknown", "Pearson", "Spearman"):
             t.add_column(col, justify="left" if col == "file" else "right")
         for p in out["pairs"]:
             if isinstance(p, dict):
-                t.add_row(Path(p["path"]).name, "0", "-", "-", "-")
-                console.print(f"[yellow]notice:[/] {p['error']}", highlight=False)
+                t.add_row(escape(Path(p["path"]).name), "0", "-", "-", "-")
+                console.print(f"[yellow]notice:[/] {escape(p['error'])}", highlight=False)
                 continue
-            t.add_row(Path(p.path).name, str(p.pairs), f"{p.oov_ratio:.1f}%", f"{p.pearson:.4f}", f"{p.spearman:.4f}")
+            t.add_row(escape(Path(p.path).name), str(p.pairs), f"{p.oov_ratio:.1f}%", f"{p.pearson:.4f}", f"{p.spearman:.4f}")
         console.print(t)

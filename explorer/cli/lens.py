@@ -8,6 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from explorer.cli.common import StageProgress, cli_errors, print_json, state
+from explorer.errors import ExplorerError
+from explorer.lens.words import bundled_count
 
 lens_app = typer.Typer(
     help="Language attribution per layer with the logit lens (Wendler et al. 2024): which language does each layer favour?",
@@ -17,7 +19,7 @@ lens_app = typer.Typer(
 ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name or spec (default: gemma3-270m).")]
 ShotsOpt = Annotated[int, typer.Option("--shots", min=0, help="Solved examples before the query (cloze uses at most 2).")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for choosing the examples.")]
-WordsOpt = Annotated[Optional[Path], typer.Option("--words", help="Word list CSV: header 'concept,en,fr,de,ru,zh' (a subset of languages is fine). Default: the bundled 130 concepts.")]
+WordsOpt = Annotated[Optional[Path], typer.Option("--words", help=f"Word list CSV: header 'concept,en,fr,de,ru,zh' (a subset of languages is fine). Default: the bundled {bundled_count()} concepts.")]
 StrategyOpt = Annotated[str, typer.Option("--strategy", help="Token sets: prefixes (all vocabulary prefixes with and without the word-start marker, as the paper), first (first token), single (single-token words only).")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Use at most this many entries.")]
 PngOpt = Annotated[Optional[Path], typer.Option("--png", help="Write a matplotlib figure like the paper's (two curves with 95% bands, entropy strip).")]
@@ -29,6 +31,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _run(ctx, task: str, options: dict, model, strategy, limit, png, as_json) -> None:
+    from rich.markup import escape
+
     from explorer.lens import plot
     from explorer.lens.session import items_for, run_task
 
@@ -45,21 +49,30 @@ def _run(ctx, task: str, options: dict, model, strategy, limit, png, as_json) ->
     from rich.console import Console
     from rich.table import Table
 
-    dropped = ", ".join(f"{k}: {v}" for k, v in result.dropped.items()) or "none"
     console = Console()
-    console.print(f"{result.model} {task} {result.config}: {result.entries} entries used (dropped: {dropped}); "
-                  f"last-layer accuracy {result.accuracy:.2f} (on the form shown in prompts alone: "
-                  f"{result.accuracy_first:.2f}); run {result.run_id}", highlight=False)
+    console.print(header(result), highlight=False, markup=False)
     t = Table(title_justify="left")
     for col in ("layer", f"p({target_label})", "p(English)", "entropy (bits)", "energy", "top-1"):
         t.add_column(col, justify="left" if col == "top-1" else "right")
     for s in result.layers:
         t.add_row(str(s.layer), f"{s.p_target:.3f} ±{s.p_target_ci:.3f}", f"{s.p_english:.3f} ±{s.p_english_ci:.3f}",
-                  f"{s.entropy:.2f}", f"{s.energy:.2f}", repr(s.top1))
+                  f"{s.entropy:.2f}", f"{s.energy:.2f}", escape(repr(s.top1)))
     console.print(t)
-    console.print(plot.terminal_plot(result, target_label), highlight=False)
+    console.print(plot.terminal_plot(result, target_label), highlight=False, markup=False)
     if png:
-        console.print(f"figure written to {png}")
+        console.print(f"figure written to {png}", highlight=False, markup=False)
+
+
+def header(result) -> str:
+    """Two lines for people: what ran (task, languages, prompts, word list) and what it found."""
+    c = result.config
+    langs = f"{c.get('from')} -> {c.get('to')}" if result.task == "translate" else str(c.get("lang"))
+    words = "bundled word list" if c.get("words") in (None, "bundled") else f"word list {c.get('words')}"
+    dropped = ", ".join(f"{v} {k}" for k, v in result.dropped.items()) or "none"
+    return (f"{result.model}: {result.task} {langs}, {c.get('shots')} shots, seed {c.get('seed')}, "
+            f"{c.get('strategy')} token sets, {words}; run {result.run_id}\n"
+            f"{result.entries} entries used (dropped: {dropped}); last-layer accuracy {result.accuracy:.2f} "
+            f"(on the form shown in prompts alone: {result.accuracy_first:.2f})")
 
 
 @lens_app.command("translate")
@@ -105,12 +118,18 @@ def cloze(
 def prompt(
     ctx: typer.Context,
     text: Annotated[str, typer.Argument(help="Any prompt.")],
-    position: Annotated[Optional[int], typer.Option("--position", "-p", help="Token position (default: last).")] = None,
+    position: Annotated[Optional[int], typer.Option("--position", "-p", help="Token position (default: the last; negative counts from the end).")] = None,
     model: ModelOpt = None,
     k: Annotated[int, typer.Option("-k", "--top", min=1, help="Tokens per layer.")] = 5,
-    as_json: JsonOpt = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: model, text, position, token, tokens, layers [{layer, lens_top [{token, token_id, prob}], embedding_top [{token, token_id, score}]}].")] = False,
 ) -> None:
     """Per-layer top tokens of the logit lens for one position of a prompt (see also `trajectory`)."""
     from explorer.cli.states import trajectory
+    from explorer.lens.runner import check_position
 
+    with StageProgress() as sp:  # stored (or exported) before anything is checked against it
+        m = state(ctx).engine().model(model, report=sp.report, progress=sp.progress)
+    if m.vocab_size and k > m.vocab_size:
+        raise ExplorerError(f"-k {k} is more than the {m.vocab_size:,} tokens of {m.name}")
+    check_position(m, text, position)  # from the tokenizer alone, before the weights load
     trajectory(ctx, text, position, model, k, as_json)

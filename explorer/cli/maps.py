@@ -129,15 +129,18 @@ def map_path(
     on path and landmarks together. Also prints each layer's lens top-1 token and its
     exact cosine with every landmark (the picture is 2-D; the cosines are not).
     """
-    from explorer.lens.runner import ModelRunner
+    from explorer.lens.runner import ModelRunner, check_position
     from explorer.lens.session import require_lens
-    from explorer.viz.path import hidden_path
+    from explorer.viz.path import check_landmarks, hidden_path
 
     engine = state(ctx).engine()
     with StageProgress() as sp:
         m = engine.model(model, report=sp.report, progress=sp.progress)
         require_lens(m)
+        check_landmarks(engine, m.name, landmark or (), variant, multi, fit.lower())  # before the weights load
+        check_position(m, prompt, position)
         engine.close()  # no idle read lock on the catalog while the model loads
+        sp.report(f"loading {m.name}'s weights")
         runner = ModelRunner(m)
         hp = hidden_path(engine, runner, prompt, position, landmark or (), variant, multi, fit.lower())
     fitted = "path and landmarks" if hp.fit == "all" else "the landmarks"

@@ -76,10 +76,13 @@ class LensResult:
         return d
 
 
-def select(items: Sequence[Item], vocab: Vocabulary, strategy: str, target_is_english: bool = False):
+def select(items: Sequence[Item], vocab: Vocabulary, strategy: str, target_is_english: bool = False,
+           progress: Progress | None = None):
     """Token sets per item; drop empty and overlapping ones. Returns (kept, dropped counts)."""
     kept, dropped = [], Counter()  # (item, target set, English set, correct top-1s, correct top-1s for the shown form)
-    for it in items:
+    for n, it in enumerate(items, start=1):
+        if progress and (n % 16 == 0 or n == len(items)):
+            progress("token sets", n, len(items))
         tgt = vocab.token_set_any(it.targets, strategy)
         eng = vocab.token_set_any(it.englishes, strategy)
         if not tgt or not eng:
@@ -100,7 +103,9 @@ def run(runner, items: Sequence[Item], vocab: Vocabulary, *, task: str, strategy
     from explorer.models.capture import capture, tokenize
 
     english_task = config.get("to") == "en" or config.get("lang") == "en"
-    kept, dropped = select(items, vocab, strategy, english_task)
+    if progress:
+        progress("token sets", 0, len(items))
+    kept, dropped = select(items, vocab, strategy, english_task, progress)
     if not kept:
         raise ExplorerError(f"no entries survive for {runner.row.name} with strategy {strategy!r} (dropped: {dropped})")
     anat, model = runner.anatomy, runner.model
@@ -118,6 +123,8 @@ def run(runner, items: Sequence[Item], vocab: Vocabulary, *, task: str, strategy
     top1 = np.zeros((len(kept), n_layers), dtype=np.int64)
     per_entry = []
     pad = runner.tokenizer.pad_token_id or 0
+    if progress:
+        progress("entries", 0, len(kept))
     for start in range(0, len(kept), batch_size):
         chunk = kept[start : start + batch_size]
         ids = tokenize(runner.tokenizer, [it.prompt for it, *_ in chunk], 4096)

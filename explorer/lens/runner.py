@@ -27,6 +27,31 @@ class TextStates:
         return p
 
 
+def token_count(model_row: ModelRow, text: str, max_tokens: int = 512) -> int | None:
+    """How many tokens :meth:`ModelRunner.run` will see for ``text`` (special tokens included),
+    from the model's ``tokenizer.json`` alone: no weights, no transformers. None when the
+    directory has no such file."""
+    path = Path(model_row.model_dir) / "tokenizer.json" if model_row.model_dir else None
+    if path is None or not path.is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    try:
+        ids = Tokenizer.from_file(str(path)).encode(text, add_special_tokens=True).ids
+    except Exception:  # a tokenizer file this library cannot read: the run checks later
+        return None
+    return min(len(ids), max_tokens)
+
+
+def check_position(model_row: ModelRow, text: str, position: int | None) -> None:
+    """The one-line error :meth:`TextStates.position` would give, before any weights load."""
+    if not text:
+        raise ExplorerError("empty text")
+    n = token_count(model_row, text) if position is not None else None
+    if n is not None and not -n <= position < n:
+        raise ExplorerError(f"position {position} is outside {-n}..{n - 1}: the prompt is {n} tokens for {model_row.name}")
+
+
 class ModelRunner:
     def __init__(self, model_row: ModelRow):
         from explorer.models import sources, surgery

@@ -51,16 +51,24 @@ def run_task(engine, task: str, items: list, config: dict, *, model: str | None 
     never during the forward passes."""
     from explorer.lens import attribution
     from explorer.lens.runner import ModelRunner
-    from explorer.lens.words import Vocabulary
+    from explorer.lens.words import STRATEGIES, Vocabulary
 
+    if strategy not in STRATEGIES:
+        raise ExplorerError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if limit is not None and limit < 1:
+        raise ExplorerError(f"--limit must be at least 1 (got {limit})")
+    say = report or (lambda text: None)
     lock = lock or contextlib.nullcontext()
     with lock:
         m = engine.model(model, report=report, progress=progress)
         require_lens(m)
         tokens = engine.open_set(m.name, "input").tokens
+        say(f"reading the {m.name} vocabulary from the catalog")
         texts = tokens.texts()
         engine.catalog.close()
+    say(f"loading {m.name}'s weights")
     runner = ModelRunner(m)
+    say(f"indexing {len(texts):,} token texts for the token sets")
     vocab = Vocabulary(texts, runner.tokenizer)
     if limit:
         items = items[:limit]

@@ -26,6 +26,7 @@ attributed), and how many entries survive is reported.
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -52,30 +53,61 @@ def bundled_words() -> Path:
     return Path(str(resources.files("explorer.data").joinpath("concepts.csv")))
 
 
-def load_words(path: Path | None = None) -> list[Concept]:
-    path = Path(path) if path else bundled_words()
-    if not path.is_file():
+def _read_text(path: Path) -> str:
+    """A word list's text: one-line errors for a missing, unreadable or non-UTF-8 file."""
+    if not path.exists():
         raise ExplorerError(f"word list not found: {path}")
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        langs = [c for c in cols if c in LANGS]
-        unknown = [c for c in cols if c not in LANGS and c != "concept"]
-        if unknown or len(langs) < 2:
-            raise ExplorerError(
-                f"{path}: columns must be 'concept' and language codes among {', '.join(LANGS)} (got {', '.join(cols)})"
-            )
-        out = []
-        for n, row in enumerate(reader, start=2):
-            forms = {lang: tuple(w.strip() for w in (row.get(lang) or "").split("|") if w.strip()) for lang in langs}
-            empty = [lang for lang, f in forms.items() if not f]
-            if empty:
-                raise ExplorerError(f"{path}:{n}: empty word for {', '.join(empty)}")
-            name = row.get("concept") or (forms["en"][0] if "en" in forms else str(n))
-            out.append(Concept(name.strip(), forms))
+    if not path.is_file():
+        raise ExplorerError(f"word list {path} is not a file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ExplorerError(f"cannot read word list {path}: {exc.strerror or exc}") from None
+    if b"\0" in data:
+        raise ExplorerError(f"word list {path} is not a CSV text file (it holds NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ExplorerError(f"word list {path} is not UTF-8 text (byte {exc.start})") from None
+
+
+def load_words(path: Path | None = None) -> list[Concept]:
+    """The concepts of a word list CSV (the bundled one by default); every problem is one line."""
+    path = Path(path) if path else bundled_words()
+    text = _read_text(path)
+    try:
+        return _parse(path, list(csv.reader(io.StringIO(text, newline=""))))
+    except csv.Error as exc:
+        raise ExplorerError(f"word list {path}: not a valid CSV ({exc})") from None
+
+
+def _parse(path: Path, rows: list[list[str]]) -> list[Concept]:
+    cols = [c.strip() for c in rows[0]] if rows else []
+    langs = [c for c in cols if c in LANGS]
+    unknown = [c for c in cols if c not in LANGS and c != "concept"]
+    if unknown or len(langs) < 2 or len(set(cols)) < len(cols):
+        raise ExplorerError(f"{path}: the header must be 'concept' and at least two language codes among "
+                            f"{', '.join(LANGS)}, e.g. concept,en,fr,zh (got {','.join(cols)[:80] or 'an empty file'})")
+    out = []
+    for n, cells in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in cells):
+            continue  # a blank line
+        row = dict(zip(cols, cells))
+        forms = {lang: tuple(w.strip() for w in (row.get(lang) or "").split("|") if w.strip()) for lang in langs}
+        empty = [lang for lang, f in forms.items() if not f]
+        if empty:
+            raise ExplorerError(f"{path}:{n}: empty word for {', '.join(empty)}")
+        name = (row.get("concept") or "").strip() or (forms["en"][0] if "en" in forms else str(n))
+        out.append(Concept(name, forms))
     if not out:
-        raise ExplorerError(f"{path}: no concepts")
+        raise ExplorerError(f"{path}: no concepts (only a header)")
     return out
+
+
+def bundled_count() -> int:
+    """How many concepts the bundled list holds (for help texts; read, not hard-coded)."""
+    with open(bundled_words(), encoding="utf-8", newline="") as f:
+        return max(0, sum(1 for row in csv.reader(f) if any(c.strip() for c in row)) - 1)
 
 
 class Vocabulary:

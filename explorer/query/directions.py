@@ -242,21 +242,34 @@ def load_pairs(path: Path | str | None = None) -> dict[str, list[tuple[str, str]
 
     p = Path(path) if path else default_pairs_path()
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise ExplorerError(f"cannot read pairs file {p}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ExplorerError(f"pairs file {p} is not UTF-8 text (byte {exc.start})") from None
+    if "\0" in text:
+        raise ExplorerError(f"pairs file {p} is not a CSV text file (it holds NUL bytes)")
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    reader = csv.DictReader(lines)
+    try:
+        out = _pair_rows(p, csv.DictReader(lines))
+    except csv.Error as exc:
+        raise ExplorerError(f"pairs file {p}: not a valid CSV ({exc})") from None
+    if not out:
+        raise ExplorerError(f"pairs file {p} has no pairs")
+    return out
+
+
+def _pair_rows(p: Path, reader: csv.DictReader) -> dict[str, list[tuple[str, str]]]:
+    from explorer.errors import ExplorerError
+
     if not reader.fieldnames or not {"concept", "a", "b"} <= {f.strip() for f in reader.fieldnames}:
         raise ExplorerError(f"pairs file {p} needs a header with columns concept,a,b")
     out: dict[str, list[tuple[str, str]]] = {}
     for n, row in enumerate(reader, start=2):
-        row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
-        if not row["concept"] or not row["a"] or not row["b"]:
+        row = {k.strip(): (v or "").strip() for k, v in row.items() if isinstance(k, str)}
+        if not row.get("concept") or not row.get("a") or not row.get("b"):
             raise ExplorerError(f"pairs file {p}: row {n} has an empty field")
         out.setdefault(row["concept"], []).append((row["a"], row["b"]))
-    if not out:
-        raise ExplorerError(f"pairs file {p} has no pairs")
     return out
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -46,6 +46,7 @@ TOP = 5  # gensim asks most_similar for topn=5
 SCORES_PER_BATCH = 1 << 25  # floats of one batch's score matrix (128 MiB)
 
 Quad = tuple[str, str, str, str]
+Progress = Callable[[str, int, int], None]
 
 
 def gensim_test_file(name: str) -> Path | None:
@@ -175,8 +176,9 @@ def read_analogies(path: str | Path, case_insensitive: bool = True) -> list[tupl
     return sections
 
 
-def _answers(vectors: np.ndarray, canon: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Canonical row of gensim's answer for each question row (a, b, c) of ``q`` (-1: none)."""
+def _answers(vectors: np.ndarray, canon: np.ndarray, q: np.ndarray, progress: Progress | None = None) -> np.ndarray:
+    """Canonical row of gensim's answer for each question row (a, b, c) of ``q`` (-1: none);
+    ``progress("analogies", done, total)`` after each batch."""
     with np.errstate(divide="ignore", invalid="ignore"):
         norms = np.linalg.norm(vectors, axis=1)
         unit = vectors / norms[:, None]
@@ -190,6 +192,8 @@ def _answers(vectors: np.ndarray, canon: np.ndarray, q: np.ndarray) -> np.ndarra
         with np.errstate(divide="ignore", invalid="ignore"):
             scores /= norms  # as gensim: dot with the raw vectors, then divide by their norms
         out[s : s + step] = _pick(topk_dense(scores, TOP + 3)[1], canon, a, b, c)
+        if progress:
+            progress("analogies", min(s + step, len(q)), len(q))
     return out
 
 
@@ -208,9 +212,10 @@ def _pick(top: np.ndarray, canon: np.ndarray, a: np.ndarray, b: np.ndarray, c: n
 
 def evaluate_analogies(
     words: Sequence[str], vectors: Any, path: str | Path | None = None, *,
-    restrict_vocab: int = RESTRICT, case_insensitive: bool = True,
+    restrict_vocab: int = RESTRICT, case_insensitive: bool = True, progress: Progress | None = None,
 ) -> AnalogyResult:
-    """Analogy accuracy of row i = ``words[i]`` (see the module docstring)."""
+    """Analogy accuracy of row i = ``words[i]`` (see the module docstring); ``progress(label,
+    done, total)`` is called as the questions are scored."""
     path = path or default_file("analogies")
     if path is None:
         raise ExplorerError(f"no analogy file given and gensim's {ANALOGY_FILE} is not installed")
@@ -220,7 +225,7 @@ def evaluate_analogies(
     quads = [(k, quad) for k, (_, qs) in enumerate(sections) for quad in qs]
     known = [(k, quad) for k, quad in quads if all(w in ok for w in quad)]
     ids = np.array([[ok[w] for w in quad] for _, quad in known], dtype=np.int64).reshape(-1, 4)
-    answers = _answers(matrix, canon, ids[:, :3]) if len(ids) else np.zeros(0, np.int64)
+    answers = _answers(matrix, canon, ids[:, :3], progress) if len(ids) else np.zeros(0, np.int64)
     results: list[list[tuple[Quad, bool]]] = [[] for _ in sections]
     for (k, quad), right in zip(known, answers == ids[:, 3]):
         results[k].append((quad, bool(right)))

@@ -112,6 +112,25 @@ def normed_states(runner, hidden: np.ndarray) -> np.ndarray:
     return runner.final_normed(hidden)
 
 
+def check_landmarks(engine, model: str, words: Sequence[str], variant: str = "auto", multi: str = "refuse",
+                    fit: str = "all") -> list:
+    """Resolve landmark words against the catalog's tokens, before any weights load: an
+    unknown word, or fewer than 3 distinct landmarks for ``fit="landmarks"``, is a one-line
+    error now rather than after the model ran. Returns the resolved words."""
+    if fit not in FITS:
+        raise ExplorerError(f"unknown --fit {fit!r}; choose one of {', '.join(FITS)}")
+    if not words:
+        return []
+    try:
+        marks = _resolve(engine, engine.open_set(model, "output"), words, variant, multi)
+    finally:
+        engine.close()
+    if fit == "landmarks" and len(marks) < 3:
+        raise ExplorerError(f"--fit landmarks needs at least 3 distinct landmarks (two span a line, not a plane); "
+                            f"got {len(marks)}: {', '.join(m.word for m in marks)}")
+    return marks
+
+
 def hidden_path(engine, runner, text: str, position: int | None = -1, landmarks: Sequence[str] = (),
                 variant: str = "auto", multi: str = "refuse", fit: str = "all") -> HiddenPath:
     """Run ``text``, take ``position``'s state at every layer and project it among landmarks."""
@@ -165,13 +184,7 @@ def _fit(path_u: np.ndarray, mark_u: np.ndarray, fit: str) -> tuple[np.ndarray, 
 def _landmarks(engine, out, words: Sequence[str], top_ids: list[int], labels: dict[int, str], variant: str, multi: str):
     """Resolved landmark words, or the distinct lens top-1 tokens of the later layers."""
     if words:
-        seen, marks = set(), []
-        for w in words:
-            r = engine.resolve(out, w, variant, multi)
-            if r.token_ids not in seen:
-                seen.add(r.token_ids)
-                marks.append(r)
-        return marks
+        return _resolve(engine, out, words, variant, multi)
     from explorer.query.vocab import Resolved
 
     chosen: list[int] = []
@@ -180,6 +193,17 @@ def _landmarks(engine, out, words: Sequence[str], top_ids: list[int], labels: di
             chosen.append(i)
     chosen = chosen[:AUTO_LANDMARKS]
     return [Resolved(_label(labels.get(i, str(i))), (i,), (labels.get(i, str(i)),), "id") for i in chosen]
+
+
+def _resolve(engine, out, words: Sequence[str], variant: str, multi: str) -> list:
+    """Each word's tokens, as `explorer query` resolves them; repeats (same tokens) dropped."""
+    seen, marks = set(), []
+    for w in words:
+        r = engine.resolve(out, w, variant, multi)
+        if r.token_ids not in seen:
+            seen.add(r.token_ids)
+            marks.append(r)
+    return marks
 
 
 def _label(text: str) -> str:

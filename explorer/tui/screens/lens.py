@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import threading
 
+from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, ProgressBar, Select, Static
 
 from explorer.errors import ExplorerError
-from explorer.tui.screens.base import Pane, background, fill, fmt
+from explorer.tui.screens.base import Pane, background, fill, fmt, plain
 
 TASKS = [("translate", "translate"), ("repeat", "repeat"), ("cloze", "cloze"), ("prompt (logit lens grid)", "prompt")]
 LANG_OPTIONS = [(code, code) for code in ("en", "fr", "de", "ru", "zh")]
@@ -80,6 +81,11 @@ class LensPane(Pane):
             raise Cancelled()
         self.post(self._show_progress, label, done, total)
 
+    def _report(self, message: str) -> None:
+        if self._cancel.is_set():
+            raise Cancelled()
+        self.post(self.query_one("#lens-status", Static).update, escape(message))
+
     def _show_progress(self, label: str, done: int, total: int) -> None:
         self.query_one("#lens-progress", ProgressBar).update(total=total, progress=done)
         self.query_one("#lens-status", Static).update(f"{label}: {done}/{total}")
@@ -91,12 +97,12 @@ class LensPane(Pane):
         try:
             items, config, label = items_for(task, **options)
             result = run_task(self.engine, task, items, config, model=self.app.start_model,
-                              limit=limit, progress=self._progress, lock=self.app.lock)
+                              limit=limit, progress=self._progress, report=self._report, lock=self.app.lock)
         except Cancelled:
             self.post(self._done, seq, "cancelled; nothing was recorded")
             return
         except ExplorerError as exc:
-            self.post(self._done, seq, f"[red]{exc}[/]")
+            self.post(self._done, seq, f"[red]{escape(str(exc))}[/]")
             return
         self.post(self._show_result, seq, result, label)
 
@@ -109,11 +115,11 @@ class LensPane(Pane):
     def _show_result(self, seq: int, result, label: str) -> None:
         from explorer.lens.plot import terminal_plot
 
-        self._done(seq, f"{result.model} {result.task}: {result.entries} entries, last-layer accuracy "
-                        f"{result.accuracy:.2f} (shown form alone {result.accuracy_first:.2f}), recorded as lens run "
-                        f"{result.run_id}")
+        self._done(seq, escape(f"{result.model} {result.task}: {result.entries} entries, last-layer accuracy "
+                               f"{result.accuracy:.2f} (shown form alone {result.accuracy_first:.2f}), recorded as "
+                               f"lens run {result.run_id}"))
         plot = self.query_one("#lens-plot", Static)
-        plot.update(terminal_plot(result, label, width=24))
+        plot.update(plain(terminal_plot(result, label, width=24)))
         plot.display = True
         fill(self.query_one("#lens-layers", DataTable), ("layer", "p(target)", "p(English)", "entropy", "energy", "top-1"),
              [(s.layer, fmt(s.p_target, 3), fmt(s.p_english, 3), fmt(s.entropy, 2), fmt(s.energy, 2), repr(s.top1))
@@ -130,12 +136,12 @@ class LensPane(Pane):
             runner = self.app.runner(self.app.start_model)
             traj = self.locked(trajectory, self.engine, runner, text, None, 5)
         except ExplorerError as exc:
-            self.post(self._done, seq, f"[red]{exc}[/]")
+            self.post(self._done, seq, f"[red]{escape(str(exc))}[/]")
             return
         self.post(self._show_grid, seq, traj)
 
     def _show_grid(self, seq: int, traj) -> None:
-        self._done(seq, f"logit lens of {traj.token!r} (position {traj.position}) in {traj.model}")
+        self._done(seq, escape(f"logit lens of {traj.token!r} (position {traj.position}) in {traj.model}"))
         self.query_one("#lens-plot", Static).display = False  # the grid needs the width
         fill(self.query_one("#lens-layers", DataTable), ("layer", "top 1", "top 2", "top 3", "top 4", "top 5"),
              [(v.layer, *[f"{t!r} {p:.2f}" for t, _, p in v.lens_top]) for v in traj.layers])
