@@ -221,7 +221,7 @@ def test_map_path_on_tiny_model(tiny_root, tmp_path):
     auto = json.loads(run(tiny_root, "map-path", " king queen man", "--model", "tiny-llama", "--json").stdout)
     assert auto["landmarks_auto"] and auto["landmarks"][0]["token_ids"] == [auto["layers"][-1]["lens_top_id"]]
     line = one_line_error(run(tiny_root, "map-path", " king", "--model", "tiny-llama", "-L", "king", "--fit", "landmarks"))
-    assert "at least 3 landmarks" in line
+    assert "at least 3 distinct landmarks" in line
 
 
 @pytest.mark.slow
@@ -234,3 +234,52 @@ def test_map_path_french_to_chinese_on_gemma(gemma_root, tmp_path):
     assert [m["token_ids"] for m in out["landmarks"]][0] != [m["token_ids"] for m in out["landmarks"]][1]
     last = out["layers"][-1]
     assert last["lens_top"] == "水"  # the model answers in Chinese at the last layer
+
+
+# -- fonts and warnings ----------------------------------------------------------------------
+
+
+def test_labels_get_a_font_that_has_their_glyphs(monkeypatch):
+    """A character DejaVu Sans lacks is drawn with an installed font that has it (matplotlib's
+    STIX fonts stand in for a CJK font here); the Last Resort font never counts."""
+    from matplotlib import font_manager
+    from matplotlib.ft2font import FT2Font
+
+    from explorer.viz import fonts
+
+    dejavu = set(FT2Font(font_manager.findfont("DejaVu Sans")).get_charmap())
+    stix = next(f.fname for f in font_manager.fontManager.ttflist if f.name == "STIXGeneral" and f.style == "normal"
+                and f.weight in (400, "normal", "regular"))
+    extra = sorted(c for c in FT2Font(stix).get_charmap() if c not in dejavu and chr(c).isprintable()
+                   and unicodedata.category(chr(c)) in ("Sm", "So", "Lu", "Ll"))
+    ch = chr(extra[0])
+    choice = fonts.choose([f"a{ch}", "plain"])
+    assert choice.families[0] == "DejaVu Sans" and len(choice.families) >= 2 and not choice.missing
+    assert all("Last Resort" not in f for f in choice.families)
+    assert fonts.choose(["plain"]).families == ("DejaVu Sans",)
+
+
+def test_missing_cjk_font_is_said_once_on_stderr(tmp_path, monkeypatch, capsys):
+    from explorer.viz import fonts
+
+    only_dejavu = tuple(nf for nf in fonts._installed() if nf[0] == "DejaVu Sans")
+    monkeypatch.setattr(fonts, "_installed", lambda: only_dejavu)  # as on a machine without CJK fonts
+    monkeypatch.setattr(fonts, "_warned", set())
+    for n in range(2):
+        info = save_png(POINTS, tmp_path / f"p{n}.png", title="t", axis_titles=("x", "y"))
+        assert info.undrawable_labels == 2 and info.fonts == ("DejaVu Sans",)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err == [f"warning: {fonts.NO_CJK_FONT}"]
+
+
+def test_umap_warnings_stay_inside_the_call():
+    pytest.importorskip("umap")
+    from explorer.viz.project import umap_coords
+
+    before = list(warnings.filters)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        coords = umap_coords(np.random.default_rng(0).standard_normal((30, 8)), seed=1)
+    assert coords.shape == (30, 2)
+    assert not [w for w in caught if issubclass(w.category, UserWarning)], [str(w.message) for w in caught]
+    assert list(warnings.filters) == before  # nothing silenced globally

@@ -231,7 +231,14 @@ def figure(runs: list[tuple[Any, dict[str, Any]]]) -> Any:
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5 * len(runs), 4.5))
+    from explorer.viz.fonts import choose
+
+    fonts = choose(w for _, s in runs for w in s["words"][:60])  # CJK words need a CJK font
+    with matplotlib.rc_context({"font.family": list(fonts.families)}):
+        return _draw(Figure(figsize=(5 * len(runs), 4.5)), runs)
+
+
+def _draw(fig: Any, runs: list[tuple[Any, dict[str, Any]]]) -> Any:
     for ax, (cfg, s) in zip(np.atleast_1d(fig.subplots(1, len(runs))), runs):
         xy = np.array(s["coords"], dtype=float).reshape(len(s["words"]), -1)
         ys = xy[:, 1] if xy.shape[1] > 1 else np.zeros(len(xy))

@@ -33,6 +33,7 @@ Sampling
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -170,7 +171,9 @@ def axes_cosine(x_dir: np.ndarray, y_dir: np.ndarray) -> float:
 def umap_coords(x: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarray:
     """2-D UMAP (cosine distance) with ``umap-learn``, or a one-line error naming the extra."""
     try:
-        import umap  # type: ignore[import-not-found]
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*ParametricUMAP", category=ImportWarning)
+            import umap  # type: ignore[import-not-found]
     except ImportError:
         raise ExplorerError(
             f"--method umap needs the optional extra '{UMAP_EXTRA}': pip install 'explorer[{UMAP_EXTRA}]' "
@@ -180,7 +183,11 @@ def umap_coords(x: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarr
     if n < 4:
         raise ExplorerError(f"UMAP needs at least 4 points (got {n}); use --method pca")
     reducer = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, n - 1), metric="cosine", random_state=seed)
-    return np.asarray(reducer.fit_transform(np.asarray(x, dtype=np.float32)), dtype=np.float64)
+    with warnings.catch_warnings():
+        # known and harmless: a seed makes UMAP single-threaded, and it says so on every call
+        warnings.filterwarnings("ignore", message=r"n_jobs value .* overridden", category=UserWarning)
+        warnings.filterwarnings("ignore", message=r".*(deprecated|will be removed)", category=FutureWarning)
+        return np.asarray(reducer.fit_transform(np.asarray(x, dtype=np.float32)), dtype=np.float64)
 
 
 @dataclass(frozen=True)

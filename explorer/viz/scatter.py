@@ -1,9 +1,9 @@
 """Draw projected points: a labelled PNG (matplotlib, Agg) and a terminal scatter.
 
-Labels in scripts the installed fonts cannot draw (often CJK: matplotlib's default
-DejaVu Sans has no Han glyphs) come out as boxes; any installed CJK font is used as a
-fallback when present. Matplotlib's per-glyph "missing from font" warnings are
-suppressed and replaced by one count in the returned :class:`PngInfo`.
+Labels in scripts DejaVu Sans cannot draw (often CJK) use installed fonts that have the
+glyphs (:mod:`explorer.viz.fonts`; without a CJK font, one line on stderr says so).
+Matplotlib's per-glyph "missing from font" warnings are suppressed and replaced by one
+count in the returned :class:`PngInfo`.
 """
 
 from __future__ import annotations
@@ -15,14 +15,9 @@ from pathlib import Path
 from typing import Sequence
 
 from explorer.errors import ExplorerError
+from explorer.viz.fonts import choose
 from explorer.viz.project import Point
 
-# fonts with Han, kana and hangul glyphs, tried in order as fallbacks after DejaVu Sans
-CJK_FONTS = (
-    "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei",
-    "WenQuanYi Micro Hei", "Droid Sans Fallback", "AR PL UMing CN", "Microsoft YaHei", "SimHei",
-    "PingFang SC", "Hiragino Sans GB", "Arial Unicode MS",
-)
 PINNED = ("landmark", "word", "axis", "path")  # groups labelled first
 _STYLE = {  # group -> (colour, marker, size, alpha)
     "where": ("tab:gray", "o", 8, 0.5),
@@ -70,25 +65,6 @@ def label_order(points: Sequence[Point], max_labels: int) -> list[int]:
     return (first + path + rest)[:max_labels]
 
 
-def _fonts() -> tuple[list[str], set[int] | None]:
-    """Font families to use (DejaVu Sans plus installed CJK fallbacks) and the code points
-    they cover (None when that cannot be read)."""
-    from matplotlib import font_manager
-
-    installed = {f.name: f.fname for f in font_manager.fontManager.ttflist}
-    families = ["DejaVu Sans"] + [f for f in CJK_FONTS if f in installed]
-    try:
-        from matplotlib.ft2font import FT2Font
-
-        covered: set[int] | None = set()
-        for fam in families:
-            fname = installed.get(fam) or font_manager.findfont(fam)
-            covered |= set(FT2Font(fname).get_charmap())
-    except Exception:  # an unreadable font file: skip the count, not the figure
-        covered = None
-    return families, covered
-
-
 def save_png(points: Sequence[Point], path: Path, *, title: str, axis_titles: tuple[str, str],
              max_labels: int = 60, zero_lines: bool = False, notes: Sequence[str] = ()) -> PngInfo:
     """Write a labelled scatter (path points joined in order, landmarks as stars)."""
@@ -97,9 +73,9 @@ def save_png(points: Sequence[Point], path: Path, *, title: str, axis_titles: tu
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    families, covered = _fonts()
     chosen = label_order(points, max_labels)
-    with warnings.catch_warnings(), matplotlib.rc_context({"font.family": families}):
+    fonts = choose([title, *axis_titles, *notes, *(points[i].label for i in chosen)])
+    with warnings.catch_warnings(), matplotlib.rc_context({"font.family": list(fonts.families)}):
         warnings.filterwarnings("ignore", message=r"Glyph .* missing from font")
         fig, ax = plt.subplots(figsize=(9, 7))
         _draw(ax, points, chosen)
@@ -119,9 +95,8 @@ def save_png(points: Sequence[Point], path: Path, *, title: str, axis_titles: tu
             raise ExplorerError(f"cannot write figure {path}: {getattr(exc, 'strerror', None) or exc}") from None
         finally:
             plt.close(fig)
-    missing = 0 if covered is None else sum(
-        1 for i in chosen if any(ord(ch) not in covered for ch in points[i].label if not ch.isspace()))
-    return PngInfo(str(path), path.stat().st_size, len(chosen), len(points), tuple(families), missing)
+    missing = sum(1 for i in chosen if not fonts.drawable(points[i].label))
+    return PngInfo(str(path), path.stat().st_size, len(chosen), len(points), fonts.families, missing)
 
 
 def _draw(ax, points: Sequence[Point], chosen: list[int]) -> None:
