@@ -140,3 +140,15 @@ def test_a_conversion_failure_is_one_error_line(stored_root, tmp_path, monkeypat
     assert r.stderr.rstrip().splitlines()[-1] == errors[0]
     assert _snapshot(stored_root) == before
     assert not list((tmp_path / "cache").glob(".*"))  # the work dir is gone
+
+
+@pytest.mark.slow
+def test_gemma_already_stored_is_answered_from_the_catalog(gemma_root, model_cache, monkeypatch):
+    def refuse(*a, **k):
+        raise AssertionError("the model was loaded or converted")
+
+    monkeypatch.setenv("EXPLORER_MODEL_CACHE", str(model_cache))
+    monkeypatch.setattr(sources, "load", refuse)
+    monkeypatch.setattr(sources, "convert", refuse)
+    rep = export_model("gemma3-270m", gemma_root)
+    assert rep.steps == [] and rep.tied is True and (rep.vocab_rows, rep.d_model, rep.n_layers) == (262144, 640, 18)

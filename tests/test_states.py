@@ -275,3 +275,18 @@ def test_neighbour_contexts_keep_square_brackets(states_root):
                             "--model", "tiny-llama", "--corpus", "docs", "-k", "3"], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.stderr
     assert "[king]" in r.stdout  # the context marks the hit; Rich read it as a style tag and dropped it
+
+
+@pytest.mark.slow
+def test_gemma_float16_overflow_is_refused(gemma_root, model_cache, monkeypatch):
+    """The case the issue found: Gemma's BOS states pass 65,504 in layers 8-18."""
+    from explorer.models.states import StatesOverflow
+
+    monkeypatch.setenv("EXPLORER_MODEL_CACHE", str(model_cache))
+    with pytest.raises(StatesOverflow, match=r"layer\(s\) 8-18 exceed float16's range"):
+        export_states("gemma3-270m", gemma_root, prompts=["The capital of France is Paris."], name="half", dtype="float16")
+    cat = Catalog(gemma_root)
+    try:
+        assert not [c for c in StateStore(cat).corpora() if c.name == "half"]
+    finally:
+        cat.close()
