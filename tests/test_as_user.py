@@ -7,6 +7,7 @@ pseudo-terminal; and bad input of every class: one line on stderr, the store unc
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +66,25 @@ def write_user_files(d: Path, tiny_model_dir: Path) -> Path:
     (d / "wordpairs.tsv").write_text("king\tqueen\t8\nman\twoman\t7\napple\tbanana\t6\nfire\twater\t2\n", encoding="utf-8")
     (d / "corpus.txt").write_text("the king and the queen\nthe man and the woman\n", encoding="utf-8")
     shutil.copytree(tiny_model_dir, d / "tiny-two")  # a second local model to export
+    write_junk(d)
     return d
+
+
+def write_junk(d: Path) -> None:
+    """Malformed files of every kind a person may hand the program by mistake."""
+    import numpy as np
+
+    noise = np.random.default_rng(0).bytes(4096)
+    (d / "junk.bin").write_bytes(noise)
+    (d / "junk.gguf").write_bytes(noise)
+    (d / "truncated.gguf").write_bytes(b"GGUF\x03\x00\x00\x00\x10")
+    (d / "empty.txt").write_bytes(b"")
+    (d / "nul.csv").write_bytes(b"concept,en,ru\nking,ki\x00ng,\xd0\xba\n")
+    (d / "nan.txt").write_text("2 3\nking nan 1 2\nqueen 1 2 3\n", encoding="utf-8")
+    (d / "header.txt").write_text("3 x\nking 1 2\n", encoding="utf-8")
+    (d / "short.txt").write_text("3 2\nking 1 2\nqueen 1\n", encoding="utf-8")
+    (d / "huge.txt").write_text("99999999999 99999999999\nking 1 2\n", encoding="utf-8")
+    (d / "huge.bin").write_bytes(b"1000000000 1000000\nking " + noise[:64])
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +139,7 @@ SWEEP = ["experiment", "run", "cooccurrence", "--set", "corpus=glitters"]
 
 def _args(template: list[str]) -> Callable[[User], list[str]]:
     """Arguments with '{file}' naming one of the person's files (absolute, long path)."""
-    return lambda u: [u.f(a[1:-1]) if a.startswith("{") and a.endswith("}") else a for a in template]
+    return lambda u: [re.sub(r"\{([^{}]+)\}", lambda m: u.f(m.group(1)), a) for a in template]
 
 
 def _lens_layers(out, u) -> bool:
@@ -295,3 +314,129 @@ def test_tui_from_elsewhere_without_a_root(elsewhere):
     assert run.saw_screen and run.returncode == 0, run.screen_text[-3000:]
     assert "Traceback" not in run.screen_text and "Error" not in run.screen_text
     assert checkout_manifest() == before and not (elsewhere / "indexes").exists()
+
+
+# --- bad input: one line on stderr, the store unchanged -------------------------------------
+
+BAD: dict[str, list[list[str]]] = {  # class -> argument lists ('{file}': one of the person's files)
+    "unknown word": [
+        ["query", "woman - man + qqqq", "--model", "tiny-llama"],
+        ["neighbours", "qqqq", "--model", "tiny-llama"],
+        ["map", "king", "qqqq", "--model", "tiny-llama"],
+        ["map-path", " king queen", "-L", "qqqq", "--model", "tiny-llama"],
+    ],
+    "malformed expression": [
+        ["query", "king + + queen", "--model", "tiny-llama"],
+        ["query", "king queen", "--model", "tiny-llama"],
+        ["query", "", "--model", "tiny-llama"],
+        ["query", "0.5*", "--model", "tiny-llama"],
+        ["query", "king - (queen", "--model", "tiny-llama"],
+        ["neighbours", "--expr", "king -", "--model", "tiny-llama"],
+        ["map", "--expr", "+ * king", "--model", "tiny-llama"],
+        ["compare", "king queen", "-m", "tiny-llama"],
+    ],
+    "missing model": [
+        ["query", "king", "--model", "nope"],
+        ["neighbours", "king", "--model", "nope"],
+        ["evaluate", "nope", "--pairs", "{wordpairs.tsv}"],
+        ["index", "rebuild", "--model", "nope"],
+        ["index", "verify", "--model", "nope"],
+        ["export", "{no such directory}"],
+        ["export-states", "nope", "--prompt", "king"],
+        ["trajectory", "king", "--model", "nope"],
+        ["lens", "prompt", "king", "--model", "nope"],
+    ],
+    "junk file": [
+        ["vectors", "import", "{junk.bin}", "--name", "j1"],
+        ["vectors", "import", "{empty.txt}", "--name", "j2"],
+        ["vectors", "import", "{nan.txt}", "--name", "j3"],
+        ["vectors", "import", "{header.txt}", "--name", "j4"],
+        ["vectors", "import", "{short.txt}", "--name", "j5"],
+        ["vectors", "import", "{huge.txt}", "--name", "j6"],
+        ["vectors", "import", "{huge.bin}", "--name", "j7"],
+        ["lens", "translate", "--from", "en", "--to", "ru", "--model", "tiny-llama", "--words", "{junk.bin}"],
+        ["lens", "translate", "--from", "en", "--to", "ru", "--model", "tiny-llama", "--words", "{empty.txt}"],
+        ["lens", "repeat", "--lang", "en", "--model", "tiny-llama", "--words", "{nul.csv}"],
+        ["export", "{junk.gguf}"],
+        ["export", "{truncated.gguf}"],
+        ["compare", "--file", "{junk.bin}", "-m", "tiny-llama"],
+        ["evaluate", "tiny-llama", "--analogies", "{junk.bin}"],
+        ["evaluate", "tiny-llama", "--pairs", "{junk.bin}"],
+        ["directions", "--model", "tiny-llama", "--pairs", "{junk.bin}"],
+        ["export-states", "tiny-llama", "--corpus", "{junk.bin}"],
+        ["export-states", "tiny-llama", "--corpus", "{empty.txt}"],
+    ],
+    "wrong option value": [
+        ["query", "king", "--model", "tiny-llama", "-k", "0"],
+        ["query", "king", "--model", "tiny-llama", "-k", "many"],
+        ["query", "king", "--model", "tiny-llama", "--method", "cos"],
+        ["query", "king", "--model", "tiny-llama", "--variant", "nope"],
+        ["query", "king", "--model", "tiny-llama", "--multi", "nope"],
+        ["query", "king", "--model", "tiny-llama", "--vectors", "nope"],
+        ["query", "king", "--model", "tiny-llama", "--where", "1=1) UNION SELECT 1 --"],
+        ["query", "king", "--model", "tiny-llama", "--layer", "99"],
+        ["--backend", "bogus", "query", "king", "--model", "tiny-llama"],
+        ["--root", "{wordpairs.tsv}", "models"],
+        ["neighbours", "king", "--model", "tiny-llama", "--where", "no_such_column = 1"],
+        ["neighbours", "--id", "-5", "--model", "tiny-llama"],
+        ["sql", "SELECT 1", "--format", "xml"],
+        ["sql", "SELECT 1", "--output", "{no such directory}/x.csv"],
+        ["sql", "DELETE FROM tokens"],
+        ["trajectory", "king", "--model", "tiny-llama", "--position", "99"],
+        ["states-index", "--model", "tiny-llama", "--kind", "nope"],
+        ["lens", "translate", "--from", "xx", "--model", "tiny-llama"],
+        ["lens", "translate", "--shots", "-1", "--model", "tiny-llama"],
+        ["map", "king", "queen", "--method", "nope", "--model", "tiny-llama"],
+        ["map-path", " king", "-L", "king", "--fit", "landmarks", "--model", "tiny-llama"],
+        ["export-states", "tiny-llama", "--prompt", "king", "--dtype", "float8"],
+        ["experiment", "run", "counting", "--set", "d=-1", "--set", "steps=1"],
+        ["experiment", "run", "counting", "--set", "no_such_setting=1"],
+        ["experiment", "run", "nope"],
+    ],
+}
+BAD_CASES = [(cls, args) for cls, cases in BAD.items() for args in cases]
+
+
+@pytest.fixture(scope="module")
+def bad_user(tmp_path_factory, tiny_root, user_files):
+    """A data root with vectors and hidden states; its state (file checksums, rows per
+    table through `explorer sql`) before any bad input, and a copy to restore it from."""
+    base = tmp_path_factory.mktemp("bad") / LONG
+    (base / "work").mkdir(parents=True)
+    u = User(copy_root(tiny_root, base / "home"), base / "work", user_files)
+    ok(u(*_args(EXPORT_STATES)(u)))
+    shutil.copytree(u.home, base / "pristine")
+    return u, base / "pristine", store_state(u.home, subprocess_sql(u.home, u.cwd))
+
+
+@pytest.mark.parametrize("cls, args", BAD_CASES, ids=[f"{c}: {' '.join(a)}" for c, a in BAD_CASES])
+def test_bad_input_is_one_line_and_changes_nothing(bad_user, cls, args):
+    u, pristine, before = bad_user
+    one_line_error(u(*_args(args)(u), columns=40))
+    after = store_state(u.home, subprocess_sql(u.home, u.cwd), like=before)
+    changed = before.diff(after)
+    if changed:  # put the store back for the next case, then fail
+        shutil.rmtree(u.home)
+        shutil.copytree(pristine, u.home)
+    assert not changed, changed
+
+
+def test_corrupt_index_files_are_one_line_and_rebuilt(user):
+    """A damaged FAISS file is named in one line by whatever reads it, nothing else changes,
+    and `index rebuild` repairs it; a damaged vectors file is refused the same way."""
+    index = user.home / "sets" / "tiny-llama" / "input" / "index.faiss"
+    index.write_bytes(bytes(reversed(index.read_bytes())))  # same size, wrong content
+    before = store_state(user.home, subprocess_sql(user.home, user.cwd))
+    for args in (["index", "verify"], ["index", "verify", "--quick"],
+                 ["--backend", "faiss", "query", "woman - man + king", "--model", "tiny-llama"],
+                 ["--backend", "faiss", "neighbours", "king", "--model", "tiny-llama"]):
+        assert "index.faiss" in one_line_error(user(*args, columns=40)), args
+    assert not before.diff(store_state(user.home, subprocess_sql(user.home, user.cwd)))
+    ok(user("index", "rebuild", "--model", "tiny-llama"))
+    assert _verify_ok(user)
+    vectors = user.home / "sets" / "tiny-llama" / "output" / "vectors.npy"
+    vectors.write_bytes(vectors.read_bytes()[:-8] + b"garbage!")
+    before = store_state(user.home, subprocess_sql(user.home, user.cwd))
+    for args in (["index", "verify"], ["query", "king", "--model", "tiny-llama", "--vectors", "output"]):
+        assert "vectors.npy" in one_line_error(user(*args, columns=40)), args
+    assert not before.diff(store_state(user.home, subprocess_sql(user.home, user.cwd)))

@@ -81,10 +81,12 @@ def checksums(root: Path) -> dict[str, str]:
     return out
 
 
-def count_sql(sql_json: Callable[[str], list[dict]]) -> dict[str, int]:
+def count_sql(sql_json: Callable[[str], list[dict]], tables: list[str] | None = None) -> dict[str, int]:
     """Rows per catalog table, asked through ``explorer sql --format json`` (``sql_json``
-    runs one query and returns its rows)."""
-    tables = [r["table_name"] for r in sql_json("SELECT table_name FROM duckdb_tables() ORDER BY table_name")]
+    runs one query and returns its rows); ``tables``: these (a new table shows in the
+    catalog file's checksum), else every table."""
+    if tables is None:
+        tables = [r["table_name"] for r in sql_json("SELECT table_name FROM duckdb_tables() ORDER BY table_name")]
     if not tables:
         return {}
     union = " UNION ALL ".join(f"SELECT '{t}' AS t, count(*) AS n FROM \"{t}\"" for t in tables)
@@ -111,8 +113,9 @@ class StoreState:
         return [f"file {k}" for k in changed] + [f"rows {k}: {self.rows.get(k)} -> {other.rows.get(k)}" for k in rows]
 
 
-def store_state(root: Path, sql_json: Callable[[str], list[dict]]) -> StoreState:
-    return StoreState(checksums(root), count_sql(sql_json))
+def store_state(root: Path, sql_json: Callable[[str], list[dict]], like: StoreState | None = None) -> StoreState:
+    """Checksums and row counts (of the tables ``like`` counted, when given)."""
+    return StoreState(checksums(root), count_sql(sql_json, sorted(like.rows) if like else None))
 
 
 # --- a pseudo-terminal ------------------------------------------------------------------
