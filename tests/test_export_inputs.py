@@ -152,3 +152,21 @@ def test_gemma_already_stored_is_answered_from_the_catalog(gemma_root, model_cac
     monkeypatch.setattr(sources, "convert", refuse)
     rep = export_model("gemma3-270m", gemma_root)
     assert rep.steps == [] and rep.tied is True and (rep.vocab_rows, rep.d_model, rep.n_layers) == (262144, 640, 18)
+
+
+def test_broken_model_directories_are_one_line_errors(stored_root, tiny_model_dir, tmp_path):
+    before = _snapshot(stored_root)
+    cases = {
+        "bad-config": lambda d: (d / "config.json").write_text("{not json"),
+        "cut-weights": lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:500]),
+        "cut-end": lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:-10]),
+        "no-weights": lambda d: (d / "model.safetensors").unlink(),
+        "unknown-type": lambda d: (d / "config.json").write_text('{"model_type": "no-such-arch"}'),
+    }
+    for name, damage in cases.items():
+        d = tmp_path / name
+        shutil.copytree(tiny_model_dir, d)
+        damage(d)
+        line = one_line_error(run(stored_root, "export", str(d)))
+        assert name in line, line
+        assert _snapshot(stored_root) == before, name

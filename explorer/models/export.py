@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from explorer.models import sources, surgery
+from explorer.models.loading import check_dir
 from explorer.models.tokeninfo import token_columns
 from explorer.paths import model_cache_dir
 from explorer.store import sets
@@ -55,6 +56,7 @@ def export_model(
             report(f"{source.name} is already stored and verified; --force redoes it")
             return stored
     directory = sources.convert(source, cache, report)
+    check_dir(directory)  # a broken directory is one line, before the stage line below
     report(f"loading {source.name} from {directory}")
     model, tokenizer = sources.load(directory, report)
     anat = surgery.anatomy(model)

@@ -54,6 +54,32 @@ def read_config(directory: Path) -> dict:
         raise UnknownModel(f"cannot read {directory}/config.json: {str(exc).splitlines()[0]}") from None
 
 
+def check_dir(directory: Path) -> None:
+    """Cheap checks before a load: config.json names a model type transformers knows, and
+    every safetensors file has a readable header whose tensors fit the file."""
+    directory = Path(directory)
+    config = read_config(directory)
+    kind = config.get("model_type") if isinstance(config, dict) else None
+    if not kind:
+        raise UnknownModel(f"{directory}/config.json names no model_type; it is not a Hugging Face model config")
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    if kind not in CONFIG_MAPPING_NAMES:
+        raise UnknownModel(f"{directory}: model type {kind!r} is unknown to this transformers (remote code is refused)")
+    files = sorted(directory.glob("*.safetensors"))
+    if not files:
+        raise UnknownModel(f"{directory} has no .safetensors weights (pickle checkpoints are refused)")
+    from safetensors import safe_open
+
+    for f in files:
+        try:
+            with safe_open(str(f), "np"):
+                pass
+        except Exception as exc:  # SafetensorError: bad header, or tensors past the end of the file
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+            raise UnknownModel(f"{f} is not a readable safetensors file ({first})") from None
+
+
 def is_causal(config: dict) -> bool:
     """Does the checkpoint's own config name a causal LM class?"""
     archs = config.get("architectures") or []
