@@ -85,13 +85,21 @@ def export_model(
         report(f"describing {anat.vocab_rows:,} tokens")
         catalog.replace_tokens(model_id, token_columns(tokenizer, anat.vocab_rows))
         out.steps.append("tokens")
+    out.steps += _write_sets(catalog, model_id, source.name, anat, force, report, progress)
+    return out
+
+
+def _write_sets(catalog: Catalog, model_id: int, name: str, anat: surgery.Anatomy, force: bool,
+                report: Report, progress: Progress | None) -> list[str]:
+    """Write the input set and the unembedding (or its tied alias) unless stored intact."""
+    steps = []
     input_row = catalog.vector_set(model_id, "input")
-    if force or input_row is None or not _intact(catalog, input_row, source.name):
+    if force or input_row is None or not _intact(catalog, input_row, name):
         report(f"writing the input embedding ({anat.vocab_rows:,} x {anat.d_model}) and its FAISS index")
         matrix = anat.embed.weight.detach().float().cpu().numpy()
         note = f"input embedding; the model multiplies rows by {anat.embed_scale:g} after lookup"
-        sets.write_vector_set(catalog, model_id, source.name, "input", matrix, note=note, progress=progress)
-        out.steps.append("input")
+        sets.write_vector_set(catalog, model_id, name, "input", matrix, note=note, progress=progress)
+        steps.append("input")
         input_row = catalog.vector_set(model_id, "input")
     output_row = catalog.vector_set(model_id, "output")
     if anat.unembed is None:
@@ -99,13 +107,13 @@ def export_model(
     elif anat.tied:
         if force or output_row is None or output_row.same_as != input_row.set_id:
             sets.register_alias(catalog, model_id, "output", input_row, "unembedding, tied: same rows as input")
-            out.steps.append("output (tied alias)")
-    elif force or output_row is None or output_row.same_as is not None or not _intact(catalog, output_row, source.name):
+            steps.append("output (tied alias)")
+    elif force or output_row is None or output_row.same_as is not None or not _intact(catalog, output_row, name):
         report("writing the unembedding (lm_head) and its FAISS index")
         matrix = anat.unembed.weight.detach().float().cpu().numpy()
-        sets.write_vector_set(catalog, model_id, source.name, "output", matrix, note="unembedding (lm_head)", progress=progress)
-        out.steps.append("output")
-    return out
+        sets.write_vector_set(catalog, model_id, name, "output", matrix, note="unembedding (lm_head)", progress=progress)
+        steps.append("output")
+    return steps
 
 
 def _already_stored(catalog: Catalog, source: sources.ModelSource, cache: Path) -> ExportReport | None:

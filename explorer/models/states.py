@@ -136,19 +136,26 @@ def export_states(
         report(f"resuming {name}: {resumed:,} states already committed")
     engine.catalog.close()
     t0 = time.perf_counter()
-    try:
-        if workers > 1:
-            forward = _run_workers(spec, root, row, workers, batch_size, progress)
-        else:
-            forward = _run_range(model, anat, tokenizer, store, row, 0, row.n_docs, batch_size, max_tokens, progress)
-    except StatesOverflow as exc:
-        if not created:
-            raise StatesOverflow(f"{exc} (corpus {name} was started by an earlier run: redo it with --force)") from None
-        store.delete(store.corpus(m.model_id, name) or row)  # made by this run: nothing else is lost
-        raise
+    if workers > 1:
+        forward = _guarded(lambda: _run_workers(spec, root, row, workers, batch_size, progress), store, row, created)
+    else:
+        forward = _guarded(lambda: _run_range(model, anat, tokenizer, store, row, 0, row.n_docs, batch_size, max_tokens,
+                                              progress), store, row, created)
     seconds = time.perf_counter() - t0
     row = store.finish(store.corpus(m.model_id, name), progress)
     return _report(engine, row, m.name, seconds, row.committed - resumed, resumed, forward)
+
+
+def _guarded(run: Callable[[], float], store: StateStore, row: CorpusRow, created: bool) -> float:
+    """``run()``; on states that do not fit the dtype, remove the corpus if this run began
+    it (nothing stored before is lost), else keep it and say how to redo it."""
+    try:
+        return run()
+    except StatesOverflow as exc:
+        if not created:
+            raise StatesOverflow(f"{exc} (corpus {row.name} was started by an earlier run: redo it with --force)") from None
+        store.delete(store.corpus(row.model_id, row.name) or row)
+        raise
 
 
 def _report(engine, row: CorpusRow, model: str, seconds: float, new: int, resumed: int, forward: float = 0.0) -> StatesReport:
