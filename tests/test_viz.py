@@ -239,24 +239,51 @@ def test_map_path_french_to_chinese_on_gemma(gemma_root, tmp_path):
 # -- fonts and warnings ----------------------------------------------------------------------
 
 
-def test_labels_get_a_font_that_has_their_glyphs(monkeypatch):
-    """A character DejaVu Sans lacks is drawn with an installed font that has it (matplotlib's
-    STIX fonts stand in for a CJK font here); the Last Resort font never counts."""
+def _stix_only_glyph():
+    """(a character DejaVu Sans lacks, the STIXGeneral file that has it): matplotlib ships both."""
     from matplotlib import font_manager
     from matplotlib.ft2font import FT2Font
-
-    from explorer.viz import fonts
 
     dejavu = set(FT2Font(font_manager.findfont("DejaVu Sans")).get_charmap())
     stix = next(f.fname for f in font_manager.fontManager.ttflist if f.name == "STIXGeneral" and f.style == "normal"
                 and f.weight in (400, "normal", "regular"))
     extra = sorted(c for c in FT2Font(stix).get_charmap() if c not in dejavu and chr(c).isprintable()
                    and unicodedata.category(chr(c)) in ("Sm", "So", "Lu", "Ll"))
-    ch = chr(extra[0])
+    return chr(extra[0]), stix
+
+
+def test_labels_get_a_font_that_has_their_glyphs():
+    """A character DejaVu Sans lacks is drawn with an installed font that has it (matplotlib's
+    STIX fonts stand in for a CJK font here); the Last Resort font never counts."""
+    from explorer.viz import fonts
+
+    ch, _ = _stix_only_glyph()
     choice = fonts.choose([f"a{ch}", "plain"])
     assert choice.families[0] == "DejaVu Sans" and len(choice.families) >= 2 and not choice.missing
     assert all("Last Resort" not in f for f in choice.families)
     assert fonts.choose(["plain"]).families == ("DejaVu Sans",)
+
+
+def test_fonts_installed_after_matplotlibs_cache_are_found(tmp_path, monkeypatch):
+    import shutil
+
+    from matplotlib import font_manager
+
+    from explorer.viz import fonts
+
+    ch, stix = _stix_only_glyph()
+    new = tmp_path / "NewlyInstalled.ttf"
+    shutil.copy(stix, new)
+    cached = [f for f in font_manager.fontManager.ttflist if not f.name.startswith("STIX")]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", cached)  # the cache predates the install
+    monkeypatch.setattr(font_manager, "findSystemFonts", lambda *a, **k: [str(new)])
+    monkeypatch.setattr(fonts, "_scanned", [])
+    fonts._installed.cache_clear()
+    try:
+        choice = fonts.choose([ch])
+    finally:
+        fonts._installed.cache_clear()
+    assert "STIXGeneral" in choice.families and not choice.missing
 
 
 def test_missing_cjk_font_is_said_once_on_stderr(tmp_path, monkeypatch, capsys):
@@ -264,6 +291,7 @@ def test_missing_cjk_font_is_said_once_on_stderr(tmp_path, monkeypatch, capsys):
 
     only_dejavu = tuple(nf for nf in fonts._installed() if nf[0] == "DejaVu Sans")
     monkeypatch.setattr(fonts, "_installed", lambda: only_dejavu)  # as on a machine without CJK fonts
+    monkeypatch.setattr(fonts, "_scanned", [True])  # ... and none installed since matplotlib's cache
     monkeypatch.setattr(fonts, "_warned", set())
     for n in range(2):
         info = save_png(POINTS, tmp_path / f"p{n}.png", title="t", axis_titles=("x", "y"))

@@ -76,13 +76,10 @@ class LensResult:
         return d
 
 
-def select(items: Sequence[Item], vocab: Vocabulary, strategy: str, target_is_english: bool = False,
-           progress: Progress | None = None):
+def select(items: Sequence[Item], vocab: Vocabulary, strategy: str, target_is_english: bool = False):
     """Token sets per item; drop empty and overlapping ones. Returns (kept, dropped counts)."""
     kept, dropped = [], Counter()  # (item, target set, English set, correct top-1s, correct top-1s for the shown form)
-    for n, it in enumerate(items, start=1):
-        if progress and (n % 16 == 0 or n == len(items)):
-            progress("token sets", n, len(items))
+    for it in items:
         tgt = vocab.token_set_any(it.targets, strategy)
         eng = vocab.token_set_any(it.englishes, strategy)
         if not tgt or not eng:
@@ -103,9 +100,7 @@ def run(runner, items: Sequence[Item], vocab: Vocabulary, *, task: str, strategy
     from explorer.models.capture import capture, tokenize
 
     english_task = config.get("to") == "en" or config.get("lang") == "en"
-    if progress:
-        progress("token sets", 0, len(items))
-    kept, dropped = select(items, vocab, strategy, english_task, progress)
+    kept, dropped = select(items, vocab, strategy, english_task)
     if not kept:
         raise ExplorerError(f"no entries survive for {runner.row.name} with strategy {strategy!r} (dropped: {dropped})")
     anat, model = runner.anatomy, runner.model

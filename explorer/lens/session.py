@@ -68,10 +68,10 @@ def run_task(engine, task: str, items: list, config: dict, *, model: str | None 
         engine.catalog.close()
     say(f"loading {m.name}'s weights")
     runner = ModelRunner(m)
-    say(f"indexing {len(texts):,} token texts for the token sets")
     vocab = Vocabulary(texts, runner.tokenizer)
     if limit:
         items = items[:limit]
+    say(f"running {len(items)} prompts through {m.name} ({m.n_layers} layers), reading every layer with the lens")
 
     def labels(ids):
         with lock:

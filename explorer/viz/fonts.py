@@ -30,6 +30,7 @@ CJK_FAMILIES = (
 NO_CJK_FONT = ("no CJK font found; CJK labels will show as boxes; install fonts-noto-cjk "
                "(or any font with CJK glyphs)")
 _warned: set[str] = set()
+_scanned: list[bool] = []  # non-empty once the system font directories were scanned
 
 
 @dataclass(frozen=True)
@@ -80,21 +81,50 @@ def choose(labels: Iterable[str]) -> FontChoice:
     if base is not None:
         need -= _charmap(base)
     families = [BASE]
-    if need:
-        order = sorted(_installed(), key=lambda nf: nf[0] not in CJK_FAMILIES)  # stable: CJK families first
-        for name, fname in order:
-            if name in families:
-                continue
-            covered = need & _charmap(fname)
-            if covered:
-                families.append(name)
-                need -= covered
-                if not need:
-                    break
+    need = _search(need, families)
+    if need and _add_new_system_fonts():
+        need = _search(need, families)
     missing = frozenset(chr(c) for c in need)
     if any(is_cjk(ch) for ch in missing):
         warn_once(NO_CJK_FONT)
     return FontChoice(tuple(families), missing)
+
+
+def _search(need: set[int], families: list[str]) -> set[int]:
+    """Append families that cover some of ``need`` (CJK families first); what is left."""
+    order = sorted(_installed(), key=lambda nf: nf[0] not in CJK_FAMILIES)  # stable: CJK families first
+    for name, fname in order:
+        if not need:
+            break
+        if name in families:
+            continue
+        covered = need & _charmap(fname)
+        if covered:
+            families.append(name)
+            need = need - covered
+    return need
+
+
+def _add_new_system_fonts() -> bool:
+    """Fonts installed after matplotlib built its font cache are not in it (a user who just
+    installed fonts-noto-cjk would still get boxes): add them, once per process."""
+    if _scanned:
+        return False
+    _scanned.append(True)
+    from matplotlib import font_manager
+
+    known = {f.fname for f in font_manager.fontManager.ttflist}
+    added = False
+    for path in font_manager.findSystemFonts():
+        if path not in known:
+            try:
+                font_manager.fontManager.addfont(path)
+                added = True
+            except Exception:  # a font file matplotlib cannot read
+                continue
+    if added:
+        _installed.cache_clear()
+    return added
 
 
 def is_cjk(ch: str) -> bool:
