@@ -176,6 +176,15 @@ def test_events_stream_states_the_plan(tmp_path):
     assert events[-1]["kind"] == "done"
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["experiment", "status", "--limit", "-1"], "--limit"),
+    (["experiment", "run", "word2vec", "--workers", "0"], "--workers"),
+])
+def test_option_ranges(tmp_path, args, needle):
+    assert needle in one_line_error(run(tmp_path, *args))
+    assert nothing_recorded(tmp_path)
+
+
 def test_experiment_list_keeps_bracketed_text(monkeypatch):
     from explorer.experiments import counting
 

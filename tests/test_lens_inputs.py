@@ -134,6 +134,11 @@ def test_directions_bad_pairs_files(tiny_root, tmp_path, data):
     assert "pairs file" in line
 
 
+def test_directions_variant_is_checked(tiny_root):
+    assert "unknown variant 'bogus'" in one_line_error(run(tiny_root, "directions", "--model", "tiny-llama",
+                                                           "--variant", "bogus"))
+
+
 def test_evaluate_says_what_it_is_doing(tiny_root, tmp_path):
     q = tmp_path / "q.txt"
     q.write_text(": family\nking queen man woman\nboy girl man woman\n")

@@ -107,7 +107,7 @@ def run_cmd(
     name: Annotated[str, typer.Argument(help="Experiment: counting, concepts, word2vec or cooccurrence (see `explorer experiment list`).")],
     preset: Annotated[Optional[str], typer.Option(help="smoke (minutes on 2 CPU cores) or paper (the published setting).")] = None,
     settings: Annotated[Optional[list[str]], typer.Option("--set", help="Override a setting: --set d=16 --set ms=5,10,20 (repeatable).")] = None,
-    workers: Annotated[int, typer.Option(help="Points run in parallel (local processes, or Ray tasks).")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="Points run in parallel (local processes, or Ray tasks).")] = 1,
     ray: Annotated[Optional[str], typer.Option("--ray", help="Run on a Ray cluster at this address ('local' starts one here). Needs the 'ray' extra: pip install 'explorer\\[ray]'.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the latest sweep with the same settings, skipping its finished points.")] = False,
     png: Annotated[Optional[Path], typer.Option(help="Write the sweep's figure (matplotlib PNG) here.")] = None,
@@ -217,7 +217,7 @@ def _print_result(result: Any, png: Optional[Path]) -> None:
 def status_cmd(
     ctx: typer.Context,
     sweep_id: Annotated[Optional[int], typer.Argument(help="Show this sweep's runs and summary.")] = None,
-    limit: Annotated[int, typer.Option(help="How many recent sweeps to list.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, help="How many recent sweeps to list.")] = 20,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Recent sweeps with run counts; a sweep whose process was killed shows as interrupted."""

@@ -71,7 +71,7 @@ def run_task(engine, task: str, items: list, config: dict, *, model: str | None 
     vocab = Vocabulary(texts, runner.tokenizer)
     if limit:
         items = items[:limit]
-    say(f"running {len(items)} prompts through {m.name} ({m.n_layers} layers), reading every layer with the lens")
+    say(f"running {len(items)} prompt{'s' if len(items) != 1 else ''} through {m.name} ({m.n_layers} layers), reading every layer with the lens")
 
     def labels(ids):
         with lock:

@@ -321,6 +321,10 @@ def vocabulary_directions(engine: Any, model: str | None = None, pairs: Path | s
     """
     from explorer.errors import ExplorerError
 
+    from explorer.query.vocab import VARIANTS
+
+    if variant not in VARIANTS:
+        raise ExplorerError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     path = Path(pairs) if pairs else default_pairs_path()
     words = load_pairs(path)
     s_in = engine.open_set(model, "input", **open_kw)
