@@ -50,9 +50,11 @@ The "smoke" preset deviates from the paper to finish in minutes on 2 CPU cores: 
 leaves d=8 undertrained in 1500 steps; a constant 3e-3 spikes), batch 32, 1500 steps, 400
 test samples. It shows the drop past m = d; it does not reproduce the paper's numbers
 (the short training also lowers accuracy, and d = 4 has 1-wide heads). Measured: the whole
-sweep (12 runs, QC) took 114 s one after another on one core of a shared 2-core machine
-(164 s at load ~4.5); accuracy d=4: 1.00 0.56 0.59 0.28 0.23 0.28, d=8: 1.00 1.00 0.94
-0.89 0.24 0.25 (m = 2..16), m_thr 2.9 and 8.6 (MFC, d=8: 0.99 0.56 0.38 at m = 4, 8, 16).
+sweep (12 runs, QC, ``threads = 1``) took 93 s one after another on a shared 2-core machine
+at load ~4 (with 2 torch threads per run: 17 min, the threads spinning); accuracy d=4: 1.00
+0.68 0.30 0.25 0.25 0.26, d=8: 1.00 0.98 0.91 0.87 0.24 0.22 (m = 2..16), m_thr 3.2 and
+8.4, fit m_thr = 1.30 d - 1.96. Short training leaves d=4 at m=4 sensitive to floating-point
+order (2 threads gave 0.96 there, m_thr 4.5).
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class Config:
     eval_every: int = 1000
     threshold: float = 0.8  # accuracy defining m_thr
     seed: int = 0
+    threads: int = 1  # torch threads (0: the runner's); 2 threads ran the smoke steps 6x slower on a busy 2-core box
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -221,7 +224,7 @@ def run(config: Config, ctx: RunContext) -> RunOutput:
     if config.lr_schedule not in ("constant", "cosine") or config.eval_every < 1:
         raise ExplorerError(f"lr_schedule must be constant|cosine and eval_every >= 1 "
                            f"(got {config.lr_schedule!r}, {config.eval_every})")
-    torch.set_num_threads(ctx.threads or 1)
+    torch.set_num_threads(config.threads or ctx.threads or 1)  # small models: more threads mostly spin
     torch.manual_seed(ctx.seed)
     device, check = ctx.device, Checker(ctx)
     model = build_model(config).to(device)

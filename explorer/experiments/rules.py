@@ -26,6 +26,7 @@ COUNTING_CHECKS = {
     "heads": at_least(1, 65536), "mlp_ratio": at_least(1, 1000), "lr": above(0, 10),
     "lr_schedule": one_of("constant", "cosine"), "batch": at_least(1, BIG), "steps": at_least(1, 10**10),
     "test_samples": at_least(1, 10**8), "eval_every": at_least(1, 10**10), "threshold": above(0, 1), "seed": SEED,
+    "threads": at_least(0, 1024),
 }
 
 
