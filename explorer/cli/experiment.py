@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -132,7 +133,7 @@ def run_cmd(
         _stream({"kind": "plan", "points": len(plan.points), "estimated_seconds": plan.estimate(workers),
                  "text": plan.describe(workers)})
     elif not quiet:
-        err_console().print(plan.describe(workers), highlight=False, markup=False)
+        sys.stderr.write(plan.describe(workers) + "\n")  # one line, never wrapped: easy to grep
     with _Display(quiet or json_out or events) as display:
         handler = _stream if events else display
         sweep = runner.Sweep(root, plan, workers=workers, ray_address=ray, resume=resume, on_event=handler)
@@ -181,8 +182,6 @@ def _print_plan(plan: Any, workers: int) -> None:
 
 
 def _stream(event: dict) -> None:
-    import sys
-
     from explorer.cli.common import clean
 
     sys.stdout.write(json.dumps(clean({k: v for k, v in event.items() if k != "traceback"}), ensure_ascii=False) + "\n")
