@@ -64,6 +64,7 @@ def test_bad_word_lists_are_one_line_before_the_model_loads(tiny_root, tmp_path,
     (["map-path", " king", "-L", "king", "-L", "nosuchwordanywhere"], "nosuchwordanywhere"),
     (["map-path", " king", "--position", "50"], "position 50"),
     (["map-path", " king", "--fit", "sideways"], "--fit"),
+    (["trajectory", " king queen", "--position", "999"], "position 999"),
 ])
 def test_ranges_are_checked_before_the_model_loads(tiny_root, no_weights, args, needle):
     line = one_line_error(run(tiny_root, *args, "--model", "tiny-llama"))

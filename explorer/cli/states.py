@@ -109,7 +109,7 @@ def trajectory(
     embedding output (layer 0) and every block: where does a French->Chinese prompt
     pass through English?
     """
-    from explorer.lens.runner import ModelRunner
+    from explorer.lens.runner import ModelRunner, check_position
     from explorer.lens.session import require_lens
     from explorer.lens.trajectory import trajectory as run
 
@@ -117,6 +117,7 @@ def trajectory(
     with StageProgress() as sp:
         m = engine.model(model, report=sp.report, progress=sp.progress)
     require_lens(m)
+    check_position(m, text, position)  # from tokenizer.json alone, before the weights load
     with loading(m.name):
         runner = ModelRunner(m)
     tr = run(engine, runner, text, position, k)
@@ -140,7 +141,7 @@ def trajectory(
 
 def state_neighbours_cmd(ctx, text: str, layer: int, position: Optional[int], model, corpus, k: int, where, index: str, as_json: bool) -> None:
     from explorer.engine import state_neighbours
-    from explorer.lens.runner import ModelRunner
+    from explorer.lens.runner import ModelRunner, check_position
     from explorer.query.states import StateNeighbours
 
     from explorer.engine import open_layer
@@ -148,6 +149,7 @@ def state_neighbours_cmd(ctx, text: str, layer: int, position: Optional[int], mo
     engine = state(ctx).engine()
     m = engine.model(model, auto_export=False)
     open_layer(engine, m.name, corpus, layer)  # fail fast on a bad corpus or layer, before loading the model
+    check_position(m, text, position)
     with loading(m.name):
         runner = ModelRunner(m)
     st = runner.run(text)
