@@ -195,6 +195,21 @@ def test_glove_is_word2vec_text_without_the_header(tmp_path):
     assert got_words == words and np.array_equal(bits(got), bits(matrix))
 
 
+@pytest.mark.parametrize("header", [True, False])
+def test_a_byte_order_mark_is_not_part_of_the_first_word(tmp_path, header):
+    root = tmp_path / "root"
+    matrix = np.random.default_rng(2).standard_normal((3, 4)).astype(np.float32)
+    ix.import_arrays(root, "src", ["alpha", "beta", "gamma"], matrix)
+    ix.export_set(root, "src", "input", "word2vec", tmp_path / "w.txt")
+    lines = (tmp_path / "w.txt").read_text(encoding="utf-8").splitlines(keepends=True)
+    bom = tmp_path / ("bom.txt" if header else "bom-glove.txt")
+    bom.write_bytes(b"\xef\xbb\xbf" + "".join(lines if header else lines[1:]).encode("utf-8"))
+    assert ix.detect_format(bom) == ("word2vec" if header else "glove")
+    rep = ix.import_file(root, bom)
+    got, got_words = stored(root, rep.model)
+    assert got_words == ["alpha", "beta", "gamma"] and np.array_equal(bits(got), bits(matrix))
+
+
 def test_word2vec_c_style_files_are_read(tmp_path):
     """Trailing spaces in text, a newline after each binary vector (as word2vec.c writes)."""
     matrix = np.array([[1.5, -2.25], [0.125, 3.0]], dtype=np.float32)
@@ -385,6 +400,7 @@ def test_import_names_and_replace(tmp_path, tiny_root):
     assert len(Catalog(root).models()) == 1
     Catalog(root).close()
     assert "invalid model name" in one_line_error(run(root, "vectors", "import", str(src), "--name", "a/b"))
+    assert "invalid model name" in one_line_error(run(root, "vectors", "import", str(src), "--name", ""))
     # an exported (not imported) model is never overwritten
     assert "already exists" in one_line_error(run(tiny_root, "vectors", "import", str(src), "--name", "tiny-llama"))
 

@@ -65,7 +65,7 @@ def import_file(
     path = Path(path)
     words, matrix, fmt = read_vectors(path, fmt)
     return import_arrays(
-        root, name or default_name(path), words, matrix,
+        root, default_name(path) if name is None else name, words, matrix,
         source=str(path.resolve()), fmt=fmt, replace=replace, progress=progress,
     )
 

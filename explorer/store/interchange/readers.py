@@ -39,6 +39,8 @@ def detect_format(path: Path) -> str:
         return "projector"
     with open(path, "rb") as f:
         head = f.read(4096)
+        skip = len(BOM) if head.startswith(BOM) else 0
+        head = head[skip:]
         if head[:2] == b"\x1f\x8b" or head[:3] == b"BZh" or head[:4] == b"PK\x03\x04" or head[:6] == b"\xfd7zXZ\x00":
             raise ExplorerError(f"{path}: compressed file; decompress it first")
         if head[:4] == b"PAR1":
@@ -48,7 +50,7 @@ def detect_format(path: Path) -> str:
         if m is None:
             return "glove"
         d = int(m.group(2))
-        f.seek(nl + 1)
+        f.seek(skip + nl + 1)
         window = f.read(MAX_WORD_BYTES + 4 * d + 1)
     if _is_text_record(window, d):
         return "word2vec"
@@ -121,10 +123,15 @@ def _parse_header(path: Path, line: bytes) -> tuple[int, int]:
     return n, d
 
 
+BOM = b"\xef\xbb\xbf"
+
+
 def _lines(f, path: Path) -> Iterator[tuple[int, bytes]]:
     """Numbered lines without their line end; empty lines are allowed only at the end."""
     blank = None
     for number, raw in enumerate(f, 1):
+        if number == 1 and raw.startswith(BOM):  # editors on Windows write one; it is not part of a word
+            raw = raw[len(BOM):]
         line = raw.rstrip(b"\r\n")
         if not line.strip():
             blank = blank or number
