@@ -115,10 +115,13 @@ def _model_dict(engine, m) -> dict:
     }
 
 
+_TIED = {True: "yes", False: "no", None: "no unembedding"}
+
+
 def _model_cells(m: dict) -> list[str]:
     vs = ", ".join(s["name"] + (" (alias)" if s["same_as"] else "") for s in m["vector_sets"])
     vocab = f"{m['vocab']:,}" if m["vocab"] is not None else ""
-    return [m["name"], m["source"], m["architecture"] or "", str(m["layers"]), str(m["d_model"]), vocab, str(m["tied"]), vs]
+    return [m["name"], m["source"], m["architecture"] or "", str(m["layers"]), str(m["d_model"]), vocab, _TIED[m["tied"]], vs]
 
 
 @index_app.command("verify")
