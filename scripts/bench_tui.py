@@ -1,7 +1,7 @@
 """Time for `explorer tui` to open on an existing catalog: from interpreter start (imports
 included) to the first screen mounted, against `python -c pass` in the same run.
 
-    python scripts/bench_tui.py [--root indexes] [--repeat 5] [--json]
+    python scripts/bench_tui.py [--root DIR] [--repeat 5] [--json]
 """
 
 from __future__ import annotations
@@ -36,10 +36,14 @@ def wall(cmd: list[str]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--root", default="indexes")
+    ap.add_argument("--root", default=None, help="data root (default: as explorer, $EXPLORER_HOME or the checkout's indexes/)")
     ap.add_argument("--repeat", type=int, default=5, help="runs of each; medians are reported")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.root is None:
+        from explorer.paths import default_root
+
+        args.root = str(default_root())
     probe = PROBE.replace("ROOT", repr(args.root))
     base = statistics.median(wall([sys.executable, "-c", "pass"]) for _ in range(args.repeat))
     runs = []

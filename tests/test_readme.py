@@ -316,9 +316,31 @@ def _duckdb_cli(r: Reader, proc) -> None:
     assert "gemma3-270m" in proc.stdout
 
 
+def _bench(name: str) -> str:
+    """A bench script of the checkout, run as the README says (its data root: EXPLORER_HOME)."""
+    return f'python "{REPO}/scripts/{name}.py"'
+
+
+def _said(words: str) -> Check:
+    def check(r: Reader, proc) -> None:
+        assert words in " ".join(proc.stdout.split()), proc.stdout[-2000:]
+
+    return check
+
+
+def _bench_export(r: Reader, proc) -> None:
+    """Bytes on disk per token against (layers + 1) x d x bytes: within 1%."""
+    ratio = re.search(r"bytes on disk per token: .*\(ratio ([\d.]+);", proc.stdout)
+    assert ratio and abs(float(ratio.group(1)) - 1) < 0.01, proc.stdout[-2000:]
+
+
+def _bench_lens(r: Reader, proc) -> None:
+    """Ours and the all-positions reference give the same probabilities."""
+    diff = re.search(r"same numbers: max \|p_target\(last layer\) difference\| = ([\d.e+-]+)", proc.stdout)
+    assert diff and float(diff.group(1)) < 1e-5, proc.stdout[-2000:]
+
+
 QUICK = 'explorer query "woman - man + king" --expect queen'
-BENCH = "the benchmarks time ours against references at full size (minutes each); tests/test_scripts.py runs " \
-        "each at toy size and asserts its correctness checks"
 
 SPECS: dict[str, Spec] = {
     'python3.11 -m pip install "torch==2.13.0" -e . && explorer query "woman - man + king" --expect queen':
@@ -369,14 +391,15 @@ SPECS: dict[str, Spec] = {
         Spec(run='duckdb -readonly "$EXPLORER_HOME/catalog.duckdb" -c "SELECT name, vocab_size, n_layers FROM models"',
              check=_duckdb_cli, note="the reader's data root is $EXPLORER_HOME, not the checkout's indexes/"),
     "python scripts/bench_query.py        # analogies vs gensim; top-k (numpy, FAISS, auto) vs matmul + argpartition; "
-    "CLI start-up": Spec(skip=BENCH),
+    "CLI start-up": Spec(run=_bench("bench_query"), check=_said("no torch/transformers/textual")),
     "python scripts/bench_export.py       # export-states tokens/s vs a bare forward with output_hidden_states":
-        Spec(skip=BENCH),
+        Spec(run=_bench("bench_export"), check=_bench_export),
     "python scripts/bench_lens.py         # logit lens time and peak memory vs softmax(lm_head(norm(h))) at every position":
-        Spec(skip=BENCH),
+        Spec(run=_bench("bench_lens"), check=_bench_lens),
     "python scripts/bench_experiments.py  # counting steps/s vs a plain PyTorch loop; skip-gram words/s vs gensim":
-        Spec(skip=BENCH),
-    "python scripts/bench_tui.py          # time for the TUI's first screen vs python -c pass": Spec(skip=BENCH),
+        Spec(run=_bench("bench_experiments"), check=_said("same final accuracy: True")),
+    "python scripts/bench_tui.py          # time for the TUI's first screen vs python -c pass":
+        Spec(run=_bench("bench_tui"), check=_said("torch imported: False")),
 }
 
 EXAMPLES = readme_examples(README.read_text(encoding="utf-8"))
