@@ -75,6 +75,12 @@ def _files(analogies: Path | None, pairs: list[Path] | None) -> tuple[Path | Non
     for p in ([analogies] if analogies else []) + list(pairs or []):
         if not p.is_file():
             raise ExplorerError(f"evaluation file not found: {p}")
+    # a malformed file (binary, not UTF-8, wrong columns) is one line before the set is opened
+    if analogies is not None and not any(qs for _, qs in ev.read_analogies(analogies)):
+        raise ExplorerError(f"{analogies}: no analogy questions (': section' lines, then 'a b c d' lines)")
+    for p in pairs or []:
+        if not ev.read_pairs(p):
+            raise ExplorerError(f"{p}: no word pairs (lines 'word1<TAB>word2<TAB>score')")
     return analogies, list(pairs or [])
 
 
