@@ -234,6 +234,16 @@ def test_map_plot_fits_a_narrow_terminal(user):
     assert top and top[0].endswith("┐") and len(top[0]) <= 40, proc.stdout
 
 
+def test_lens_bars_fit_a_narrow_terminal(user):
+    """The lens's bar plot is drawn for the terminal's width: every bar line ends with its
+    probability, not wrapped onto the next line."""
+    for args in CALLS[("lens", "translate")].setup(user):
+        ok(user(*args))
+    proc = ok(user(*CALLS[("lens", "translate")].args(user), columns=40))
+    bars = [line for line in proc.stdout.splitlines() if line[7:9] in ("T ", "E ")]
+    assert bars and all(len(b) <= 40 and b.rstrip()[-4:].replace(".", "").isdigit() for b in bars), proc.stdout
+
+
 # --- help, the version and the default data root (no EXPLORER_HOME) ------------------------
 
 def checkout_manifest() -> dict[str, tuple[int, int]]:

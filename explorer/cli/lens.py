@@ -58,7 +58,9 @@ def _run(ctx, task: str, options: dict, model, strategy, limit, png, as_json) ->
         t.add_row(str(s.layer), f"{s.p_target:.3f} ±{s.p_target_ci:.3f}", f"{s.p_english:.3f} ±{s.p_english_ci:.3f}",
                   f"{s.entropy:.2f}", f"{s.energy:.2f}", escape(repr(s.top1)))
     console.print(t)
-    console.print(plot.terminal_plot(result, target_label), highlight=False, markup=False)
+    # a bar line is the bar plus 15 cells of labels; keep it inside the terminal
+    width = max(10, min(40, console.width - 16))
+    console.print(plot.terminal_plot(result, target_label, width=width), highlight=False, markup=False)
     if png:
         console.print(f"figure written to {png}", highlight=False, markup=False)
 

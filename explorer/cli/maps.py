@@ -95,8 +95,8 @@ def _print_map(proj, info) -> None:
         a = proj.axes
         console.print(escape(f"axes: x = {a.x} (|dx| = {a.x_norm:.4g}), y = {a.y} (|dy| = {a.y_norm:.4g})"),
                       highlight=False)
-    console.print(terminal_scatter(proj.points, axis_titles=proj.axis_titles, zero_lines=proj.method == "axes"),
-                  highlight=False, markup=False)
+    console.print(terminal_scatter(proj.points, axis_titles=proj.axis_titles, zero_lines=proj.method == "axes",
+                                   width=_plot_width(console)), highlight=False, markup=False)
     named = [p for p in proj.points if p.group in ("word", "axis")]
     if named:
         t = Table(title="Named words", title_justify="left")
@@ -172,8 +172,8 @@ def _print_path(hp, notes, info) -> None:
         t.add_row(str(v.layer), f"{v.x:.3f}", f"{v.y:.3f}", escape(repr(v.lens_top)), f"{v.lens_prob:.2f}",
                   *(f"{c:.3f}" for c in v.cosines))
     console.print(t)
-    console.print(terminal_scatter(hp.points(), axis_titles=hp.axis_titles, max_labels=len(hp.landmarks) + 6),
-                  highlight=False, markup=False)
+    console.print(terminal_scatter(hp.points(), axis_titles=hp.axis_titles, max_labels=len(hp.landmarks) + 6,
+                                   width=_plot_width(console)), highlight=False, markup=False)
     if info:
         console.print(info.describe(), highlight=False, markup=False)
 
@@ -289,3 +289,8 @@ def _print_items(console, c, max_items: int) -> None:
     console.print(t)
     if len(lines) > max_items:
         console.print(f"[dim]({len(lines) - max_items} more items in --json and in comparison_results)[/]")
+
+
+def _plot_width(console) -> int:
+    """Plot cells inside the frame: 72 where the terminal has room, never wider than it."""
+    return max(16, min(72, console.width - 2))
