@@ -36,7 +36,10 @@ def check_where(where: str | None, option: str = "--where") -> str | None:
         raise ExplorerError(f"{option} is empty; give one boolean expression over the table's columns, {_EXAMPLE}")
     con = duckdb.connect()
     try:
-        expr = _where_clause(con, _PREFIX + where, option)
+        _where_clause(con, _PREFIX + where, option)  # names a UNION, ORDER BY, ... if there is one
+        # then inside parentheses (the newline ends a trailing -- comment): what does not fit
+        # in ( ... ), such as a trailing ';', is not one expression
+        expr = _where_clause(con, _PREFIX + "(" + where + "\n)", option)
         canonical = _render(con, expr, option)
         if _strip(_where_clause(con, _PREFIX + canonical, option)) != _strip(expr):
             raise ExplorerError(f"{option} could not be checked (DuckDB renders it differently); simplify the expression")
