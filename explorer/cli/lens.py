@@ -40,7 +40,7 @@ def _run(ctx, task: str, options: dict, model, strategy, limit, png, as_json) ->
     items, config, target_label = items_for(task, **options)
     with StageProgress() as sp:
         result = run_task(engine, task, items, config, model=model, strategy=strategy, limit=limit,
-                          report=sp.report, progress=sp.progress)
+                          report=sp.report, progress=sp.progress, status=sp.console.status)
     if png:
         plot.save_png(result, png, plot.ENGLISH_NAMES.get(target_label, target_label))
     if as_json:

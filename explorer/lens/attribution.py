@@ -92,6 +92,17 @@ def select(items: Sequence[Item], vocab: Vocabulary, strategy: str, target_is_en
     return kept, dict(dropped)
 
 
+def _english_task(config: dict) -> bool:
+    return config.get("to") == "en" or config.get("lang") == "en"
+
+
+def check_entries(model: str, items: Sequence[Item], vocab: Vocabulary, strategy: str, config: dict) -> None:
+    """The error :func:`run` would give when no entry survives, from the tokenizer alone."""
+    kept, dropped = select(items, vocab, strategy, _english_task(config))
+    if not kept:
+        raise ExplorerError(f"no entries survive for {model} with strategy {strategy!r} (dropped: {dropped})")
+
+
 def run(runner, items: Sequence[Item], vocab: Vocabulary, *, task: str, strategy: str, config: dict,
         labels: Callable[[list[int]], dict[int, str]], batch_size: int = 8,
         progress: Progress | None = None) -> LensResult:
@@ -99,8 +110,7 @@ def run(runner, items: Sequence[Item], vocab: Vocabulary, *, task: str, strategy
 
     from explorer.models.capture import capture, tokenize
 
-    english_task = config.get("to") == "en" or config.get("lang") == "en"
-    kept, dropped = select(items, vocab, strategy, english_task)
+    kept, dropped = select(items, vocab, strategy, _english_task(config))
     if not kept:
         raise ExplorerError(f"no entries survive for {runner.row.name} with strategy {strategy!r} (dropped: {dropped})")
     anat, model = runner.anatomy, runner.model

@@ -53,13 +53,13 @@ def check_position(model_row: ModelRow, text: str, position: int | None) -> None
 
 
 class ModelRunner:
-    def __init__(self, model_row: ModelRow):
+    def __init__(self, model_row: ModelRow, tokenizer=None):
         from explorer.models import sources, surgery
 
         if not model_row.model_dir:
             raise ExplorerError(f"model {model_row.name} has no stored model directory; re-run `explorer export`")
         self.row = model_row
-        self.model, self.tokenizer = sources.load(Path(model_row.model_dir))
+        self.model, self.tokenizer = sources.load(Path(model_row.model_dir), tokenizer=tokenizer)
         self.anatomy = surgery.anatomy(self.model)
 
     def run(self, text: str, max_tokens: int = 512) -> TextStates:

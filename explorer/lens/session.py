@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Callable
 
 from explorer.errors import ExplorerError
@@ -44,33 +45,43 @@ def require_lens(row) -> None:
 
 def run_task(engine, task: str, items: list, config: dict, *, model: str | None = None, strategy: str = "prefixes",
              limit: int | None = None, report: Callable[[str], None] | None = None,
-             progress: Callable[[str, int, int], None] | None = None, lock=None):
+             progress: Callable[[str, int, int], None] | None = None, lock=None, status=None):
     """Load the model, select entries, run the lens and record the run; returns the LensResult.
 
     ``lock`` (a context manager, e.g. the TUI's) is held around catalog access only,
-    never during the forward passes."""
+    never during the forward passes. ``status(text)``, a context manager (e.g. a transient
+    spinner), covers the steps before the input is checked, so that an error in the input
+    is the only line the user sees."""
     from explorer.lens import attribution
     from explorer.lens.runner import ModelRunner
     from explorer.lens.words import STRATEGIES, Vocabulary
+    from explorer.models.loading import load_tokenizer
 
     if strategy not in STRATEGIES:
         raise ExplorerError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if limit is not None and limit < 1:
         raise ExplorerError(f"--limit must be at least 1 (got {limit})")
     say = report or (lambda text: None)
+    busy = status or (lambda text: contextlib.nullcontext())
     lock = lock or contextlib.nullcontext()
     with lock:
         m = engine.model(model, report=report, progress=progress)
         require_lens(m)
         tokens = engine.open_set(m.name, "input").tokens
-        say(f"reading the {m.name} vocabulary from the catalog")
-        texts = tokens.texts()
+        with busy(f"reading the {m.name} vocabulary from the catalog"):
+            texts = tokens.texts()
         engine.catalog.close()
-    say(f"loading {m.name}'s weights")
-    runner = ModelRunner(m)
-    vocab = Vocabulary(texts, runner.tokenizer)
+    if not m.model_dir:
+        raise ExplorerError(f"model {m.name} has no stored model directory; re-run `explorer export`")
     if limit:
         items = items[:limit]
+    with busy(f"loading {m.name}'s tokenizer and building token sets"):
+        tokenizer = load_tokenizer(Path(m.model_dir))
+        vocab = Vocabulary(texts, tokenizer)
+        # the entries' token sets need the tokenizer only: no survivors is an error before the weights load
+        attribution.check_entries(m.name, items, vocab, strategy, config)
+    say(f"loading {m.name}'s weights")
+    runner = ModelRunner(m, tokenizer=tokenizer)
     say(f"running {len(items)} prompt{'s' if len(items) != 1 else ''} through {m.name} ({m.n_layers} layers), reading every layer with the lens")
 
     def labels(ids):

@@ -102,8 +102,22 @@ def _head_missing(model: Any, missing: list[str]) -> bool:
     return bool(names & set(missing))
 
 
-def load(directory: Path, report: Report = lambda s: None):
-    """(model, tokenizer) in float32 from safetensors, eval mode, no remote code."""
+def load_tokenizer(directory: Path):
+    """The model's tokenizer alone (seconds, where the weights take longer): enough to check
+    input before the weights load."""
+    from transformers import AutoTokenizer
+
+    try:
+        with quiet():
+            return AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False, local_files_only=True)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UnknownModel(f"cannot load the tokenizer in {directory}: {first}") from None
+
+
+def load(directory: Path, report: Report = lambda s: None, tokenizer: Any = None):
+    """(model, tokenizer) in float32 from safetensors, eval mode, no remote code; ``tokenizer``
+    if one was already loaded (:func:`load_tokenizer`)."""
     import torch
     from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
@@ -119,7 +133,8 @@ def load(directory: Path, report: Report = lambda s: None):
                     model, info = AutoModel.from_pretrained(str(directory), **kw)
             else:
                 model, info = AutoModel.from_pretrained(str(directory), **kw)
-            tok = AutoTokenizer.from_pretrained(str(directory), trust_remote_code=False, local_files_only=True)
+            tok = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(
+                str(directory), trust_remote_code=False, local_files_only=True)
     except Exception as exc:  # OSError, ValueError, safetensors and shape errors: the files are not a usable model
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UnknownModel(f"cannot load the model in {directory}: {first}") from None

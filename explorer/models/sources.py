@@ -179,9 +179,10 @@ def _gguf_path(source: ModelSource, work: Path, report: Report) -> Path:
     return path
 
 
-def load(directory: Path, report: Report = lambda s: None):
+def load(directory: Path, report: Report = lambda s: None, tokenizer=None):
     """Load a converted model and its tokenizer (float32, safetensors only, no remote code):
-    a causal LM with its head, anything else as the bare model (see :mod:`loading`)."""
+    a causal LM with its head, anything else as the bare model (see :mod:`loading`).
+    ``tokenizer``: one already loaded with :func:`loading.load_tokenizer`."""
     from explorer.models.loading import load as load_model
 
-    return load_model(directory, report)
+    return load_model(directory, report, tokenizer=tokenizer)
