@@ -83,6 +83,9 @@ def query(
     analogy b - a + c with --expect d: cos(E(b)-E(a), E(d)-E(c)) (are the offsets
     parallel at all?), cos(E(a), E(b)-E(d)+E(c)), and the expected word's rank with and
     without excluding the inputs and under the baseline "nearest neighbours of c".
+
+    An expression that starts with '-' goes last, after '--' (options before it), or it
+    would be read as options: explorer query -k 5 -- "-man + woman".
     """
     from explorer.store.predicate import check_where
 
