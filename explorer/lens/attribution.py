@@ -96,11 +96,13 @@ def _english_task(config: dict) -> bool:
     return config.get("to") == "en" or config.get("lang") == "en"
 
 
-def check_entries(model: str, items: Sequence[Item], vocab: Vocabulary, strategy: str, config: dict) -> None:
-    """The error :func:`run` would give when no entry survives, from the tokenizer alone."""
+def check_entries(model: str, items: Sequence[Item], vocab: Vocabulary, strategy: str, config: dict):
+    """(kept, dropped) as :func:`select` gives them; no survivor is an error. Needs the tokenizer
+    alone, so callers can check a word list before the weights load."""
     kept, dropped = select(items, vocab, strategy, _english_task(config))
     if not kept:
         raise ExplorerError(f"no entries survive for {model} with strategy {strategy!r} (dropped: {dropped})")
+    return kept, dropped
 
 
 def run(runner, items: Sequence[Item], vocab: Vocabulary, *, task: str, strategy: str, config: dict,
@@ -110,9 +112,7 @@ def run(runner, items: Sequence[Item], vocab: Vocabulary, *, task: str, strategy
 
     from explorer.models.capture import capture, tokenize
 
-    kept, dropped = select(items, vocab, strategy, _english_task(config))
-    if not kept:
-        raise ExplorerError(f"no entries survive for {runner.row.name} with strategy {strategy!r} (dropped: {dropped})")
+    kept, dropped = check_entries(runner.row.name, items, vocab, strategy, config)
     anat, model = runner.anatomy, runner.model
     if anat.final_norm is None or anat.unembed is None:
         raise ExplorerError(f"{anat.architecture}: the logit lens needs a final norm and an unembedding; found "

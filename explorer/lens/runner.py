@@ -52,14 +52,19 @@ def check_position(model_row: ModelRow, text: str, position: int | None) -> None
         raise ExplorerError(f"position {position} is outside {-n}..{n - 1}: the prompt is {n} tokens for {model_row.name}")
 
 
+def stored_dir(model_row: ModelRow) -> Path:
+    """The directory of a model's converted weights and tokenizer; an error when none is stored."""
+    if not model_row.model_dir:
+        raise ExplorerError(f"model {model_row.name} has no stored model directory; re-run `explorer export`")
+    return Path(model_row.model_dir)
+
+
 class ModelRunner:
     def __init__(self, model_row: ModelRow, tokenizer=None):
         from explorer.models import sources, surgery
 
-        if not model_row.model_dir:
-            raise ExplorerError(f"model {model_row.name} has no stored model directory; re-run `explorer export`")
         self.row = model_row
-        self.model, self.tokenizer = sources.load(Path(model_row.model_dir), tokenizer=tokenizer)
+        self.model, self.tokenizer = sources.load(stored_dir(model_row), tokenizer=tokenizer)
         self.anatomy = surgery.anatomy(self.model)
 
     def run(self, text: str, max_tokens: int = 512) -> TextStates:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import Callable
 
 from explorer.errors import ExplorerError
@@ -53,7 +52,7 @@ def run_task(engine, task: str, items: list, config: dict, *, model: str | None 
     spinner), covers the steps before the input is checked, so that an error in the input
     is the only line the user sees."""
     from explorer.lens import attribution
-    from explorer.lens.runner import ModelRunner
+    from explorer.lens.runner import ModelRunner, stored_dir
     from explorer.lens.words import STRATEGIES, Vocabulary
     from explorer.models.loading import load_tokenizer
 
@@ -71,12 +70,11 @@ def run_task(engine, task: str, items: list, config: dict, *, model: str | None 
         with busy(f"reading the {m.name} vocabulary from the catalog"):
             texts = tokens.texts()
         engine.catalog.close()
-    if not m.model_dir:
-        raise ExplorerError(f"model {m.name} has no stored model directory; re-run `explorer export`")
+    directory = stored_dir(m)
     if limit:
         items = items[:limit]
     with busy(f"loading {m.name}'s tokenizer and building token sets"):
-        tokenizer = load_tokenizer(Path(m.model_dir))
+        tokenizer = load_tokenizer(directory)
         vocab = Vocabulary(texts, tokenizer)
         # the entries' token sets need the tokenizer only: no survivors is an error before the weights load
         attribution.check_entries(m.name, items, vocab, strategy, config)
