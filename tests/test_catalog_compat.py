@@ -16,7 +16,9 @@ import pytest
 
 from explorer.errors import ExplorerError
 from explorer.store import compat
-from explorer.store.catalog import CATALOG_FILE, SCHEMA_VERSION, Catalog, _apply_migrations
+from explorer.store.catalog import CATALOG_FILE, Catalog
+from explorer.store.connections import apply_migrations
+from explorer.store.schema import SCHEMA_VERSION
 
 from conftest import first_model
 
@@ -44,7 +46,7 @@ def _old_style_catalog(root: Path) -> Path:
     path = root / CATALOG_FILE
     con = duckdb.connect(str(path))
     try:
-        _apply_migrations(con)
+        apply_migrations(con)
         con.execute("INSERT INTO models (model_id, name, source, source_kind) VALUES (1, 'old-model', 'src', 'test')")
         con.execute(
             "INSERT INTO tokens SELECT 1, i, 'tok' || i, 'tok' || i, false, 'latin', false, false, 'tok' || i "

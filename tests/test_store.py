@@ -10,7 +10,8 @@ from hypothesis.extra.numpy import arrays
 
 from explorer.errors import CorruptFile
 from explorer.store import sets
-from explorer.store.catalog import SCHEMA_VERSION, Catalog
+from explorer.store.catalog import Catalog
+from explorer.store.schema import SCHEMA_VERSION
 from explorer.query.topk import topk_dense
 from explorer.store.index import SearchIndex
 from explorer.store.vectorset import INDEX, VectorSet

@@ -1,26 +1,23 @@
-"""The DuckDB catalog: schema, numbered migrations and typed accessors.
+"""The DuckDB catalog: scoped connections and the models, vector sets and files tables.
 
 The catalog is the source of truth. A vector set is visible only once its row exists,
 and the row is written last (after its files are in place), so a killed export never
-leaves a half-visible set. Connections are short-lived: other processes can read
-between writes.
+leaves a half-visible set. Connections are scoped (:meth:`Catalog.read`,
+:meth:`Catalog.write`, :meth:`Catalog.session`): other processes can write between
+user operations.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import random
-import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import duckdb
 
-from explorer.errors import ExplorerError
-from explorer.store import compat
-from explorer.store.schema import MIGRATIONS, SCHEMA_VERSION
+from explorer.store.connections import CatalogFile, catalog_file
 
 CATALOG_FILE = "catalog.duckdb"
 
@@ -66,108 +63,68 @@ class FileRow:
     kind: str | None
 
 
-# One cached read-only connection per catalog file and process: DuckDB refuses a
-# read-write connection to a file that the same process holds open read-only, so every
-# writer closes the cached reader first (see Catalog.writer).
-_READERS: dict[str, duckdb.DuckDBPyConnection] = {}
-_MIGRATED: set[str] = set()  # catalog files this process has brought up to date
-
-
-def _is_lock_error(exc: Exception) -> bool:
-    msg = str(exc).lower()
-    return "lock" in msg or "conflicting" in msg or "being used" in msg
-
-
-def connect(path: Path, read_only: bool, timeout: float = 30.0) -> duckdb.DuckDBPyConnection:
-    """Open the catalog, retrying while another process holds the write lock. A new
-    catalog is created in the format older DuckDB readers (the 1.5 CLI) can open."""
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
-        try:
-            # readers cannot touch files outside the catalog (a --where predicate is user SQL)
-            config = {"enable_external_access": False} if read_only else {}
-            if not read_only and not path.exists():
-                config = compat.create_config()
-            return duckdb.connect(str(path), read_only=read_only, config=config)
-        except duckdb.Error as exc:  # IOException on lock conflicts
-            if not _is_lock_error(exc) or time.monotonic() > deadline:
-                if _is_lock_error(exc):
-                    raise ExplorerError(
-                        f"catalog {path} is busy (another explorer process is writing); try again"
-                    ) from None
-                raise ExplorerError(f"cannot open catalog {path}: {str(exc).splitlines()[0]}") from None
-            time.sleep(delay + random.random() * delay)
-            delay = min(delay * 2, 0.5)
-
-
 class Catalog:
-    """Typed access to the catalog. Each method opens a short-lived connection."""
+    """Typed access to the catalog, which owns its connections (see
+    :mod:`explorer.store.connections`): use them only inside :meth:`read`, :meth:`write`
+    and :meth:`session` blocks."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
         self.path = self.root / CATALOG_FILE
 
-    def close(self) -> None:
-        """Release this process's cached read connection to the catalog file."""
-        con = _READERS.pop(self._key, None)
-        if con is not None:
-            con.close()
-
     @property
-    def _key(self) -> str:
-        return str(self.path.resolve())
+    def _file(self) -> CatalogFile:
+        return catalog_file(self.path)
 
-    # -- connections -------------------------------------------------------------
     def exists(self) -> bool:
         return self.path.exists()
 
-    def reader(self) -> duckdb.DuckDBPyConnection:
-        if not self.path.exists():
-            self.migrate()
-        if compat.needs_migration(self.path) and _writable(self.path):
-            self.close()
-            compat.migrate_storage(self.path, _connect_rw)
-        con = connect(self.path, read_only=True)
-        version = _version(con)
-        if version < SCHEMA_VERSION:
-            con.close()
-            self.migrate()
-            con = connect(self.path, read_only=True)
-        elif version > SCHEMA_VERSION:
-            con.close()
-            raise ExplorerError(
-                f"catalog {self.path} has schema v{version}, newer than this explorer (v{SCHEMA_VERSION}); upgrade explorer"
-            )
-        return con
+    # -- connections -------------------------------------------------------------
+    @contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection, for this block only (inside a write block of the same
+        thread: that block's connection). Creates or migrates the catalog if needed."""
+        with self._file.read() as con:
+            yield con
 
-    def writer(self) -> duckdb.DuckDBPyConnection:
-        self.close()  # one process cannot hold read-only and read-write connections at once
-        self.root.mkdir(parents=True, exist_ok=True)
-        fresh = not self.path.exists()
-        compat.migrate_storage(self.path, _connect_rw)  # a catalog written by DuckDB 2.0 defaults
-        con = connect(self.path, read_only=False)
-        if fresh or self._key not in _MIGRATED:  # once per file and process, not on every write
-            _apply_migrations(con)
-            _MIGRATED.add(self._key)
-        return con
+    @contextmanager
+    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection inside ``BEGIN``: ``COMMIT`` at the end of the block,
+        ``ROLLBACK`` on an exception. Waits while another process writes."""
+        with self._file.write() as con:
+            yield con
+
+    @contextmanager
+    def session(self) -> Iterator["Catalog"]:
+        """Keep the read connection open across the reads of this block (re-entrant,
+        counted across threads); it closes when the last session ends. Never hold one
+        during long compute: other processes cannot write meanwhile."""
+        with self._file.session():
+            yield self
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run one read query; its rows."""
+        with self.read() as con:
+            return con.execute(sql, params).fetchall()
 
     def migrate(self) -> int:
-        _MIGRATED.discard(self._key)  # an explicit migration always checks the file
-        con = self.writer()
-        try:
-            return _version(con)
-        finally:
-            con.close()
+        """Create the catalog or bring it up to date; the schema version."""
+        return self._file.migrate()
+
+    # -- deprecated: callers outside store/ move to read()/write()/session() --------
+    def close(self) -> None:
+        """Deprecated: release the cached read connection (a session reopens it)."""
+        self._file.release()
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """Deprecated: a new read-only connection that the caller closes."""
+        return self._file.open_reader()
+
+    def writer(self) -> duckdb.DuckDBPyConnection:
+        """Deprecated: a new read-write connection (no transaction) that the caller closes."""
+        return self._file.open_writer()
 
     # -- reads -------------------------------------------------------------------
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        """Run a read query on a cached read-only connection (opening one costs ~40 ms)."""
-        con = _READERS.get(self._key)
-        if con is None:
-            con = _READERS[self._key] = self.reader()
-        return con.execute(sql, params).fetchall()
-
     def models(self) -> list[ModelRow]:
         rows = self.query(f"SELECT {_cols(ModelRow)} FROM models ORDER BY model_id")
         return [ModelRow(*r) for r in rows]
@@ -207,29 +164,21 @@ class Catalog:
         fields = dict(fields)
         if isinstance(fields.get("config"), dict):
             fields["config"] = json.dumps(fields["config"], default=str)
-        con = self.writer()
-        try:
-            con.execute("BEGIN")
+        with self.write() as con:
             row = con.execute("SELECT model_id FROM models WHERE name = ?", [fields["name"]]).fetchone()
             if row:
-                model_id = row[0]
                 sets = ", ".join(f"{k} = ?" for k in fields)
-                con.execute(f"UPDATE models SET {sets} WHERE model_id = ?", [*fields.values(), model_id])
-            else:
-                model_id = _next_id(con, "models", "model_id")
-                names = ", ".join(["model_id", *fields])
-                marks = ", ".join("?" * (len(fields) + 1))
-                con.execute(f"INSERT INTO models ({names}) VALUES ({marks})", [model_id, *fields.values()])
-            con.execute("COMMIT")
+                con.execute(f"UPDATE models SET {sets} WHERE model_id = ?", [*fields.values(), row[0]])
+                return row[0]
+            model_id = _next_id(con, "models", "model_id")
+            names = ", ".join(["model_id", *fields])
+            marks = ", ".join("?" * (len(fields) + 1))
+            con.execute(f"INSERT INTO models ({names}) VALUES ({marks})", [model_id, *fields.values()])
             return model_id
-        finally:
-            con.close()
 
     def replace_tokens(self, model_id: int, columns: dict[str, Any]) -> None:
         """Replace a model's token table in one transaction (columns: numpy arrays)."""
-        con = self.writer()
-        try:
-            con.execute("BEGIN")
+        with self.write() as con:
             con.execute("DELETE FROM tokens WHERE model_id = ?", [model_id])
             tok = columns  # noqa: F841 - read by DuckDB's replacement scan below
             con.execute(
@@ -237,15 +186,10 @@ class Catalog:
                 "SELECT ?, token_id, raw, text, leading_space, script, is_special, is_byte, lower(ltrim(text)) FROM tok",
                 [model_id],
             )
-            con.execute("COMMIT")
-        finally:
-            con.close()
 
     def register_vector_set(self, model_id: int, name: str, files: Iterable[FileRow] = (), **fields: Any) -> int:
         """Write a vector set's row and its files' rows last, atomically."""
-        con = self.writer()
-        try:
-            con.execute("BEGIN")
+        with self.write() as con:
             old = con.execute(
                 "SELECT set_id FROM vector_sets WHERE model_id = ? AND name = ?", [model_id, name]
             ).fetchone()
@@ -262,40 +206,19 @@ class Catalog:
             )
             for f in files:
                 _insert_file(con, FileRow(set_id, f.role, f.path, f.bytes, f.sha256, f.mtime_ns, f.kind))
-            con.execute("COMMIT")
             return set_id
-        finally:
-            con.close()
 
     def put_file(self, row: FileRow) -> None:
-        con = self.writer()
-        try:
-            con.execute("BEGIN")
+        with self.write() as con:
             con.execute("DELETE FROM files WHERE set_id = ? AND role = ?", [row.set_id, row.role])
             _insert_file(con, row)
-            con.execute("COMMIT")
-        finally:
-            con.close()
 
     def delete_model(self, model_id: int) -> None:
-        con = self.writer()
-        try:
-            con.execute("BEGIN")
+        with self.write() as con:
             con.execute("DELETE FROM files WHERE set_id IN (SELECT set_id FROM vector_sets WHERE model_id = ?)", [model_id])
             con.execute("DELETE FROM vector_sets WHERE model_id = ?", [model_id])
             con.execute("DELETE FROM tokens WHERE model_id = ?", [model_id])
             con.execute("DELETE FROM models WHERE model_id = ?", [model_id])
-            con.execute("COMMIT")
-        finally:
-            con.close()
-
-
-def _connect_rw(path: Path) -> duckdb.DuckDBPyConnection:
-    return connect(path, read_only=False)
-
-
-def _writable(path: Path) -> bool:
-    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
 
 
 def _insert_file(con: duckdb.DuckDBPyConnection, f: FileRow) -> None:
@@ -311,27 +234,3 @@ def _cols(cls: type) -> str:
 
 def _next_id(con: duckdb.DuckDBPyConnection, table: str, col: str) -> int:
     return con.execute(f"SELECT coalesce(max({col}), 0) + 1 FROM {table}").fetchone()[0]
-
-
-def _version(con: duckdb.DuckDBPyConnection) -> int:
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
-    ).fetchone()[0]
-    if not exists:
-        return 0
-    return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
-
-
-def _apply_migrations(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP DEFAULT current_timestamp)"
-    )
-    current = _version(con)
-    for version, name, sql in MIGRATIONS:
-        if version <= current:
-            continue
-        con.execute("BEGIN")
-        con.execute(sql)
-        con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
-        con.execute("COMMIT")

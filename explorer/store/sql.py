@@ -17,7 +17,8 @@ from typing import Any
 import duckdb
 
 from explorer.errors import ExplorerError
-from explorer.store.catalog import Catalog, _is_lock_error
+from explorer.store.catalog import Catalog
+from explorer.store.connections import catalog_file, is_lock_error
 
 SANDBOX = {
     "enable_external_access": False,
@@ -48,7 +49,7 @@ def _connect(path: Path, write: bool, timeout: float = 60.0) -> duckdb.DuckDBPyC
                 return duckdb.connect(str(path), read_only=False)
             return duckdb.connect(str(path), read_only=True, config=dict(SANDBOX))
         except duckdb.Error as exc:
-            if not _is_lock_error(exc) or time.monotonic() > deadline:
+            if not is_lock_error(exc) or time.monotonic() > deadline:
                 raise ExplorerError(f"cannot open the catalog: {str(exc).splitlines()[0]}") from None
             time.sleep(delay)
             delay = min(delay * 2, 0.25)
@@ -73,11 +74,16 @@ def run_sql(root: Path, sql: str, write: bool = False, want_arrays: bool = False
     catalog = Catalog(root)
     if not catalog.exists():
         raise ExplorerError(f"no catalog at {catalog.path}; export a model first")
-    catalog.query("SELECT 1")  # brings an old catalog up to the current schema
-    catalog.close()
+    with catalog.read():
+        pass  # brings an old catalog up to the current schema
     if not sql.strip():
         raise ExplorerError("empty query")
-    con = _connect(catalog.path, write)
+    with catalog_file(catalog.path).exclusive():  # its own settings: no cached reader meanwhile
+        return _run(catalog.path, sql, write, want_arrays)
+
+
+def _run(path: Path, sql: str, write: bool, want_arrays: bool) -> SqlResult:
+    con = _connect(path, write)
     try:
         try:
             rel = con.sql(sql)
@@ -135,3 +141,16 @@ def write_parquet(result: SqlResult, path: Path) -> None:
 
 def _quote(path: Path) -> str:
     return str(path).replace("'", "''")
+
+
+def describe_schema(root: Path) -> tuple[list[tuple], list[tuple]]:
+    """The catalog's tables and views ``(name, kind, description)`` and their columns
+    ``(table, column, type)``, for ``explorer schema``."""
+    objs = run_sql(root, """
+        SELECT table_name AS name, 'table' AS kind, coalesce(comment, '') FROM duckdb_tables()
+        UNION ALL SELECT view_name, 'view', coalesce(comment, '') FROM duckdb_views() WHERE NOT internal
+        ORDER BY kind, name""").rows
+    cols = run_sql(root, """
+        SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE NOT internal
+        ORDER BY table_name, column_index""").rows
+    return objs, cols
