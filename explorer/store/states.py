@@ -110,9 +110,7 @@ class StateStore:
                 path.unlink()
             np.lib.format.open_memmap(path, mode="w+", dtype=DTYPES[dtype], shape=(total, dim)).flush()
         firsts = np.concatenate([[0], np.cumsum([n for _, _, n in docs])[:-1]]).astype(np.int64) if docs else []
-        con = self.catalog.writer()
-        try:
-            con.execute("BEGIN")
+        with self.catalog.write() as con:
             cid = _next_id(con, "corpora", "corpus_id")
             con.execute("DELETE FROM state_files WHERE corpus_id = ?", [cid])  # rows of a corpus deleted by hand
             con.execute(
@@ -132,9 +130,6 @@ class StateStore:
                 "SELECT ?, doc_id, lang, text, n_tokens, first_state, false FROM plan",
                 [cid],
             )
-            con.execute("COMMIT")
-        finally:
-            con.close()
         row = self.corpus(model_id, name)
         assert row is not None
         return row
@@ -152,9 +147,7 @@ class StateStore:
     def commit(self, corpus: CorpusRow, doc_ids: Sequence[int], states: dict[str, Any]) -> None:
         """Record the states of finished documents and mark them done: one transaction."""
         n = len(states["state_id"])
-        con = self.catalog.writer()
-        try:
-            con.execute("BEGIN")
+        with self.catalog.write() as con:
             con.execute(
                 "DELETE FROM states WHERE corpus_id = ? AND doc_id IN (SELECT unnest(?))", [corpus.corpus_id, list(doc_ids)]
             )
@@ -169,9 +162,6 @@ class StateStore:
                 [corpus.corpus_id, list(doc_ids)],
             )
             con.execute("UPDATE corpora SET committed = committed + ? WHERE corpus_id = ?", [n, corpus.corpus_id])
-            con.execute("COMMIT")
-        finally:
-            con.close()
 
     def finish(self, corpus: CorpusRow, progress=None) -> CorpusRow:
         """Once every document is committed: write per-layer norms, record every layer
@@ -200,28 +190,20 @@ class StateStore:
                 rows.append(StateFileRow(corpus.corpus_id, layer, role, rel, st.st_size, sha256_file(self.root / rel), st.st_mtime_ns))
             if progress:
                 progress("checksums", layer + 1, corpus.n_layers)
-        con = self.catalog.writer()
-        try:
-            con.execute("BEGIN")
+        with self.catalog.write() as con:
             con.execute("DELETE FROM state_files WHERE corpus_id = ?", [corpus.corpus_id])
             con.executemany(f"INSERT INTO state_files ({_FILE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)", [list(astuple(r)) for r in rows])
             if done:
                 con.execute(
                     "UPDATE corpora SET status = 'done', finished_at = current_timestamp WHERE corpus_id = ?", [corpus.corpus_id]
                 )
-            con.execute("COMMIT")
-        finally:
-            con.close()
         return rows
 
     def set_mtime(self, f: StateFileRow, mtime_ns: int) -> None:
         """Record a new mtime for a file whose SHA-256 still matches."""
-        con = self.catalog.writer()
-        try:
+        with self.catalog.write() as con:
             con.execute("UPDATE state_files SET mtime_ns = ? WHERE corpus_id = ? AND layer = ? AND role = ?",
                         [mtime_ns, f.corpus_id, f.layer, f.role])
-        finally:
-            con.close()
 
     def files(self, corpus_id: int) -> list[StateFileRow]:
         rows = self.catalog.query(f"SELECT {_FILE_COLS} FROM state_files WHERE corpus_id = ? ORDER BY layer, role DESC", [corpus_id])
@@ -230,14 +212,9 @@ class StateStore:
     def delete(self, corpus: CorpusRow) -> None:
         import shutil
 
-        con = self.catalog.writer()
-        try:
-            con.execute("BEGIN")
+        with self.catalog.write() as con:
             for table in ("state_files", "state_indexes", "states", "documents", "corpora"):
                 con.execute(f"DELETE FROM {table} WHERE corpus_id = ?", [corpus.corpus_id])
-            con.execute("COMMIT")
-        finally:
-            con.close()
         shutil.rmtree(self.root / corpus.path, ignore_errors=True)
 
 
