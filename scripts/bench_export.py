@@ -35,9 +35,10 @@ def main() -> None:
 
     import torch
 
-    from explorer.engine import Engine
+    from explorer.services.engine import Engine
     from explorer.models import sources
-    from explorer.models.states import export_states, read_corpus, sample_corpus_path
+    from explorer.models.states import read_corpus, sample_corpus_path
+    from explorer.services.states import export_states
     from explorer.store.states import StateStore
 
     engine = Engine(args.root)

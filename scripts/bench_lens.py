@@ -25,18 +25,18 @@ import json, resource, sys, time
 sys.path.insert(0, {repo!r})
 import torch
 from pathlib import Path
-from explorer.engine import Engine
+from explorer.services.engine import Engine
 from explorer.lens import attribution
 from explorer.lens.runner import ModelRunner
 from explorer.lens.tasks import translation_items
-from explorer.lens.words import Vocabulary, load_words
+from explorer.lens.words import TokenSets, load_words
 from explorer.models.capture import capture, tokenize
 
 engine = Engine({root!r})
 m = engine.model({model!r}, auto_export=False)
 run = ModelRunner(m)
 texts = engine.open_set(m.name, "input", auto_export=False).tokens.texts()
-vocab = Vocabulary(texts, run.tokenizer)
+vocab = TokenSets(texts, run.tokenizer)
 items = translation_items(load_words(), "fr", "zh", 4, 0)[: {entries}]
 kept, _ = attribution.select(items, vocab, "prefixes")
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

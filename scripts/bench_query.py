@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from benchtools import best_of
-from explorer.engine import Engine
+from explorer.services import query as query_service
+from explorer.services.engine import Engine
+from explorer.services.query import QueryOptions, SetChoice
 from explorer.paths import default_root
-from explorer.store.vectorset import unit_rows
+from explorer.core.numeric import unit_rows
 
 EXPR = "woman - man + king"
 K = 10
@@ -78,7 +80,8 @@ def bench_analogy(engine, s, repeat: int) -> list[dict]:
     log(f"analogy: ids {', '.join(f'{w}={t[0]}' for w, t in ids.items())}")
     rows = []
     for method, ref_fn in (("3cosadd", kv.most_similar), ("3cosmul", kv.most_similar_cosmul)):
-        b = best_of({"ours": lambda: engine.query(EXPR, model=s.model.name, k=K, method=method),
+        options = QueryOptions(SetChoice(s.model.name), k=K, method=method)
+        b = best_of({"ours": lambda: query_service.analogy(engine, EXPR, options),
                      "core": lambda: analogy.run_query(s.vectors, terms, method=method, k=K),
                      "ref": lambda: ref_fn(positive=["woman", "king"], negative=["man"], topn=K)}, repeat, warmup=1)
         (t_ours, _, res), (t_core, _, core), (t_ref, _, got) = b["ours"], b["core"], b["ref"]
@@ -224,7 +227,9 @@ def main(argv=None) -> None:
     skip, batches = set(filter(None, args.skip.split(","))), [int(b) for b in args.batches.split(",")]
     import faiss
 
-    engine = Engine(args.root, hold_catalog=True)  # a long-lived process, as a TUI or notebook is
+    engine = Engine(args.root)
+    session = engine.catalog.session()  # one read connection for the run, as a long-lived process keeps
+    session.__enter__()
     s = engine.open_set(args.model)
     meta = {"set": s.label, "shape": f"{s.vectors.n_rows}x{s.vectors.dim}", "cpus": os.cpu_count(),
             "faiss_threads": faiss.omp_get_max_threads(), "repeat": args.repeat, "repeat_large": args.repeat_large}

@@ -68,7 +68,7 @@ class Store:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory, tiny_root) -> Store:
-    from explorer.models.states import export_states
+    from explorer.services.states import export_states
 
     root = tmp_path_factory.mktemp("props") / "root"
     Catalog(tiny_root).close()

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from explorer.cli.main import app
-from explorer.engine import Engine
+from explorer.services.engine import Engine
+from explorer.services.query import QueryOptions, analogy
 from explorer.store.catalog import Catalog
 
 pytestmark = pytest.mark.slow
@@ -53,11 +54,11 @@ def test_engine_matches_gensim_on_gemma(gemma_root):
     kv.vectors = np.asarray(s.vectors.vectors)
     ids = {w: engine.resolve(s, w).token_ids[0] for w in ("woman", "man", "king", "Paris", "France", "Berlin")}
     for b, a, c in (("woman", "man", "king"), ("Paris", "France", "Berlin")):
-        ours = engine.query(f"{b} - {a} + {c}", k=10)
+        ours = analogy(engine, f"{b} - {a} + {c}", QueryOptions(k=10))
         theirs = kv.most_similar(positive=[str(ids[b]), str(ids[c])], negative=[str(ids[a])], topn=10)
         assert [h.token_id for h in ours.results] == [int(k) for k, _ in theirs]
         np.testing.assert_allclose([h.score for h in ours.results], [v for _, v in theirs], atol=1e-5)
-        ours = engine.query(f"{b} - {a} + {c}", k=10, method="3cosmul")
+        ours = analogy(engine, f"{b} - {a} + {c}", QueryOptions(k=10, method="3cosmul"))
         theirs = kv.most_similar_cosmul(positive=[str(ids[b]), str(ids[c])], negative=[str(ids[a])], topn=10)
         assert [h.token_id for h in ours.results] == [int(k) for k, _ in theirs]
 
@@ -95,7 +96,7 @@ PROMPT = 'Français: "fleur" - 中文: "花". Français: "montagne" - 中文: "�
 
 
 def test_hidden_states_on_gemma(gemma_root, model_cache):
-    from explorer.models.states import export_states
+    from explorer.services.states import export_states
 
     docs = ["The king lives in a large castle.", "Le roi habite un grand château.", "国王住在一座大城堡里。"]
     rep = export_states("gemma3-270m", gemma_root, prompts=docs, name="few")

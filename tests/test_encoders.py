@@ -18,7 +18,7 @@ from clitools import one_line_error, run
 from conftest import WORDS, build_tiny_model
 from explorer.models import sources
 from explorer.models.export import export_model
-from explorer.models.states import export_states
+from explorer.services.states import export_states
 from explorer.store.catalog import Catalog
 from explorer.store.states import StateStore, layer_file
 from explorer.store.vectorset import VectorSet

@@ -16,7 +16,8 @@ from hypothesis.extra.numpy import arrays
 from clitools import one_line_error, run, runner
 from explorer.cli import vectors as vectors_cli
 from explorer.cli.main import app
-from explorer.engine import Engine
+from explorer.services.engine import Engine
+from explorer.services.query import QueryOptions, SetChoice, analogy
 from explorer.errors import ExplorerError
 from explorer.store import interchange as ix
 from explorer.store.catalog import Catalog
@@ -375,7 +376,7 @@ def test_imported_set_answers_queries(tmp_path):
     analogy_file(src)
     rep = ix.import_file(root, src)
     assert rep.model == "analogy" and rep.format == "word2vec"
-    res = Engine(root).query("w1 - w2 + w3", model="analogy", k=3)
+    res = analogy(Engine(root), "w1 - w2 + w3", QueryOptions(SetChoice("analogy"), k=3))
     assert res.to_dict()["results"][0]["token"] == "w4"
     r = run(root, "query", "w1 - w2 + w3", "--model", "analogy", "--json", "-k", "3")
     assert r.exit_code == 0, r.stderr
@@ -502,10 +503,10 @@ def test_format_sniffing(tmp_path):
 
 
 def test_interrupted_import_gets_a_clear_error(tmp_path):
-    from explorer.engine import Engine
+    from explorer.services.engine import Engine
     from explorer.errors import ExplorerError
     from explorer.store.catalog import Catalog
 
     Catalog(tmp_path).upsert_model(name="half", source="/data/half.vec", source_kind="imported")
     with pytest.raises(ExplorerError, match="not fully imported.*--replace"):
-        Engine(tmp_path).query("king", model="half")
+        analogy(Engine(tmp_path), "king", QueryOptions(SetChoice("half")))

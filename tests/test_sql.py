@@ -92,7 +92,7 @@ def test_reader_and_writer_processes_together(tiny_model_dir, tmp_path):
     n_corpora = 6
     writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         from pathlib import Path
-        from explorer.models.states import export_states
+        from explorer.services.states import export_states
         for i in range({n_corpora}):
             export_states("tiny-llama", Path({str(root)!r}), prompts=["king queen man woman", f"water fire {{i}}"] * 5,
                           name=f"c{{i}}", batch_size=1)

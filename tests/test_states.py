@@ -14,7 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from explorer.cli.main import app
-from explorer.models.states import export_states
+from explorer.services.states import export_states
 from explorer.store.catalog import Catalog
 from explorer.store.states import StateStore, layer_file
 
@@ -103,7 +103,7 @@ def test_killed_export_resumes_without_duplicates(tiny_root, corpus_file, tmp_pa
         StateStore.commit = commit
         import explorer.models.states as st
         st.COMMIT_SECONDS = 0  # commit after every batch, so the kill lands mid-corpus
-        from explorer.models.states import export_states
+        from explorer.services.states import export_states
         export_states("tiny-llama", Path({str(root)!r}), corpus=Path({str(corpus_file)!r}), batch_size=2)
         """
     )

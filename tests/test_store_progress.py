@@ -9,7 +9,8 @@ import shutil
 import numpy as np
 import pytest
 
-from explorer.engine import Engine
+from explorer.services.engine import Engine
+from explorer.services.query import QueryOptions, SetChoice, analogy
 from explorer.store import files, sets
 
 
@@ -60,7 +61,7 @@ def test_cold_matrix_is_read_once_with_progress(root, monkeypatch):
     assert len(rec.calls) == n
     warm = Recorder()
     monkeypatch.setattr(sets, "resident_fraction", lambda path: 1.0)
-    Engine(root).query("king", model="tiny-llama", k=3, progress=warm)
+    analogy(Engine(root), "king", QueryOptions(SetChoice("tiny-llama"), k=3), progress=warm)
     assert warm.calls == []
 
 
@@ -71,11 +72,11 @@ def test_changed_mtime_is_hashed_with_progress_then_recorded(root):
     st = vectors.stat()
     os.utime(vectors, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # e.g. a data root copied without -p
     rec = Recorder()
-    Engine(root).query("king", model="tiny-llama", k=3, progress=rec)
+    analogy(Engine(root), "king", QueryOptions(SetChoice("tiny-llama"), k=3), progress=rec)
     assert rec.finished("SHA-256"), rec.calls
     assert cat.files(row.set_id)["vectors"].mtime_ns == st.st_mtime_ns + 10**9
     again = Recorder()
-    Engine(root).query("king", model="tiny-llama", k=3, progress=again)
+    analogy(Engine(root), "king", QueryOptions(SetChoice("tiny-llama"), k=3), progress=again)
     assert again.labels("SHA-256") == []
     cat.close()
 
@@ -90,7 +91,7 @@ def test_changed_file_with_changed_mtime_is_still_refused(root):
     data[-1] ^= 1
     vectors.write_bytes(bytes(data))
     with pytest.raises(CorruptFile, match="vectors.npy"):
-        Engine(root).query("king", model="tiny-llama", k=3)
+        analogy(Engine(root), "king", QueryOptions(SetChoice("tiny-llama"), k=3))
     assert cat.files(row.set_id)["vectors"].mtime_ns != vectors.stat().st_mtime_ns  # not vouched for
     cat.close()
 
@@ -99,7 +100,7 @@ def test_quick_reads_show_no_progress(root, monkeypatch):
     monkeypatch.setattr(sets, "PROGRESS_AFTER", 60.0)
     monkeypatch.setattr(sets, "resident_fraction", lambda path: 0.0)
     rec = Recorder()
-    Engine(root).query("king", model="tiny-llama", k=3, progress=rec)
+    analogy(Engine(root), "king", QueryOptions(SetChoice("tiny-llama"), k=3), progress=rec)
     assert rec.calls == []
 
 

@@ -93,13 +93,14 @@ async def test_vector_sets_and_token_filters(app):
 
 
 async def test_analogy_as_you_type_matches_the_engine(app, ui_root):
-    from explorer.engine import Engine
+    from explorer.services.engine import Engine
+    from explorer.services.query import QueryOptions, SetChoice, analogy
 
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
         await settle(app, pilot)
         engine = Engine(ui_root, backend="numpy")
-        ref = engine.query("woman - man + king", model=app.start_model, expect="queen", k=15)
+        ref = analogy(engine, "woman - man + king", QueryOptions(SetChoice(app.start_model), k=15, expect="queen"))
         got = rows(app, "#analogy-results")
         assert [r[1] for r in got] == [repr(h.token) for h in ref.results]
         assert "expected 'queen'" in text(app, "#analogy-expected")
@@ -108,7 +109,8 @@ async def test_analogy_as_you_type_matches_the_engine(app, ui_root):
         await pilot.click("#analogy-exclude")
         app.query_one("#analogy-method", Select).value = "3cosmul"
         await settle(app, pilot)
-        ref2 = engine.query("woman - man + king", model=app.start_model, method="3cosmul", keep_inputs=True, k=15)
+        ref2 = analogy(engine, "woman - man + king",
+                       QueryOptions(SetChoice(app.start_model), k=15, method="3cosmul", keep_inputs=True))
         assert [r[1] for r in rows(app, "#analogy-results")] == [repr(h.token) for h in ref2.results]
         assert "inputs kept" in text(app, "#analogy-status")
         # a word the vocabulary lacks: the error is shown in place, the app goes on
@@ -117,20 +119,22 @@ async def test_analogy_as_you_type_matches_the_engine(app, ui_root):
         assert "zzzzqqq" in text(app, "#analogy-status")
 
 
-async def test_slow_search_does_not_freeze_input_and_stale_results_are_dropped(app):
+async def test_slow_search_does_not_freeze_input_and_stale_results_are_dropped(app, monkeypatch):
+    import explorer.tui.screens.analogy as pane
+
     done = threading.Event()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
         await settle(app, pilot)
-        real = app.engine.query
+        real = pane.analogy
 
-        def slow_query(expr, **kw):
+        def slow_query(engine, expr, options, **kw):
             if str(expr).strip() == "king":
                 time.sleep(1.5)
                 done.set()
-            return real(expr, **kw)
+            return real(engine, expr, options, **kw)
 
-        app.engine.query = slow_query
+        monkeypatch.setattr(pane, "analogy", slow_query)
         expr = app.query_one("#expr", Input)
         expr.value = "king"  # starts the slow search
         await pilot.pause(0.05)

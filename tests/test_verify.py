@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from clitools import one_line_error, run
-from explorer.engine import Engine, open_layer
+from explorer.services.engine import Engine
+from explorer.services.states import open_layer
 from explorer.errors import CorruptFile
 from explorer.store.catalog import Catalog
 from explorer.store.states import StateStore, layer_file, norms_file
@@ -20,7 +21,7 @@ DOCS = ["king queen man woman", "Paris France Berlin Germany water", "花 水 к
 def states_root(tmp_path, tiny_model_dir) -> Path:
     """A fresh root with the tiny model and one finished corpus (named 'docs')."""
     from explorer.models.export import export_model
-    from explorer.models.states import export_states
+    from explorer.services.states import export_states
 
     root = tmp_path / "root"
     export_model(str(tiny_model_dir), root)

@@ -28,7 +28,7 @@ class Globals:
     backend: str = "auto"
 
     def engine(self):
-        from explorer.engine import Engine
+        from explorer.services.engine import Engine
 
         return Engine(self.root, backend=self.backend)
 

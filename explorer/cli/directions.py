@@ -8,9 +8,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from explorer.core.types import DEFAULT_MODEL
 from explorer.cli.common import StageProgress, cli_errors, print_json, state
 
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name or spec (default: gemma3-270m).")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help=f"Model name or spec (default: {DEFAULT_MODEL}).")]
 PairsOpt = Annotated[
     Optional[Path],
     typer.Option("--pairs", help="CSV with header concept,a,b: one counterfactual word pair per row, a -> b "
@@ -45,14 +46,11 @@ def directions(
     orthogonal), in the input embedding and in the unembedding (the same matrix for tied
     models), and how alike the two spaces' cosine structure is.
     """
-    from explorer.query.directions import vocabulary_directions
+    from explorer.services.evaluate import vocabulary_directions
 
     engine = state(ctx).engine()
-    try:
-        with StageProgress() as sp:
-            result = vocabulary_directions(engine, model, pairs, variant, report=sp.report, progress=sp.progress)
-    finally:
-        engine.close()
+    with StageProgress() as sp:
+        result = vocabulary_directions(engine, model, pairs, variant, report=sp.report, progress=sp.progress)
     if as_json:
         print_json(result.to_dict())
     else:

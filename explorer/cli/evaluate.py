@@ -35,77 +35,17 @@ def evaluate(
     with surrounding whitespace removed; questions and pairs with an unknown word are
     skipped, as in gensim's KeyedVectors.evaluate_word_analogies / evaluate_word_pairs.
     """
-    from explorer.query import evaluate as ev
+    from explorer.services.evaluate import evaluate as run, evaluation_files
 
-    analogy_file, pair_files = _files(analogies, pairs)
+    analogy_file, pair_files = evaluation_files(analogies, pairs)
     engine = state(ctx).engine()
-    try:
-        with StageProgress() as sp:
-            s = engine.open_set(model, vectors, report=sp.report, progress=sp.progress)
-            sp.report(f"reading the {s.vectors.n_rows:,} token texts of {s.model.name}")
-            words = _words(engine, s.model.model_id, s.vectors.n_rows)
-            out: dict[str, Any] = {"model": s.model.name, "vectors": s.row.name, "rows": s.vectors.n_rows,
-                                   "restrict_vocab": restrict}
-            if analogy_file is not None:
-                sp.report(f"scoring the questions of {analogy_file.name} against {min(restrict, s.vectors.n_rows):,} rows")
-                out["analogies"] = ev.evaluate_analogies(words, s.vectors.vectors, analogy_file, restrict_vocab=restrict,
-                                                         progress=sp.progress)
-            if pair_files:
-                sp.report(f"scoring the word pairs of {', '.join(p.name for p in pair_files)}")
-            out["pairs"] = [_pairs(ev, words, s.vectors.vectors, p, restrict) for p in pair_files]
-    finally:
-        engine.close()
+    with StageProgress() as sp:
+        out = run(engine, model, vectors, analogy_file, pair_files, restrict, report=sp.report, progress=sp.progress)
     if as_json:
         print_json({**out, "analogies": out["analogies"].to_dict() if "analogies" in out else None,
                     "pairs": [p if isinstance(p, dict) else p.to_dict() for p in out["pairs"]]})
     else:
         _render(out)
-
-
-def _files(analogies: Path | None, pairs: list[Path] | None) -> tuple[Path | None, list[Path]]:
-    """The files to score with; gensim's when none is given. Missing files: one-line errors."""
-    from explorer.errors import ExplorerError
-    from explorer.query import evaluate as ev
-
-    if analogies is None and not pairs:
-        found_a, found_p = ev.default_file("analogies"), ev.default_files("pairs")
-        if found_a is None and not found_p:
-            raise ExplorerError("no evaluation files: give --analogies FILE and/or --pairs FILE (gensim's test files were not found)")
-        return found_a, found_p
-    for p in ([analogies] if analogies else []) + list(pairs or []):
-        if not p.is_file():
-            raise ExplorerError(f"evaluation file not found: {p}")
-    # a malformed file (binary, not UTF-8, wrong columns) is one line before the set is opened
-    if analogies is not None and not any(qs for _, qs in ev.read_analogies(analogies)):
-        raise ExplorerError(f"{analogies}: no analogy questions (': section' lines, then 'a b c d' lines)")
-    for p in pairs or []:
-        if not ev.read_pairs(p):
-            raise ExplorerError(f"{p}: no word pairs (lines 'word1<TAB>word2<TAB>score')")
-    return analogies, list(pairs or [])
-
-
-def _pairs(ev: Any, words: list[str], vectors: Any, path: Path, restrict: int) -> Any:
-    """A :class:`PairsResult`, or ``{"path", "error"}`` when no pair can be scored."""
-    from explorer.errors import ExplorerError
-
-    try:
-        return ev.evaluate_pairs(words, vectors, path, restrict_vocab=restrict)
-    except ExplorerError as exc:
-        if not path.is_file():
-            raise
-        return {"path": str(path), "error": str(exc)}
-
-
-def _words(engine: Any, model_id: int, n_rows: int) -> list[str]:
-    """Row i's word: token i's text without surrounding whitespace (``<row i>`` if absent)."""
-    rows = engine.catalog.query(
-        "SELECT token_id, text FROM tokens WHERE model_id = ? AND token_id >= 0 AND token_id < ? ORDER BY token_id",
-        [model_id, n_rows],
-    )
-    words = [f"<row {i}>" for i in range(n_rows)]
-    for i, text in rows:
-        words[i] = (text or "").strip()
-    return words
 
 
 def _render(out: dict[str, Any]) -> None:

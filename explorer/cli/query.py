@@ -7,11 +7,12 @@ from typing import Annotated, Optional
 import typer
 
 from explorer.cli.common import StageProgress, cli_errors, fail, print_json, state
+from explorer.core.types import DEFAULT_MODEL
 
 PANEL_WORDS = "Word resolution"
 PANEL_FILTER = "Filters"
 
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name or spec (default: gemma3-270m).")]
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help=f"Model name or spec (default: {DEFAULT_MODEL}).")]
 VectorsOpt = Annotated[
     str, typer.Option("--vectors", help="Vector set: input (embedding) or output (unembedding / lm_head).")
 ]
@@ -87,17 +88,16 @@ def query(
     An expression that starts with '-' goes last, after '--' (options before it), or it
     would be read as options: explorer query -k 5 -- "-man + woman".
     """
-    from explorer.store.predicate import check_where
+    from explorer.services import query as svc
 
-    check_where(where)  # a refused --where is one line before any model loads
-    g = state(ctx)
-    engine = g.engine()
+    svc.check_where(where)  # a refused --where is one line before any model loads
+    options = svc.QueryOptions(
+        svc.SetChoice(model, vectors, layer, corpus), k, method.lower(), keep_inputs, expect,
+        svc.WordRules(variant, multi), svc.TokenFilter(script, where),
+    )
+    engine = state(ctx).engine()
     with StageProgress(quiet=False) as sp:
-        result = engine.query(
-            expression, model=model, vectors=vectors, k=k, method=method.lower(), keep_inputs=keep_inputs,
-            expect=expect, variant=variant, multi=multi, script=script, where=where,
-            layer=layer, corpus=corpus, report=sp.report, progress=sp.progress,
-        )
+        result = svc.analogy(engine, expression, options, report=sp.report, progress=sp.progress)
     if as_json:
         print_json(result.to_dict())
     else:
@@ -132,9 +132,9 @@ def neighbours(
     --position, shown with their document context; --where then filters the
     hidden_states view (lang, document, token, position).
     """
-    from explorer.store.predicate import check_where
+    from explorer.services import query as svc
 
-    check_where(where)  # before any model loads
+    svc.check_where(where)  # before any model loads
     if layer is not None:
         if word is None:
             fail("--layer needs a TEXT argument", 2)
@@ -145,18 +145,16 @@ def neighbours(
     given = [x is not None for x in (word, token_id, expr)]
     if sum(given) != 1:
         fail("give exactly one of WORD, --id N or --expr EXPR", 2)
-    g = state(ctx)
-    engine = g.engine()
+    engine = state(ctx).engine()
+    options = svc.QueryOptions(svc.SetChoice(model, vectors), k, keep_inputs=keep_inputs,
+                               words=svc.WordRules(variant, multi), tokens=svc.TokenFilter(script, where))
     with StageProgress() as sp:
-        common = dict(model=model, vectors=vectors, k=k, keep_inputs=keep_inputs, script=script, where=where)
         if token_id is not None:
             engine.model(model, report=sp.report, progress=sp.progress)
-            result = engine.token_query(token_id, **common)
+            result = svc.token_neighbours(engine, token_id, options)
         else:
-            from explorer.query.parse import Expression, Term, parse
-
-            expression = parse(expr) if expr is not None else Expression((Term(word),))
-            result = engine.query(expression, variant=variant, multi=multi, report=sp.report, progress=sp.progress, **common)
+            expression = svc.parse(expr) if expr is not None else svc.Expression((svc.Term(word),))
+            result = svc.analogy(engine, expression, options, report=sp.report, progress=sp.progress)
     if as_json:
         print_json(result.to_dict())
     else:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from explorer.query.analogy import DIAGNOSTICS, QueryResult
+from explorer.services.query import DIAGNOSTICS, QueryResult
 
 
 def _f(x: float | None, digits: int = 4) -> str:

@@ -35,7 +35,7 @@ def sql(
     lists the tables and views.
     """
     from explorer.errors import ExplorerError
-    from explorer.store.sql import check_output, run_sql, write_parquet, write_text
+    from explorer.services.sql import check_output, run, write_parquet, write_text
 
     fmt = fmt.lower()
     if fmt not in ("table", "csv", "json", "parquet"):
@@ -45,7 +45,7 @@ def sql(
     if output is not None:
         check_output(output)  # before the query runs
     engine = state(ctx).engine()
-    res = run_sql(engine.root, query, write=write, want_arrays=(fmt == "parquet"))
+    res = run(engine.root, query, write=write, want_arrays=(fmt == "parquet"))
     if fmt == "parquet":
         write_parquet(res, output)
         print(f"wrote {output}", file=sys.stderr)
@@ -98,16 +98,9 @@ def schema(
 ) -> None:
     """List the catalog's tables and views with a one-line description and their columns."""
     from explorer.errors import ExplorerError
-    from explorer.store.sql import run_sql
+    from explorer.services.sql import describe_schema
 
-    engine = state(ctx).engine()
-    objs = run_sql(engine.root, """
-        SELECT table_name AS name, 'table' AS kind, coalesce(comment, '') FROM duckdb_tables()
-        UNION ALL SELECT view_name, 'view', coalesce(comment, '') FROM duckdb_views() WHERE NOT internal
-        ORDER BY kind, name""").rows
-    cols = run_sql(engine.root, """
-        SELECT table_name, column_name, data_type FROM duckdb_columns() WHERE NOT internal
-        ORDER BY table_name, column_index""").rows
+    objs, cols = describe_schema(state(ctx).root)
     by_table: dict[str, list] = {}
     for t, c, ty in cols:
         by_table.setdefault(t, []).append((c, ty))

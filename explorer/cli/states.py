@@ -7,9 +7,10 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from explorer.core.types import DEFAULT_MODEL
 from explorer.cli.common import StageProgress, cli_errors, print_json, state
 
-ModelArg = Annotated[Optional[str], typer.Option("--model", "-m", help="Model name or spec (default: gemma3-270m).")]
+ModelArg = Annotated[Optional[str], typer.Option("--model", "-m", help=f"Model name or spec (default: {DEFAULT_MODEL}).")]
 CorpusOpt = Annotated[Optional[str], typer.Option("--corpus", help="Stored corpus name (default: the latest finished one).")]
 
 
@@ -30,7 +31,7 @@ def register(app: typer.Typer) -> None:
 @cli_errors
 def export_states(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help="Model name or spec, as for `export`.")] = "gemma3-270m",
+    model: Annotated[str, typer.Argument(help="Model name or spec, as for `export`.")] = DEFAULT_MODEL,
     corpus: Annotated[Optional[Path], typer.Option("--corpus", help="One document per line; a .tsv with header 'lang<TAB>text' tags languages. Default: the bundled multilingual sample (en, fr, de, ru, zh).")] = None,
     prompt: Annotated[Optional[List[str]], typer.Option("--prompt", help="A document given inline (repeatable), instead of --corpus.")] = None,
     name: Annotated[Optional[str], typer.Option("--name", help="Corpus name in the store (default: the file's stem).")] = None,
@@ -47,11 +48,10 @@ def export_states(
     the final norm) for every token, with metadata rows (corpus, document, position, token)
     in DuckDB. Batches stream to disk; a killed export resumes where it stopped.
     """
-    from explorer.models.states import export_states as run
+    from explorer.services.states import export_states as run
 
-    engine = state(ctx).engine()
     with StageProgress() as sp:
-        rep = run(model, engine.root, corpus=corpus, prompts=prompt or (), name=name, dtype=dtype,
+        rep = run(model, state(ctx).root, corpus=corpus, prompts=prompt or (), name=name, dtype=dtype,
                   batch_size=batch_size, max_tokens=max_tokens, workers=workers, force=force,
                   report=sp.report, progress=sp.progress)
     if as_json:
@@ -75,7 +75,7 @@ def states_index(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Build compressed FAISS indexes over stored hidden states; shows recall@10 vs exact."""
-    from explorer.engine import build_state_indexes
+    from explorer.services.states import build_state_indexes
 
     engine = state(ctx).engine()
     with StageProgress() as sp:
@@ -109,18 +109,12 @@ def trajectory(
     embedding output (layer 0) and every block: where does a French->Chinese prompt
     pass through English?
     """
-    from explorer.lens.runner import ModelRunner, check_position
-    from explorer.lens.session import require_lens
-    from explorer.lens.trajectory import trajectory as run
+    from explorer.services.lens import TrajectoryOptions, trajectory as run
 
     engine = state(ctx).engine()
     with StageProgress() as sp:
-        m = engine.model(model, report=sp.report, progress=sp.progress)
-    require_lens(m)
-    check_position(m, text, position)  # from tokenizer.json alone, before the weights load
-    with loading(m.name):
-        runner = ModelRunner(m)
-    tr = run(engine, runner, text, position, k)
+        tr = run(engine, TrajectoryOptions(text, position, model, k), report=sp.report, progress=sp.progress,
+                 loading=loading)
     if as_json:
         print_json(tr.to_dict())
         return
@@ -140,26 +134,11 @@ def trajectory(
 
 
 def state_neighbours_cmd(ctx, text: str, layer: int, position: Optional[int], model, corpus, k: int, where, index: str, as_json: bool) -> None:
-    from explorer.engine import state_neighbours
-    from explorer.lens.runner import ModelRunner, check_position
-    from explorer.query.states import StateNeighbours
+    from explorer.services.states import StateQuery, neighbours_of_text
 
-    from explorer.engine import open_layer
-
-    engine = state(ctx).engine()
-    m = engine.model(model, auto_export=False)
-    open_layer(engine, m.name, corpus, layer)  # fail fast on a bad corpus or layer, before loading the model
-    check_position(m, text, position)
-    with loading(m.name):
-        runner = ModelRunner(m)
-    st = runner.run(text)
-    p = st.position(position)
-    if not 0 <= layer < st.layers.shape[0]:
-        from explorer.errors import ExplorerError
-
-        raise ExplorerError(f"layer {layer} is outside 0..{st.layers.shape[0] - 1}")
-    m, c, hits = state_neighbours(engine, st.layers[layer, p], model=m.name, corpus=corpus, layer=layer, k=k, where=where, index=index)
-    res = StateNeighbours(m.name, c.name, layer, text, p, st.tokens[p], index, hits)
+    q = StateQuery(text, (layer,), position, model, corpus, k, where, index)
+    res = neighbours_of_text(state(ctx).engine(), q, loading=loading)[0]
+    m, c, p = res.model, res.corpus, res.position
     if as_json:
         print_json(res.to_dict())
         return
@@ -168,7 +147,7 @@ def state_neighbours_cmd(ctx, text: str, layer: int, position: Optional[int], mo
     from rich.text import Text
 
     title = Text.assemble(f"Nearest states at layer {layer} to {res.token!r} (position {p}) of {text!r}  ",
-                          (f"({m.name}/{c.name}, {index})", "dim"))
+                          (f"({m}/{c}, {index})", "dim"))
     t = Table(title=title, title_justify="left")
     for col in ("#", "cosine", "token", "doc", "pos", "lang", "context"):
         t.add_column(col, justify="right" if col in ("#", "cosine", "doc", "pos") else "left")

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from explorer.core.types import DEFAULT_MODEL
 from explorer.cli.common import StageProgress, cli_errors, print_json, state
 
 index_app = typer.Typer(help="Check and rebuild FAISS index files (derived from the catalog's vectors).", no_args_is_help=True)
@@ -20,7 +21,7 @@ def register(app: typer.Typer) -> None:
 @cli_errors
 def export(
     ctx: typer.Context,
-    model: Annotated[str, typer.Argument(help="gemma3-270m (default, bundled), smollm2-135m, a .gguf file, a local HF model directory, or a cached HF id.")] = "gemma3-270m",
+    model: Annotated[str, typer.Argument(help=f"{DEFAULT_MODEL} (default, bundled), smollm2-135m, a .gguf file, a local HF model directory, or a cached HF id.")] = DEFAULT_MODEL,
     force: Annotated[bool, typer.Option("--force", help="Redo every step, even those already stored.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
 ) -> None:
@@ -31,12 +32,11 @@ def export(
     its checkpoint) gets its input embedding only. Re-running a killed export completes
     it; a model already stored and verified is reported without loading it.
     """
-    from explorer.models.export import export_model
+    from explorer.services.catalog import export_model
 
-    g = state(ctx)
-    engine = g.engine()
+    engine = state(ctx).engine()
     with StageProgress() as sp:
-        rep = export_model(model, engine.root, force=force, report=sp.report, progress=sp.progress)
+        rep = export_model(engine, model, force=force, report=sp.report, progress=sp.progress)
     if as_json:
         print_json(rep.to_dict())
         return
@@ -56,8 +56,10 @@ def models(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", h
     """
     import sys
 
+    from explorer.services.catalog import model_summary
+
     engine = state(ctx).engine()
-    out = [_model_dict(engine, m) for m in engine.models()]
+    out = model_summary(engine)
     if as_json:
         print_json({"root": str(engine.root), "models": out})
         return
@@ -102,19 +104,6 @@ def _print_models_table(title: str, header: tuple[str, ...], rows: list[list[str
         console.print(grid)
 
 
-def _model_dict(engine, m) -> dict:
-    sets = engine.catalog.vector_sets(m.model_id)
-    return {
-        "name": m.name, "source": m.source, "kind": m.source_kind, "architecture": m.architecture,
-        "layers": m.n_layers, "d_model": m.d_model, "vocab": m.vocab_size, "tied": m.tied,
-        "embed_scale": m.embed_scale,
-        "vector_sets": [
-            {"name": s.name, "rows": s.n_rows, "dim": s.dim, "same_as": s.same_as, "path": s.path, "note": s.note}
-            for s in sets
-        ],
-    }
-
-
 _TIED = {True: "yes", False: "no", None: "no unembedding"}
 
 
@@ -137,31 +126,16 @@ def verify(
 ) -> None:
     """Check every stored file against the catalog: vector sets (vectors, norms, FAISS
     index), hidden-state layer files and their compressed indexes."""
-    from explorer.errors import CorruptFile, ExplorerError
-    from explorer.store import sets
-    from explorer.store.states import StateStore, verify_corpus
+    from explorer.errors import ExplorerError
+    from explorer.services.catalog import verify as run
 
-    engine = state(ctx).engine()
-    models = [m for m in engine.models() if model is None or m.name == model]
-    if model is not None and not models:
-        raise ExplorerError(f"model {model!r} is not in the catalog")
-    store = StateStore(engine.catalog)
     problems: list[str] = []
-
-    def check(label: str, fn) -> None:
-        try:
-            detail = fn()
-            print(f"ok       {label}" + (f" ({detail})" if detail else ""))
-        except CorruptFile as exc:
-            problems.append(str(exc))
-            print(f"CORRUPT  {label}: {exc}")
-
-    for m in models:
-        for row in engine.catalog.vector_sets(m.model_id):
-            if row.same_as is None:
-                check(f"{m.name}/{row.name}", lambda: sets.verify(engine.catalog, row, m.name, full=full))
-        for c in store.corpora(m.model_id):
-            check(f"{m.name}/{c.name}", lambda: verify_corpus(store, c, m.name, full=full))
+    for c in run(state(ctx).engine(), model, full):
+        if c.problem is None:
+            print(f"ok       {c.label}" + (f" ({c.detail})" if c.detail else ""))
+        else:
+            problems.append(c.problem)
+            print(f"CORRUPT  {c.label}: {c.problem}")
     if len(problems) == 1:
         raise ExplorerError(problems[0])
     if problems:
@@ -172,21 +146,13 @@ def verify(
 @cli_errors
 def rebuild(
     ctx: typer.Context,
-    model: Annotated[str, typer.Option("--model", "-m", help="Model whose indexes to rebuild.")] = "gemma3-270m",
+    model: Annotated[str, typer.Option("--model", "-m", help="Model whose indexes to rebuild.")] = DEFAULT_MODEL,
     vectors: Annotated[Optional[str], typer.Option("--vectors", help="Only this vector set (default: all).")] = None,
 ) -> None:
     """Rebuild FAISS index files from the stored vectors (after corruption or deletion)."""
-    from explorer.errors import ExplorerError
-    from explorer.store import sets
+    from explorer.services.catalog import rebuild_indexes
 
     engine = state(ctx).engine()
-    m = engine.catalog.model(model) if engine.catalog.exists() else None
-    if m is None:
-        raise ExplorerError(f"model {model!r} is not in the catalog")
-    rows = [r for r in engine.catalog.vector_sets(m.model_id) if r.same_as is None and (vectors is None or r.name == vectors)]
-    if not rows:
-        raise ExplorerError(f"model {model} has no stored vector set {vectors!r}")
     with StageProgress() as sp:
-        for row in rows:
-            f = sets.rebuild_index(engine.catalog, row, m.name, progress=sp.progress)
+        for f in rebuild_indexes(engine, model, vectors, progress=sp.progress):
             sp.report(f"rebuilt {f.path} ({f.bytes:,} bytes, sha256 {f.sha256[:12]}…)")

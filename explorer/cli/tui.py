@@ -18,14 +18,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Browse everything interactively: vector sets and tokens, analogies as you type,
         neighbours per layer, the lens, experiments and SQL (press ? for keys)."""
-        from explorer.store.catalog import Catalog
+        from explorer.services.catalog import check_readable
         from explorer.tui.app import make_app
 
         g = state(ctx)
-        cat = Catalog(g.root)
-        try:  # a corrupt or foreign catalog file: one line here, not an error in every screen
-            if cat.exists():
-                cat.query("SELECT count(*) FROM models")
-        finally:
-            cat.close()
+        check_readable(g.engine())  # a corrupt or foreign catalog file: one line here, not an error in every screen
         make_app(g.root, g.backend, model=model).run()

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from explorer.core.types import DEFAULT_MODEL
 from explorer.cli.common import StageProgress, cli_errors, print_json, state
 
 vectors_app = typer.Typer(
@@ -37,7 +38,7 @@ def register(app: typer.Typer) -> None:
 def export_cmd(
     ctx: typer.Context,
     output: Annotated[Path, typer.Option("--output", "-o", help="File to write (a directory for projector).")],
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model name or spec (default: gemma3-270m).")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help=f"Model name or spec (default: {DEFAULT_MODEL}).")] = None,
     vectors: Annotated[str, typer.Option("--vectors", help="Vector set: input (embedding) or output (unembedding).")] = "input",
     fmt: Annotated[
         Optional[str],
@@ -62,7 +63,7 @@ def export_cmd(
     whitespace as <U+XXXX>.
     """
     from explorer.errors import ExplorerError
-    from explorer.store.predicate import check_where
+    from explorer.services.vectors import check_where, export_vectors
 
     if fmt is None:
         suffix = output.suffix.lower()
@@ -73,10 +74,8 @@ def export_cmd(
     _check_output(output)
     engine = state(ctx).engine()
     with StageProgress(quiet=as_json) as sp:
-        m = engine.model(model, report=sp.report, progress=sp.progress)
-        engine.close()
-        rep = _export(engine.root, m.name, vectors, fmt.lower(), output, limit=limit, where=where, words=words,
-                      progress=sp.progress)
+        rep = export_vectors(engine, model, vectors, fmt.lower(), output, limit=limit, where=where, words=words,
+                             report=sp.report, progress=sp.progress)
     if as_json:
         print_json(rep.to_dict())
         return
@@ -93,22 +92,6 @@ def _check_output(output: Path) -> None:
             if not parent.is_dir():
                 raise ExplorerError(f"cannot write {str(output)!r}: {str(parent)!r} is a file, not a folder")
             return
-
-
-def _export(root: Path, model: str, vectors: str, fmt: str, output: Path, **kw):
-    """``export_set``, with a file system refusal (permission, full disk, a path that
-    cannot exist) as one line."""
-    import duckdb
-
-    from explorer.errors import ExplorerError
-    from explorer.store.interchange import export_set
-
-    try:
-        return export_set(root, model, vectors, fmt, output, **kw)
-    except OSError as exc:
-        raise ExplorerError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
-    except duckdb.IOException as exc:
-        raise ExplorerError(f"cannot write {str(output)!r}: {str(exc).splitlines()[0]}") from None
 
 
 @vectors_app.command("import")
@@ -131,12 +114,11 @@ def import_cmd(
     `explorer query --model NAME` works on it. Malformed files are refused with the
     file and line number.
     """
-    from explorer.store.interchange import import_file
+    from explorer.services.vectors import import_vectors
 
     engine = state(ctx).engine()
-    engine.close()
     with StageProgress(quiet=as_json) as sp:
-        rep = import_file(engine.root, file, name=name, fmt=fmt.lower(), replace=replace, progress=sp.progress)
+        rep = import_vectors(engine, file, name=name, fmt=fmt.lower(), replace=replace, progress=sp.progress)
     if as_json:
         print_json(rep.to_dict())
         return

@@ -9,18 +9,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
+from explorer.core.types import Progress, Report
 from explorer.models import sources, surgery
 from explorer.models.loading import check_dir
-from explorer.models.tokeninfo import token_columns
 from explorer.paths import model_cache_dir
+from explorer.query.tokeninfo import token_columns
 from explorer.store import sets
 from explorer.store.catalog import Catalog
 from explorer.store.files import remove_stale_temps
-
-Report = Callable[[str], None]
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass

@@ -21,14 +21,12 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
+from explorer.core.types import DEFAULT_MODEL, Report
 from explorer.errors import UnknownModel
 from explorer.models import ggufcheck
 
-DEFAULT_MODEL = "gemma3-270m"
 MARKER = "explorer-source.json"
-Report = Callable[[str], None]
 
 
 @dataclass(frozen=True)

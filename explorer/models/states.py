@@ -19,13 +19,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from explorer.core.types import Progress, Report
 from explorer.errors import ExplorerError
-from explorer.store.catalog import Catalog
+from explorer.store.catalog import Catalog, ModelRow
 from explorer.store.states import DTYPES, CorpusRow, StateStore
 
 SAMPLE = "sample"
-Report = Callable[[str], None]
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -83,41 +82,41 @@ def corpus_name(corpus: Path | None, prompts: Sequence[str]) -> str:
     return f"prompts-{digest}"
 
 
-def export_states(
-    spec: str | None,
-    root: Path,
-    *,
-    corpus: Path | None = None,
-    prompts: Sequence[str] = (),
-    name: str | None = None,
-    dtype: str = "float32",
-    batch_size: int = 8,
-    max_tokens: int = 128,
-    workers: int = 1,
-    force: bool = False,
-    report: Report = lambda s: None,
-    progress: Progress | None = None,
-) -> StatesReport:
-    from explorer.engine import Engine
+@dataclass(frozen=True)
+class StatesJob:
+    """What to run: the documents ``(lang, text)``, the corpus name and source, and how."""
+
+    docs: tuple[tuple[str | None, str], ...]
+    name: str
+    source: str
+    dtype: str = "float32"
+    batch_size: int = 8
+    max_tokens: int = 128
+    workers: int = 1
+    force: bool = False
+
+
+def check_dtype(dtype: str) -> None:
+    if dtype not in DTYPES:  # before the model loads
+        raise ExplorerError(f"unknown dtype {dtype!r}; choose {' or '.join(DTYPES)}")
+
+
+def export_corpus(m: ModelRow, root: Path, catalog: Catalog, job: StatesJob, *,
+                  report: Report = lambda s: None, progress: Progress | None = None) -> StatesReport:
+    """Run model ``m`` (a catalog row) over ``job.docs`` and store every layer's states."""
     from explorer.models import sources, surgery
     from explorer.models.capture import tokenize
 
-    if dtype not in DTYPES:  # before the model loads
-        raise ExplorerError(f"unknown dtype {dtype!r}; choose {' or '.join(DTYPES)}")
-    if corpus is None and not prompts:
-        corpus = sample_corpus_path()
-    docs = read_corpus(corpus) if corpus is not None else [(None, p) for p in prompts]
-    name = name or corpus_name(corpus, prompts)
-    engine = Engine(root)
-    m = engine.model(spec, report=report)
-    store = StateStore(engine.catalog)
+    check_dtype(job.dtype)
+    docs, name, dtype = list(job.docs), job.name, job.dtype
+    store = StateStore(catalog)
     row = store.corpus(m.model_id, name)
-    if row is not None and force:
+    if row is not None and job.force:
         store.delete(row)
         row = None
     if row is not None and row.status == "done":
         report(f"corpus {name} is already exported for {m.name} ({row.committed:,} states); --force redoes it")
-        return _report(engine, row, m.name, 0.0, 0, row.committed)
+        return _report(root, row, m.name, 0.0, 0, row.committed)
     if row is not None and ((row.n_docs, row.dim, row.n_layers) != (len(docs), m.d_model, (m.n_layers or 0) + 1) or row.dtype != dtype):
         raise ExplorerError(f"corpus {name} exists with different contents or settings; pass --force to redo it")
     report(f"loading {m.name} (5-80 s)")
@@ -126,24 +125,23 @@ def export_states(
     created = row is None
     if row is None:
         report(f"tokenising {len(docs):,} documents")
-        ids = tokenize(tokenizer, [t for _, t in docs], max_tokens)
+        ids = tokenize(tokenizer, [t for _, t in docs], job.max_tokens)
         planned = [(lang, text, len(t)) for (lang, text), t in zip(docs, ids)]
-        row = store.plan(m.model_id, name, str(corpus or "prompts"), planned, anat.n_layers + 1, anat.d_model, dtype, m.name)
+        row = store.plan(m.model_id, name, job.source, planned, anat.n_layers + 1, anat.d_model, dtype, m.name)
     elif (row.dim, row.n_layers) != (anat.d_model, anat.n_layers + 1):  # the catalog's sizes were wrong
         raise ExplorerError(f"corpus {name} exists with different contents or settings; pass --force to redo it")
     resumed = row.committed
     if resumed:
         report(f"resuming {name}: {resumed:,} states already committed")
-    engine.catalog.close()
     t0 = time.perf_counter()
-    if workers > 1:
-        forward = _guarded(lambda: _run_workers(spec, root, row, workers, batch_size, progress), store, row, created)
+    if job.workers > 1:
+        forward = _guarded(lambda: _run_workers(root, row, job.workers, job.batch_size, progress), store, row, created)
     else:
-        forward = _guarded(lambda: _run_range(model, anat, tokenizer, store, row, 0, row.n_docs, batch_size, max_tokens,
-                                              progress), store, row, created)
+        forward = _guarded(lambda: _run_range(model, anat, tokenizer, store, row, 0, row.n_docs, job.batch_size,
+                                              job.max_tokens, progress), store, row, created)
     seconds = time.perf_counter() - t0
     row = store.finish(store.corpus(m.model_id, name), progress)
-    return _report(engine, row, m.name, seconds, row.committed - resumed, resumed, forward)
+    return _report(root, row, m.name, seconds, row.committed - resumed, resumed, forward)
 
 
 def _guarded(run: Callable[[], float], store: StateStore, row: CorpusRow, created: bool) -> float:
@@ -158,8 +156,8 @@ def _guarded(run: Callable[[], float], store: StateStore, row: CorpusRow, create
         raise
 
 
-def _report(engine, row: CorpusRow, model: str, seconds: float, new: int, resumed: int, forward: float = 0.0) -> StatesReport:
-    directory = engine.root / row.path
+def _report(root: Path, row: CorpusRow, model: str, seconds: float, new: int, resumed: int, forward: float = 0.0) -> StatesReport:
+    directory = Path(root) / row.path
     size = sum(p.stat().st_size for p in directory.glob("layer_??.npy"))
     return StatesReport(
         model, row.name, row.n_docs, row.committed, row.n_layers, row.dim, row.dtype,
@@ -220,7 +218,6 @@ def _run_range(model, anat, tokenizer, store: StateStore, row: CorpusRow, lo: in
     from explorer.models.capture import capture, tokenize
 
     pending = store.pending_docs(row.corpus_id, lo, hi)
-    store.catalog.close()
     total = hi - lo
     done = total - len(pending)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -276,7 +273,7 @@ def _state_rows(tokenizer, batch, ids) -> dict[str, np.ndarray]:
 
 
 def _worker(args) -> tuple[int, float]:
-    spec, root, corpus_id, lo, hi, batch_size, threads = args
+    root, corpus_id, lo, hi, batch_size, threads = args
     import torch
 
     torch.set_num_threads(threads)
@@ -292,12 +289,12 @@ def _worker(args) -> tuple[int, float]:
     return hi - lo, _run_range(model, anat, tokenizer, store, row, lo, hi, batch_size, max_tokens, None)
 
 
-def _run_workers(spec, root, row: CorpusRow, workers: int, batch_size: int, progress: Progress | None) -> float:
+def _run_workers(root: Path, row: CorpusRow, workers: int, batch_size: int, progress: Progress | None) -> float:
     """Split the documents into contiguous ranges, one process each, writing to one store.
     Returns the longest forward time of a worker (they run side by side)."""
     edges = np.linspace(0, row.n_docs, workers + 1).astype(int)
     threads = max(1, (os.cpu_count() or 1) // workers)
-    jobs = [(spec, str(root), row.corpus_id, int(a), int(b), batch_size, threads) for a, b in zip(edges[:-1], edges[1:])]
+    jobs = [(str(root), row.corpus_id, int(a), int(b), batch_size, threads) for a, b in zip(edges[:-1], edges[1:])]
     done, forward = 0, 0.0
     with mp.get_context("spawn").Pool(workers) as pool:
         for n, seconds in pool.imap_unordered(_worker, jobs):

@@ -32,7 +32,7 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -46,7 +46,7 @@ TOP = 5  # gensim asks most_similar for topn=5
 SCORES_PER_BATCH = 1 << 25  # floats of one batch's score matrix (128 MiB)
 
 Quad = tuple[str, str, str, str]
-Progress = Callable[[str, int, int], None]
+from explorer.core.types import Progress
 
 
 def gensim_test_file(name: str) -> Path | None:

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from explorer.store.vectorset import unit_rows
+from explorer.core.numeric import unit_rows
 
 
 @dataclass(frozen=True)

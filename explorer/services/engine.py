@@ -1,4 +1,5 @@
-"""The façade front ends call: open a store, resolve words, run queries.
+"""The workspace every service takes first: a data root, its catalog, and the vector
+sets opened so far (each verified against the catalog once).
 
 Imports numpy, duckdb (and faiss lazily) only. A model that is not in the catalog yet
 is exported on first use (that path imports torch).
@@ -8,14 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from explorer.core.types import DEFAULT_MODEL, Progress, Report
 from explorer.errors import ExplorerError, UnknownModel
 from explorer.paths import default_root
-from explorer.query import analogy as analogy_mod
-from explorer.query.parse import Expression, parse
 from explorer.query.vocab import Resolved, resolve
 from explorer.store import sets
 from explorer.store.catalog import Catalog, ModelRow, VectorSetRow
@@ -24,7 +23,6 @@ from explorer.store.predicate import check_where
 from explorer.store.tokens import CatalogTokens
 from explorer.store.vectorset import INDEX, VECTORS, VectorSet
 
-DEFAULT_MODEL = "gemma3-270m"
 VECTOR_NAMES = ("input", "output")
 
 
@@ -42,22 +40,22 @@ class OpenSet:
 
 
 class Engine:
-    def __init__(self, root: Path | None = None, backend: str = "auto", hold_catalog: bool = False):
-        """``hold_catalog`` keeps a read connection open between queries (~60 ms saved per
-        query in a long-lived process) at the price of locking out writers in other
-        processes until :meth:`close`; by default each query releases it."""
+    def __init__(self, root: Path | None = None, backend: str = "auto"):
+        """A long-lived process (a notebook, a benchmark) that runs many queries can keep
+        one read connection open with ``with engine.catalog.session(): ...``; by default
+        every operation releases it, so that writers in other processes are never locked
+        out by an idle reader."""
         self.root = Path(root) if root else default_root()
         self.catalog = Catalog(self.root)
         self.backend = backend
-        self.hold_catalog = hold_catalog
         self._open: dict[tuple[str, str], OpenSet] = {}
 
     # -- models ----------------------------------------------------------------
     def models(self) -> list[ModelRow]:
         return self.catalog.models() if self.catalog.exists() else []
 
-    def model(self, name: str | None, auto_export: bool = True, report: Callable[[str], None] | None = None,
-              progress=None) -> ModelRow:
+    def model(self, name: str | None, auto_export: bool = True, report: Report | None = None,
+              progress: Progress | None = None) -> ModelRow:
         name = name or DEFAULT_MODEL
         row = self.catalog.model(name) if self.catalog.exists() else None
         if row is not None and self.catalog.vector_set(row.model_id, "input") is not None:
@@ -83,8 +81,9 @@ class Engine:
         return row
 
     # -- vector sets -------------------------------------------------------------
-    def open_set(self, model: str | None = None, vectors: str = "input", **kw) -> OpenSet:
-        m = self.model(model, **kw)
+    def open_set(self, model: str | None = None, vectors: str = "input", *, auto_export: bool = True,
+                 report: Report | None = None, progress: Progress | None = None) -> OpenSet:
+        m = self.model(model, auto_export=auto_export, report=report, progress=progress)
         key = (m.name, vectors)
         if key in self._open:
             return self._open[key]
@@ -93,7 +92,7 @@ class Engine:
             names = ", ".join(r.name for r in self.catalog.vector_sets(m.model_id))
             raise ExplorerError(f"model {m.name} has no {vectors!r} vector set (it has: {names})")
         owner = sets.storage_row(self.catalog, row)
-        vs = sets.open_verified(self.catalog, owner, m.name, kw.get("progress"))
+        vs = sets.open_verified(self.catalog, owner, m.name, progress)
         directory = self.root / owner.path
         index_path = directory / INDEX
         tokenizer = Path(m.model_dir) / "tokenizer.json" if m.model_dir else None
@@ -103,7 +102,6 @@ class Engine:
         self._open[key] = opened
         return opened
 
-    # -- queries -----------------------------------------------------------------
     def resolve(self, s: OpenSet, word: str, variant: str = "auto", multi: str = "refuse") -> Resolved:
         return resolve(s.tokens, word, variant, multi)
 
@@ -118,103 +116,7 @@ class Engine:
         if where:
             clauses.append(where)
         sql = f"SELECT token_id FROM tokens WHERE {' AND '.join(clauses)}"
-        return _id_mask(self, sql, params, s.vectors.n_rows, "the tokens table", "the filter matches no tokens")
-
-    def query(self, expression, **kw) -> analogy_mod.QueryResult:
-        """Vector arithmetic (see :meth:`_query`); releases the catalog afterwards so that
-        writers in other processes are never locked out by an idle reader."""
-        try:
-            return self._query(expression, **kw)
-        finally:
-            if not self.hold_catalog:
-                self.catalog.close()
-
-    def _query(
-        self,
-        expression: str | Expression,
-        *,
-        model: str | None = None,
-        vectors: str = "input",
-        k: int = 10,
-        method: str = "3cosadd",
-        keep_inputs: bool = False,
-        expect: str | None = None,
-        variant: str = "auto",
-        multi: str = "refuse",
-        script: str | None = None,
-        where: str | None = None,
-        layer: int | None = None,
-        corpus: str | None = None,
-        **kw,
-    ) -> analogy_mod.QueryResult:
-        """Vector arithmetic over a vocabulary set, or (``layer``) over the per-token mean
-        hidden states of a stored corpus at that layer."""
-        expr = parse(expression) if isinstance(expression, str) else expression
-        if k < 1:
-            raise ExplorerError("-k must be at least 1")
-        s = self.open_set(model, vectors if layer is None else "input", **kw)
-        if layer is None:
-            self.warm(s, kw.get("progress"))
-        terms = [(self.resolve(s, t.word, variant, multi), t.weight) for t in expr.terms]
-        exp = self.resolve(s, expect, variant, multi) if expect else None
-        roles = expr.analogy()
-        positions = None
-        if roles is not None:
-            words = [t.word for t in expr.terms]
-            a, b, c = roles
-            positions = (words.index(a), words.index(b), len(words) - 1 - words[::-1].index(c))
-        vs, index, label, allowed = s.vectors, s.index, s.label, self.allowed_mask(s, script, where)
-        if layer is not None:
-            _, c, vs = layer_token_means(self, s.model.name, corpus, layer, kw.get("progress"))
-            for r in [t for t, _ in terms] + ([exp] if exp else []):
-                if not all(vs.seen[i] for i in r.token_ids):
-                    raise ExplorerError(f"{r.word!r} ({r.token!r}) does not occur in corpus {c.name}")
-            allowed = vs.seen if allowed is None else (allowed & vs.seen)
-            index, label = None, f"{s.model.name}/{c.name}/layer {layer} (token means)"
-        return analogy_mod.run_query(
-            vs,
-            terms,
-            method=method,
-            k=k,
-            keep_inputs=keep_inputs,
-            expected=exp,
-            analogy=positions,
-            allowed=allowed,
-            label=s.tokens.labels,
-            index=index,
-            expression=expr.render(),
-            vector_set=label,
-        )
-
-    def token_query(self, token_id: int, **kw) -> analogy_mod.QueryResult:
-        """Neighbours of one token id (``explorer neighbours --id``)."""
-        try:
-            return self._token_query(token_id, **kw)
-        finally:
-            if not self.hold_catalog:
-                self.catalog.close()
-
-    def close(self) -> None:
-        self.catalog.close()
-
-    def _token_query(self, token_id: int, **kw) -> analogy_mod.QueryResult:
-        s = self.open_set(kw.get("model"), kw.get("vectors", "input"))
-        self.warm(s, kw.get("progress"))
-        if not 0 <= token_id < s.vectors.n_rows:
-            raise ExplorerError(f"token id {token_id} is outside 0..{s.vectors.n_rows - 1}")
-        text = s.tokens.labels([token_id]).get(token_id, str(token_id))
-        r = Resolved(f"#{token_id}", (token_id,), (text,), "id")
-        kw = dict(kw)
-        allowed = self.allowed_mask(s, kw.pop("script", None), kw.pop("where", None))
-        return analogy_mod.run_query(
-            s.vectors, [(r, 1.0)], method=kw.get("method", "3cosadd"), k=kw.get("k", 10),
-            keep_inputs=kw.get("keep_inputs", False), allowed=allowed, label=s.tokens.labels, index=s.index,
-            expression=f"#{token_id}", vector_set=s.label,
-        )
-
-    def search(self, queries: np.ndarray, k: int = 10, model: str | None = None, vectors: str = "input"):
-        """Batched top-k (cosine) over a vector set: the library entry point for many queries."""
-        return self.open_set(model, vectors).index.search(queries, k)
+        return id_mask(self, sql, params, s.vectors.n_rows, "the tokens table", "the filter matches no tokens")
 
     def warm(self, s: OpenSet, progress=None) -> None:
         """Before a set's first scan: read its matrix into the page cache if it is cold (with
@@ -244,53 +146,7 @@ class _VerifiedIndex(SearchIndex):
         return super()._faiss()
 
 
-# -- hidden states -------------------------------------------------------------------
-
-
-def _corpus(engine: Engine, model: ModelRow, corpus: str | None):
-    from explorer.store.states import StateStore
-
-    store = StateStore(engine.catalog)
-    rows = [c for c in store.corpora(model.model_id) if c.status == "done"]
-    if not rows:
-        raise ExplorerError(f"no hidden states stored for {model.name}; run `explorer export-states {model.name}`")
-    if corpus is None:
-        return rows[-1]
-    for c in rows:
-        if c.name == corpus:
-            return c
-    names = ", ".join(c.name for c in rows)
-    raise ExplorerError(f"no finished corpus {corpus!r} for {model.name} (have: {names})")
-
-
-def open_layer(engine: Engine, model: str | None, corpus: str | None, layer: int, progress=None):
-    """(model row, corpus row, VectorSet of that layer's states); the layer's files are
-    checked first and, if cold, read into the page cache with ``progress``."""
-    from explorer.store.states import StateStore, check_layer, layer_file, layer_path, norms_file
-
-    m = engine.model(model, auto_export=False)
-    c = _corpus(engine, m, corpus)
-    layer_path(engine.root, c, layer)  # range check
-    check_layer(StateStore(engine.catalog), c, layer, progress)  # size and mtime as recorded (SHA-256 if the mtime changed)
-    sets.warm(engine.root / c.path / layer_file(layer), f"reading {c.name} layer {layer} from disk", progress)
-    vs = VectorSet.open(engine.root / c.path, layer_file(layer), norms_file(layer))
-    return m, c, vs
-
-
-def states_mask(engine: Engine, corpus, n_rows: int, where: str | None) -> np.ndarray | None:
-    """Rows of the states matching a predicate over the hidden_states view."""
-    where = check_where(where)
-    if not where:
-        return None
-    sql = (
-        "SELECT state_id FROM hidden_states WHERE corpus = ? "
-        f"AND model = (SELECT name FROM models WHERE model_id = ?) AND {where}"
-    )
-    return _id_mask(engine, sql, [corpus.name, corpus.model_id], n_rows, "hidden_states",
-                    "the --where filter matches no stored states")
-
-
-def _id_mask(engine: Engine, sql: str, params: list, n_rows: int, what: str, empty: str) -> np.ndarray:
+def id_mask(engine: Engine, sql: str, params: list, n_rows: int, what: str, empty: str) -> np.ndarray:
     """Boolean row mask from a query returning row ids; a bad user predicate is one line."""
     try:
         ids = np.array([r[0] for r in engine.catalog.query(sql, params)], dtype=np.int64)
@@ -303,93 +159,3 @@ def _id_mask(engine: Engine, sql: str, params: list, n_rows: int, what: str, emp
     if not mask.any():
         raise ExplorerError(empty)
     return mask
-
-
-def layer_token_means(engine: Engine, model: str | None, corpus: str | None, layer: int, progress=None):
-    from explorer.query.states import token_means
-
-    m, c, vs = open_layer(engine, model, corpus, layer, progress)
-    ids = np.array([r[0] for r in engine.catalog.query(
-        "SELECT token_id FROM states WHERE corpus_id = ? ORDER BY state_id", [c.corpus_id])], dtype=np.int64)
-    return m, c, token_means(vs.vectors, ids, int(m.vocab_size))
-
-
-def state_neighbours(engine: Engine, vector: np.ndarray, *, model: str | None, corpus: str | None, layer: int,
-                     k: int = 10, where: str | None = None, index: str = "exact", progress=None):
-    """Nearest stored hidden states at ``layer`` to ``vector``, with their context."""
-    from explorer.query.states import StateHit
-    from explorer.store import compressed
-    from explorer.store.index import SearchIndex
-
-    m, c, vs = open_layer(engine, model, corpus, layer, progress)
-    allowed = states_mask(engine, c, vs.n_rows, where)
-    if index == "exact":
-        hits = SearchIndex(vs, None, "numpy").search(vector, k, allowed)
-    else:
-        row = engine.catalog.query(
-            "SELECT path FROM state_indexes WHERE corpus_id = ? AND layer = ? AND kind = ?", [c.corpus_id, layer, index]
-        )
-        if not row:
-            raise ExplorerError(
-                f"no {index} index for {c.name} layer {layer}; build it with `explorer states-index --layer {layer} --kind {index}`"
-            )
-        hits = compressed.search(compressed.load(engine.root / row[0][0], index), index, vs, vector, k, allowed)
-    ids = [int(i) for i in hits.ids[0] if i >= 0]
-    meta = {
-        r[0]: r[1:]
-        for r in engine.catalog.query(
-            "SELECT state_id, document, position, token, token_id, lang FROM hidden_states "
-            "WHERE corpus = ? AND model = ? AND state_id IN (SELECT unnest(?))",
-            [c.name, m.name, ids],
-        )
-    }
-    out = []
-    for n, (sid, score) in enumerate(zip(ids, hits.scores[0])):
-        doc, pos, tok, tid, lang = meta[sid]
-        out.append(StateHit(n + 1, float(score), sid, doc, pos, tok, tid, lang, _snippet(engine, c.corpus_id, doc, pos)))
-    return m, c, tuple(out)
-
-
-def _snippet(engine: Engine, corpus_id: int, doc: int, pos: int, before: int = 6, after: int = 3) -> str:
-    rows = engine.catalog.query(
-        "SELECT position, token FROM states WHERE corpus_id = ? AND doc_id = ? AND position BETWEEN ? AND ? "
-        "ORDER BY position",
-        [corpus_id, doc, pos - before, pos + after],
-    )
-    return "".join(f"[{t}]" if p == pos else t for p, t in rows).replace("\n", " ")
-
-
-def build_state_indexes(engine: Engine, *, model: str | None, corpus: str | None, layers: list[int] | None,
-                        kind: str, progress=None) -> list[dict]:
-    """Build compressed indexes for some layers of a corpus; recall@10 is measured and stored."""
-    import json
-
-    from explorer.store import compressed
-    from explorer.store.files import sha256_file
-
-    m = engine.model(model, auto_export=False)
-    c = _corpus(engine, m, corpus)
-    todo = layers if layers else list(range(c.n_layers))
-    out = []
-    for n, layer in enumerate(todo):
-        _, _, vs = open_layer(engine, m.name, c.name, layer)
-        rel = f"{c.path}/layer_{layer:02d}.{kind}.faiss"
-        rep = compressed.build_and_measure(vs, kind, engine.root / rel)
-        path = engine.root / rel
-        con = engine.catalog.writer()
-        try:
-            con.execute("BEGIN")
-            con.execute("DELETE FROM state_indexes WHERE corpus_id = ? AND layer = ? AND kind = ?", [c.corpus_id, layer, kind])
-            con.execute(
-                "INSERT INTO state_indexes (corpus_id, layer, kind, path, bytes, sha256, recall_at_10, params, build_seconds) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [c.corpus_id, layer, kind, rel, rep.bytes, sha256_file(path), rep.recall_at_10, json.dumps(rep.params), rep.seconds],
-            )
-            con.execute("COMMIT")
-        finally:
-            con.close()
-        exact_bytes = vs.n_rows * vs.dim * vs.vectors.dtype.itemsize
-        out.append({"layer": layer, **rep.to_dict(), "exact_bytes": exact_bytes})
-        if progress:
-            progress(f"{kind} indexes", n + 1, len(todo))
-    return out

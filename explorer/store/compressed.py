@@ -22,7 +22,8 @@ import numpy as np
 from explorer.errors import ExplorerError
 from explorer.query.topk import topk_dense
 from explorer.store.index import Hits, faiss_module, to_gpus
-from explorer.store.vectorset import VectorSet, unit_rows
+from explorer.core.numeric import unit_rows
+from explorer.store.vectorset import VectorSet
 
 KINDS = ("sq8", "ivfpq")
 REFINE = {"sq8": 4, "ivfpq": 32}  # re-rank k * REFINE candidates exactly against the float rows

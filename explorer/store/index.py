@@ -21,7 +21,8 @@ import numpy as np
 from explorer.errors import CorruptFile
 from explorer.query.topk import topk_dense
 from explorer.store.files import atomic_path
-from explorer.store.vectorset import VectorSet, unit_rows
+from explorer.core.numeric import unit_rows
+from explorer.store.vectorset import VectorSet
 
 # FAISS IndexFlat takes its BLAS path only when n_queries * d >= 128,000 (200 queries at
 # d=640; below that it searches query by query and loses to numpy 2-5x), measured by

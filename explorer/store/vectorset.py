@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from explorer.errors import CorruptFile
+from explorer.core.numeric import unit_rows
 
 VECTORS = "vectors.npy"
 NORMS = "norms.npy"
@@ -24,13 +25,6 @@ def row_norms(matrix: np.ndarray, chunk: int = 65536) -> np.ndarray:
         block = np.asarray(matrix[i : i + chunk], dtype=np.float32)
         out[i : i + chunk] = np.sqrt(np.einsum("ij,ij->i", block, block))
     return out
-
-
-def unit_rows(matrix: np.ndarray) -> np.ndarray:
-    m = np.asarray(matrix, dtype=np.float32)
-    with np.errstate(over="ignore", invalid="ignore"):  # huge rows: inf norm -> zeros, by design
-        n = np.linalg.norm(m, axis=-1, keepdims=True)
-        return m / np.where(n == 0, 1, n)
 
 
 @dataclass

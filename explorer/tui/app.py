@@ -1,13 +1,12 @@
 """``explorer tui``: the app is thin; each screen (tab) owns its handlers and workers.
 
 Opens without importing torch: a screen imports it when it needs a model (lens,
-hidden-state neighbours). Engine and catalog calls from worker threads go through one
-lock, because DuckDB connections are shared per process.
+hidden-state neighbours). Screens call the services from worker threads; the catalog
+itself makes that safe (it owns its connections), so there is no app-wide lock.
 """
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from textual.app import App, ComposeResult
@@ -41,12 +40,13 @@ class ExplorerApp(App):
     def __init__(self, engine, model: str | None = None, experiments: list[str] | None = None,
                  expression: str = "woman - man + king", expect: str = "queen"):
         super().__init__()
+        from explorer.services.states import Runners
+
         self.engine = engine
-        self.lock = threading.RLock()
         self.start_model = model
         self.experiments = experiments
         self.expression, self.expect = expression, expect
-        self._runners: dict[str, object] = {}
+        self.runners = Runners(engine)  # models loaded for forward passes, kept while the app runs
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -90,22 +90,12 @@ class ExplorerApp(App):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
-    # -- shared model access (torch imported here, on first use) ------------------------
+    # -- shared model access (torch imported on first use) ---------------------------
     def runner(self, model: str | None):
-        with self.lock:
-            m = self.engine.model(model, auto_export=False)
-        if m.name not in self._runners:
-            from explorer.lens.runner import ModelRunner
-
-            self._runners[m.name] = ModelRunner(m)
-        return self._runners[m.name]
-
-    def run_text(self, model: str | None, text: str, position: int | None):
-        st = self.runner(model).run(text)
-        return st, st.position(position)
+        return self.runners.get(self.engine.model(model, auto_export=False))
 
 
 def make_app(root: Path | None = None, backend: str = "auto", **kw) -> ExplorerApp:
-    from explorer.engine import Engine
+    from explorer.services.engine import Engine
 
     return ExplorerApp(Engine(root, backend=backend), **kw)

@@ -56,7 +56,7 @@ unique within a model, e.g. ``'▁king'``) or its decoded text (``words="text"``
   the projector format, which keep words exactly). Import never unescapes.
 
 Imported tokens are ``token_id`` = line order (from 0), ``raw = text = word``,
-``leading_space = false``, ``script`` from :func:`explorer.models.tokeninfo.script_of`.
+``leading_space = false``, ``script`` from :func:`explorer.query.tokeninfo.script_of`.
 
 Numbers
 -------

@@ -97,7 +97,7 @@ def import_arrays(
         for k, w in enumerate(words):
             if seen.setdefault(w, k) != k:
                 raise ExplorerError(f"duplicate word {w!r} (rows {seen[w]} and {k})")
-    from explorer.models.tokeninfo import script_of  # numpy, re and unicodedata only
+    from explorer.query.tokeninfo import script_of  # numpy, re and unicodedata only
 
     catalog = Catalog(root)
     catalog.migrate()

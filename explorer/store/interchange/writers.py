@@ -76,14 +76,23 @@ def export_set(
     finally:
         catalog.close()
     rep = ExportReport(m.name, vectors, fmt, len(ids), vs.dim, words)
-    if fmt == "projector":
-        rep.files = _write_projector(output, vs, ids, labels, scripts, progress)
-    elif fmt == "parquet":
-        rep.files = [_write_parquet(output, vs, ids, labels)]
-    else:
-        written = _unique_word2vec_words(ids, labels)
-        rep.files = [_write_word2vec(output, vs, ids, written, fmt == "word2vec-binary", progress)]
+    try:
+        rep.files = _write(fmt, output, vs, ids, labels, scripts, progress)
+    except OSError as exc:  # permission, full disk, a path that cannot exist: one line
+        raise ExplorerError(f"cannot write {str(output)!r}: {exc.strerror or exc}") from None
+    except duckdb.IOException as exc:
+        raise ExplorerError(f"cannot write {str(output)!r}: {str(exc).splitlines()[0]}") from None
     return rep
+
+
+def _write(fmt: str, output: Path, vs: VectorSet, ids: np.ndarray, labels: list[str], scripts: list[str],
+           progress: Progress | None) -> list[str]:
+    if fmt == "projector":
+        return _write_projector(output, vs, ids, labels, scripts, progress)
+    if fmt == "parquet":
+        return [_write_parquet(output, vs, ids, labels)]
+    written = _unique_word2vec_words(ids, labels)
+    return [_write_word2vec(output, vs, ids, written, fmt == "word2vec-binary", progress)]
 
 
 def _selection(

@@ -9,7 +9,7 @@ from textual.containers import Horizontal
 from textual.widgets import DataTable, Input, Label, Select, Static, Switch
 
 from explorer.errors import ExplorerError
-from explorer.query.analogy import DIAGNOSTICS
+from explorer.services.query import DIAGNOSTICS, QueryOptions, SetChoice, analogy
 from explorer.tui.screens.base import Pane, background, fill, fmt, plain
 
 METHODS = [("3CosAdd", "3cosadd"), ("3CosMul", "3cosmul")]
@@ -51,19 +51,19 @@ class AnalogyPane(Pane):
         expr = self.query_one("#expr", Input).value
         if model == Select.BLANK or not expr.strip():
             return
-        params = dict(
-            model=str(model), vectors=str(self.query_one("#analogy-set", Select).value),
+        options = QueryOptions(
+            SetChoice(str(model), str(self.query_one("#analogy-set", Select).value)), k=15,
             method=str(self.query_one("#analogy-method", Select).value),
             keep_inputs=not self.query_one("#analogy-exclude", Switch).value,
-            expect=self.query_one("#expect", Input).value.strip() or None, k=15,
+            expect=self.query_one("#expect", Input).value.strip() or None,
         )
         self.query_one("#analogy-status", Static).update("searching...")
-        self.run_query(self.next_seq("analogy"), expr, params)
+        self.run_query(self.next_seq("analogy"), expr, options)
 
     @background(exclusive=True, group="analogy")
-    def run_query(self, seq: int, expr: str, params: dict) -> None:
+    def run_query(self, seq: int, expr: str, options: QueryOptions) -> None:
         try:
-            result = self.locked(self.engine.query, expr, auto_export=False, **params)
+            result = analogy(self.engine, expr, options, auto_export=False)
         except ExplorerError as exc:
             self.post(self._show_error, seq, str(exc))
             return

@@ -73,31 +73,24 @@ class NeighboursPane(Pane):
         self.post(self._show, seq, columns)
 
     def _token_columns(self, model: str, word: str, layers: list[int]) -> list[tuple[str, list[tuple]]]:
-        from explorer.query.parse import Expression, Term
+        from explorer.services.query import Expression, QueryOptions, SetChoice, Term, analogy
 
         expr = Expression((Term(word.strip()),))
         out = []
         for name in ("input", "output"):
-            res = self.locked(self.engine.query, expr, model=model, vectors=name, k=12, auto_export=False)
+            res = analogy(self.engine, expr, QueryOptions(SetChoice(model, name), k=12), auto_export=False)
             out.append((f"{name} set", [(h.rank, repr(h.token), fmt(h.score)) for h in res.results]))
         for layer in layers:
-            res = self.locked(self.engine.query, expr, model=model, layer=layer, k=12, auto_export=False)
+            res = analogy(self.engine, expr, QueryOptions(SetChoice(model, layer=layer), k=12), auto_export=False)
             out.append((f"layer {layer} (token means)", [(h.rank, repr(h.token), fmt(h.score)) for h in res.results]))
         return out
 
     def _state_columns(self, model: str, text: str, layers: list[int], position: int | None) -> list[tuple[str, list[tuple]]]:
-        from explorer.engine import state_neighbours
+        from explorer.services.states import StateQuery, neighbours_of_text
 
-        st, p = self.app.run_text(model, text, position)
-        out = []
-        for layer in layers:
-            if not 0 <= layer < st.layers.shape[0]:
-                raise ExplorerError(f"layer {layer} is outside 0..{st.layers.shape[0] - 1}")
-            _, c, hits = self.locked(state_neighbours, self.engine, st.layers[layer, p], model=model, corpus=None,
-                                     layer=layer, k=12)
-            out.append((f"layer {layer}: {st.tokens[p]!r} at {p}",
-                        [(h.rank, repr(h.token), fmt(h.score), h.lang or "", h.snippet) for h in hits]))
-        return out
+        found = neighbours_of_text(self.engine, StateQuery(text, tuple(layers), position, model, k=12), self.app.runners)
+        return [(f"layer {r.layer}: {r.token!r} at {r.position}",
+                 [(h.rank, repr(h.token), fmt(h.score), h.lang or "", h.snippet) for h in r.results]) for r in found]
 
     def _show_error(self, seq: int, message: str) -> None:
         if self.current("nb", seq):

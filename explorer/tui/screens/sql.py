@@ -55,10 +55,10 @@ class SqlPane(Pane):
 
     @background(exclusive=True, group="sql")
     def run_sql(self, seq: int, sql: str) -> None:
-        from explorer.store.sql import run_sql
+        from explorer.services.sql import run
 
         try:
-            res = self.locked(run_sql, self.engine.root, sql)
+            res = run(self.engine.root, sql)
         except ExplorerError as exc:
             self.post(self._error, seq, str(exc))
             return

@@ -1,0 +1,1 @@
+"""Foundations every layer may import: shared types and small numeric helpers (numpy only)."""

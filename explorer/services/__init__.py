@@ -1,0 +1,1 @@
+"""The service layer: one module per user operation, called identically by the CLI and the TUI."""

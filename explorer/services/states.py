@@ -1,0 +1,230 @@
+"""Hidden states: export a corpus's states, open a layer, nearest stored states to a
+state of a prompt, compressed state indexes. Shared by the CLI and the TUI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ContextManager, Sequence
+
+import numpy as np
+
+from explorer.core.types import Progress, Report
+from explorer.errors import ExplorerError
+from explorer.query.states import StateHit, StateNeighbours, token_means
+from explorer.services.engine import Engine, id_mask
+from explorer.store import sets
+from explorer.store.catalog import ModelRow
+from explorer.store.predicate import check_where
+from explorer.store.vectorset import VectorSet
+
+__all__ = ["StateNeighbours", "Runners", "build_state_indexes", "export_states", "layer_token_means",
+           "neighbours_of_text", "open_layer", "state_neighbours", "states_mask"]
+
+
+def export_states(spec: str | None, root: Path, *, corpus: Path | None = None, prompts: Sequence[str] = (),
+                  name: str | None = None, dtype: str = "float32", batch_size: int = 8, max_tokens: int = 128,
+                  workers: int = 1, force: bool = False, report: Report = lambda s: None,
+                  progress: Progress | None = None):
+    """``explorer export-states``: the settings are checked and the documents read before the
+    model is looked up (or exported on first use), then every layer's states are stored."""
+    from explorer.models.states import StatesJob, check_dtype, corpus_name, export_corpus, read_corpus, sample_corpus_path
+
+    check_dtype(dtype)
+    if corpus is None and not prompts:
+        corpus = sample_corpus_path()
+    docs = read_corpus(corpus) if corpus is not None else [(None, p) for p in prompts]
+    job = StatesJob(tuple(docs), name or corpus_name(corpus, prompts), str(corpus or "prompts"), dtype, batch_size,
+                    max_tokens, workers, force)
+    engine = Engine(root)
+    m = engine.model(spec, report=report)
+    return export_corpus(m, engine.root, engine.catalog, job, report=report, progress=progress)
+
+
+def _corpus(engine: Engine, model: ModelRow, corpus: str | None):
+    from explorer.store.states import StateStore
+
+    store = StateStore(engine.catalog)
+    rows = [c for c in store.corpora(model.model_id) if c.status == "done"]
+    if not rows:
+        raise ExplorerError(f"no hidden states stored for {model.name}; run `explorer export-states {model.name}`")
+    if corpus is None:
+        return rows[-1]
+    for c in rows:
+        if c.name == corpus:
+            return c
+    names = ", ".join(c.name for c in rows)
+    raise ExplorerError(f"no finished corpus {corpus!r} for {model.name} (have: {names})")
+
+
+def open_layer(engine: Engine, model: str | None, corpus: str | None, layer: int, progress: Progress | None = None):
+    """(model row, corpus row, VectorSet of that layer's states); the layer's files are
+    checked first and, if cold, read into the page cache with ``progress``."""
+    from explorer.store.states import StateStore, check_layer, layer_file, layer_path, norms_file
+
+    m = engine.model(model, auto_export=False)
+    c = _corpus(engine, m, corpus)
+    layer_path(engine.root, c, layer)  # range check
+    check_layer(StateStore(engine.catalog), c, layer, progress)  # size and mtime as recorded (SHA-256 if the mtime changed)
+    sets.warm(engine.root / c.path / layer_file(layer), f"reading {c.name} layer {layer} from disk", progress)
+    vs = VectorSet.open(engine.root / c.path, layer_file(layer), norms_file(layer))
+    return m, c, vs
+
+
+def states_mask(engine: Engine, corpus, n_rows: int, where: str | None) -> np.ndarray | None:
+    """Rows of the states matching a predicate over the hidden_states view."""
+    where = check_where(where)
+    if not where:
+        return None
+    sql = (
+        "SELECT state_id FROM hidden_states WHERE corpus = ? "
+        f"AND model = (SELECT name FROM models WHERE model_id = ?) AND {where}"
+    )
+    return id_mask(engine, sql, [corpus.name, corpus.model_id], n_rows, "hidden_states",
+                    "the --where filter matches no stored states")
+
+
+def layer_token_means(engine: Engine, model: str | None, corpus: str | None, layer: int, progress: Progress | None = None):
+    m, c, vs = open_layer(engine, model, corpus, layer, progress)
+    ids = np.array([r[0] for r in engine.catalog.query(
+        "SELECT token_id FROM states WHERE corpus_id = ? ORDER BY state_id", [c.corpus_id])], dtype=np.int64)
+    return m, c, token_means(vs.vectors, ids, int(m.vocab_size))
+
+
+def state_neighbours(engine: Engine, vector: np.ndarray, *, model: str | None, corpus: str | None, layer: int,
+                     k: int = 10, where: str | None = None, index: str = "exact", progress=None):
+    """Nearest stored hidden states at ``layer`` to ``vector``, with their context."""
+    from explorer.store import compressed
+    from explorer.store.index import SearchIndex
+
+    m, c, vs = open_layer(engine, model, corpus, layer, progress)
+    allowed = states_mask(engine, c, vs.n_rows, where)
+    if index == "exact":
+        hits = SearchIndex(vs, None, "numpy").search(vector, k, allowed)
+    else:
+        row = engine.catalog.query(
+            "SELECT path FROM state_indexes WHERE corpus_id = ? AND layer = ? AND kind = ?", [c.corpus_id, layer, index]
+        )
+        if not row:
+            raise ExplorerError(
+                f"no {index} index for {c.name} layer {layer}; build it with `explorer states-index --layer {layer} --kind {index}`"
+            )
+        hits = compressed.search(compressed.load(engine.root / row[0][0], index), index, vs, vector, k, allowed)
+    ids = [int(i) for i in hits.ids[0] if i >= 0]
+    meta = {
+        r[0]: r[1:]
+        for r in engine.catalog.query(
+            "SELECT state_id, document, position, token, token_id, lang FROM hidden_states "
+            "WHERE corpus = ? AND model = ? AND state_id IN (SELECT unnest(?))",
+            [c.name, m.name, ids],
+        )
+    }
+    out = []
+    for n, (sid, score) in enumerate(zip(ids, hits.scores[0])):
+        doc, pos, tok, tid, lang = meta[sid]
+        out.append(StateHit(n + 1, float(score), sid, doc, pos, tok, tid, lang, _snippet(engine, c.corpus_id, doc, pos)))
+    return m, c, tuple(out)
+
+
+def _snippet(engine: Engine, corpus_id: int, doc: int, pos: int, before: int = 6, after: int = 3) -> str:
+    rows = engine.catalog.query(
+        "SELECT position, token FROM states WHERE corpus_id = ? AND doc_id = ? AND position BETWEEN ? AND ? "
+        "ORDER BY position",
+        [corpus_id, doc, pos - before, pos + after],
+    )
+    return "".join(f"[{t}]" if p == pos else t for p, t in rows).replace("\n", " ")
+
+
+def build_state_indexes(engine: Engine, *, model: str | None, corpus: str | None, layers: list[int] | None,
+                        kind: str, progress=None) -> list[dict]:
+    """Build compressed indexes for some layers of a corpus; recall@10 is measured and stored."""
+    import json
+
+    from explorer.store import compressed
+    from explorer.store.files import sha256_file
+
+    m = engine.model(model, auto_export=False)
+    c = _corpus(engine, m, corpus)
+    todo = layers if layers else list(range(c.n_layers))
+    out = []
+    for n, layer in enumerate(todo):
+        _, _, vs = open_layer(engine, m.name, c.name, layer)
+        rel = f"{c.path}/layer_{layer:02d}.{kind}.faiss"
+        rep = compressed.build_and_measure(vs, kind, engine.root / rel)
+        path = engine.root / rel
+        con = engine.catalog.writer()
+        try:
+            con.execute("BEGIN")
+            con.execute("DELETE FROM state_indexes WHERE corpus_id = ? AND layer = ? AND kind = ?", [c.corpus_id, layer, kind])
+            con.execute(
+                "INSERT INTO state_indexes (corpus_id, layer, kind, path, bytes, sha256, recall_at_10, params, build_seconds) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [c.corpus_id, layer, kind, rel, rep.bytes, sha256_file(path), rep.recall_at_10, json.dumps(rep.params), rep.seconds],
+            )
+            con.execute("COMMIT")
+        finally:
+            con.close()
+        exact_bytes = vs.n_rows * vs.dim * vs.vectors.dtype.itemsize
+        out.append({"layer": layer, **rep.to_dict(), "exact_bytes": exact_bytes})
+        if progress:
+            progress(f"{kind} indexes", n + 1, len(todo))
+    return out
+
+
+class Runners:
+    """Models loaded for forward passes, one per model name, kept while the front end lives
+    (the TUI reuses them between searches; the CLI loads one per command)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._loaded: dict[str, object] = {}
+
+    def get(self, m: ModelRow, loading: Callable[[str], ContextManager] | None = None):
+        if m.name not in self._loaded:
+            from explorer.lens.runner import ModelRunner
+
+            if loading is None:
+                self._loaded[m.name] = ModelRunner(m)
+            else:
+                with loading(m.name):
+                    self._loaded[m.name] = ModelRunner(m)
+        return self._loaded[m.name]
+
+
+@dataclass(frozen=True)
+class StateQuery:
+    """Nearest stored states to the state of ``text`` at ``position`` (None: the last token)
+    at each of ``layers``, searched with ``index`` (exact, sq8, ivfpq)."""
+
+    text: str
+    layers: tuple[int, ...]
+    position: int | None = None
+    model: str | None = None
+    corpus: str | None = None
+    k: int = 10
+    where: str | None = None
+    index: str = "exact"
+
+
+def neighbours_of_text(engine: Engine, q: StateQuery, runners: Runners | None = None,
+                       loading: Callable[[str], ContextManager] | None = None) -> list[StateNeighbours]:
+    """Text -> the model's states -> nearest stored states, per layer. The corpus, every
+    layer and the position are checked before the model loads (``loading(name)``: a context
+    shown while it does)."""
+    from explorer.lens.runner import check_position
+
+    with engine.catalog.session():
+        m = engine.model(q.model, auto_export=False)
+        for layer in q.layers:
+            open_layer(engine, m.name, q.corpus, layer)  # fail fast on a bad corpus or layer
+    check_position(m, q.text, q.position)
+    st = (runners or Runners(engine)).get(m, loading).run(q.text)
+    p = st.position(q.position)
+    out = []
+    for layer in q.layers:
+        if not 0 <= layer < st.layers.shape[0]:
+            raise ExplorerError(f"layer {layer} is outside 0..{st.layers.shape[0] - 1}")
+        m, c, hits = state_neighbours(engine, st.layers[layer, p], model=m.name, corpus=q.corpus, layer=layer, k=q.k,
+                                      where=q.where, index=q.index)
+        out.append(StateNeighbours(m.name, c.name, layer, q.text, p, st.tokens[p], q.index, hits))
+    return out
