@@ -170,11 +170,10 @@ class Catalog:
                 sets = ", ".join(f"{k} = ?" for k in fields)
                 con.execute(f"UPDATE models SET {sets} WHERE model_id = ?", [*fields.values(), row[0]])
                 return row[0]
-            model_id = _next_id(con, "models", "model_id")
             names = ", ".join(["model_id", *fields])
-            marks = ", ".join("?" * (len(fields) + 1))
-            con.execute(f"INSERT INTO models ({names}) VALUES ({marks})", [model_id, *fields.values()])
-            return model_id
+            marks = ", ".join(["nextval('seq_models')"] + ["?"] * len(fields))
+            return con.execute(f"INSERT INTO models ({names}) VALUES ({marks}) RETURNING model_id",
+                               list(fields.values())).fetchone()[0]
 
     def replace_tokens(self, model_id: int, columns: dict[str, Any]) -> None:
         """Replace a model's token table in one transaction (columns: numpy arrays)."""
@@ -198,7 +197,7 @@ class Catalog:
                 con.execute("DELETE FROM files WHERE set_id = ?", [set_id])
                 con.execute("DELETE FROM vector_sets WHERE set_id = ?", [set_id])
             else:
-                set_id = _next_id(con, "vector_sets", "set_id")
+                set_id = con.execute("SELECT nextval('seq_vector_sets')").fetchone()[0]
             cols = {"set_id": set_id, "model_id": model_id, "name": name, **fields}
             con.execute(
                 f"INSERT INTO vector_sets ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
@@ -230,7 +229,3 @@ def _insert_file(con: duckdb.DuckDBPyConnection, f: FileRow) -> None:
 
 def _cols(cls: type) -> str:
     return ", ".join(cls.__dataclass_fields__)
-
-
-def _next_id(con: duckdb.DuckDBPyConnection, table: str, col: str) -> int:
-    return con.execute(f"SELECT coalesce(max({col}), 0) + 1 FROM {table}").fetchone()[0]

@@ -416,4 +416,35 @@ MIGRATIONS.append((
     """ + comments(LENS_ACCEPTED_DESCRIPTIONS, ("lens_summary",)),
 ))
 
+# -- 11: ids from sequences (issue 14) ----------------------------------------------------
+# DuckDB has no setval: each sequence starts at 1 and is advanced past the table's largest
+# id by drawing that many values (max(...) consumes them, so none is optimised away).
+MIGRATIONS.append((
+    11,
+    "ids from sequences: seq_<table> for models, vector sets, corpora, lens runs, sweeps, runs, comparisons",
+    """
+    CREATE SEQUENCE seq_models START 1;
+    SELECT max(nextval('seq_models')) FROM (SELECT unnest(range((SELECT coalesce(max(model_id), 0) FROM models))));
+    CREATE SEQUENCE seq_vector_sets START 1;
+    SELECT max(nextval('seq_vector_sets')) FROM (SELECT unnest(range((SELECT coalesce(max(set_id), 0) FROM vector_sets))));
+    CREATE SEQUENCE seq_corpora START 1;
+    SELECT max(nextval('seq_corpora')) FROM (SELECT unnest(range((SELECT coalesce(max(corpus_id), 0) FROM corpora))));
+    CREATE SEQUENCE seq_lens_runs START 1;
+    SELECT max(nextval('seq_lens_runs')) FROM (SELECT unnest(range((SELECT coalesce(max(run_id), 0) FROM lens_runs))));
+    CREATE SEQUENCE seq_sweeps START 1;
+    SELECT max(nextval('seq_sweeps')) FROM (SELECT unnest(range((SELECT coalesce(max(sweep_id), 0) FROM sweeps))));
+    CREATE SEQUENCE seq_runs START 1;
+    SELECT max(nextval('seq_runs')) FROM (SELECT unnest(range((SELECT coalesce(max(run_id), 0) FROM runs))));
+    CREATE SEQUENCE seq_comparisons START 1;
+    SELECT max(nextval('seq_comparisons')) FROM (SELECT unnest(range((SELECT coalesce(max(comparison_id), 0) FROM comparisons))));
+    COMMENT ON SEQUENCE seq_models IS 'next models.model_id';
+    COMMENT ON SEQUENCE seq_vector_sets IS 'next vector_sets.set_id';
+    COMMENT ON SEQUENCE seq_corpora IS 'next corpora.corpus_id';
+    COMMENT ON SEQUENCE seq_lens_runs IS 'next lens_runs.run_id';
+    COMMENT ON SEQUENCE seq_sweeps IS 'next sweeps.sweep_id';
+    COMMENT ON SEQUENCE seq_runs IS 'next runs.run_id';
+    COMMENT ON SEQUENCE seq_comparisons IS 'next comparisons.comparison_id';
+    """,
+))
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]

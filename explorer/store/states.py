@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from explorer.errors import CorruptFile, ExplorerError
-from explorer.store.catalog import Catalog, _next_id
+from explorer.store.catalog import Catalog
 from explorer.store.files import atomic_path, sha256_file
 from explorer.store.vectorset import row_norms
 
@@ -111,7 +111,7 @@ class StateStore:
             np.lib.format.open_memmap(path, mode="w+", dtype=DTYPES[dtype], shape=(total, dim)).flush()
         firsts = np.concatenate([[0], np.cumsum([n for _, _, n in docs])[:-1]]).astype(np.int64) if docs else []
         with self.catalog.write() as con:
-            cid = _next_id(con, "corpora", "corpus_id")
+            cid = con.execute("SELECT nextval('seq_corpora')").fetchone()[0]
             con.execute("DELETE FROM state_files WHERE corpus_id = ?", [cid])  # rows of a corpus deleted by hand
             con.execute(
                 "INSERT INTO corpora (corpus_id, model_id, name, source, n_docs, n_layers, dim, dtype, path, status, committed) "
