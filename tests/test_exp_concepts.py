@@ -80,14 +80,14 @@ def test_task_contexts(incomplete):
 
 def test_training_makes_concepts_linear():
     cfg = apply(C.Config(), {"m": 4, "d": 8, "steps": 3000, "batch": 128, "hidden": 32, "eval_every": 1000})
-    seen: list[dict] = []
+    seen: list = []
     out = C.run(cfg, RunContext(1, seed=0, emit=seen.append, threads=1))
     s = out.summary
     assert abs(s["linearity_init"]) < 0.3  # random init: offsets point anywhere
     assert s["linearity"] > 0.8
     assert s["excess_loss"] < 0.1 and s["loss"] >= s["entropy"] - 1e-9
     assert s["orthogonality"] < 0.2
-    metrics = {(m["step"], m["name"]) for m in seen if m["kind"] == "metric"}
+    metrics = {(m.step, m.name) for m in seen if m.kind == "metric"}
     names = {"loss", "linearity", "orthogonality"} | {f"linearity/c{i}" for i in range(4)}
     for step in (0, 3000):  # both measures at the same steps as the loss
         assert {(step, n) for n in names} <= metrics

@@ -41,10 +41,10 @@ def test_learns_when_d_much_larger_than_m():
     out = EXPERIMENT.run(cfg, ctx)
     assert out.summary["accuracy"] >= 0.9, out.summary
     assert {k: out.summary[k] for k in ("d", "m", "task", "steps")} == {"d": 32, "m": 3, "task": "qc", "steps": 500}
-    metrics = [(e["step"], e["name"]) for e in seen if e["kind"] == "metric"]
+    metrics = [(e.step, e.name) for e in seen if e.kind == "metric"]
     assert metrics == [(250, "loss"), (250, "accuracy"), (500, "loss"), (500, "accuracy")]
-    progress = [e for e in seen if e["kind"] == "progress"]
-    assert progress[-1]["step"] == 500 and progress[-1]["total"] == 500 and "loss" in progress[-1]["values"]
+    progress = [e for e in seen if e.kind == "progress"]
+    assert progress[-1].step == 500 and progress[-1].total == 500 and "loss" in progress[-1].values
 
 
 def result(d, m, acc):

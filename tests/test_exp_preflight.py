@@ -41,11 +41,7 @@ def nothing_recorded(root: Path) -> bool:
         return True
     from explorer.store.catalog import Catalog
 
-    cat = Catalog(root)
-    try:
-        return cat.query("SELECT count(*) FROM sweeps")[0][0] == 0
-    finally:
-        cat.close()
+    return Catalog(root).query("SELECT count(*) FROM sweeps")[0][0] == 0
 
 
 @pytest.mark.parametrize("sets, names", [
@@ -169,7 +165,7 @@ def test_dry_run_shows_the_effective_settings(tmp_path):
 
 
 def test_events_stream_states_the_plan(tmp_path):
-    res = run(tmp_path, "experiment", "run", SLOW, "--set", "steps=1", "--events")
+    res = run(tmp_path, "experiment", "run", SLOW, "--set", "steps=1", "--jsonl")
     assert res.exit_code == 0, res.output
     events = [json.loads(line) for line in res.stdout.splitlines()]
     assert events[0]["kind"] == "plan" and events[0]["points"] == 3 and events[0]["estimated_seconds"] == 300

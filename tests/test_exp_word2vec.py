@@ -117,7 +117,7 @@ def test_word2vec_learns_which_words_co_occur(tmp_path, arch, shared):
     topics = topic_corpus(corpus)
     config = apply(w2v.Config(), {"corpus": str(corpus), "arch": arch, "shared_negatives": shared, "dim": 20,
                                   "window": 3, "epochs": 3, "min_count": 1, "sample": 0.0, "analogies": "-", "pairs": "-"})
-    events: list[dict] = []
+    events: list = []
     out = w2v.EXPERIMENT.run(config, RunContext(1, 3, emit=events.append))
     (vec,) = out.vectors
     assert vec.name == f"w2v-{arch}-topics" and vec.matrix.shape == (60, 20) and vec.matrix.dtype == np.float32
@@ -130,7 +130,7 @@ def test_word2vec_learns_which_words_co_occur(tmp_path, arch, shared):
     assert within - across > 0.4, (within, across)
     assert cos[row["aax"], row["abx"]] > cos[row["aax"], row["bax"]] + 0.3
     assert out.summary["vocab"] == 60 and out.summary["words_per_s"] > 0 and 0 < out.summary["loss"] < 3
-    assert any(e["kind"] == "progress" and e["step"] == e["total"] for e in events)
+    assert any(e.kind == "progress" and e.step == e.total for e in events)
 
 
 def test_word2vec_vocab_subsampling_and_sweep():
@@ -158,15 +158,16 @@ def test_default_corpus_without_gensim(monkeypatch):
 def test_smoke_presets_through_the_runner(tmp_path, name, prefix):
     from dataclasses import asdict
 
-    from explorer.experiments import registry, runner
+    from explorer.experiments import registry
+    from explorer.experiments.point import PointTask, execute
 
     exp = registry.get(name)
     config = apply(exp.Config(), exp.presets["smoke"])
-    got = runner.execute(name, asdict(config), 1, 1, 1, str(tmp_path), lambda e: None, lambda: False)
-    assert got["status"] == "finished", got
-    ((vec_name, words, matrix, _),) = got["vectors"]
-    assert vec_name.startswith(prefix) and len(words) == matrix.shape[0] and got["seconds"] < 60
-    summary = exp.summarize(config, [(config, json.loads(json.dumps(got["summary"])))])
+    got = execute(PointTask(name, asdict(config), 1, 1, "single"), lambda e: None, lambda: False, 1, str(tmp_path))
+    assert got.status == "finished", got
+    ((vec_name, words, matrix, _),) = got.vectors
+    assert vec_name.startswith(prefix) and len(words) == matrix.shape[0] and got.seconds < 60
+    summary = exp.summarize(config, [(config, json.loads(json.dumps(got.summary)))])
     assert summary.text and json.dumps(summary.result)
 
 

@@ -15,7 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from explorer.cli.main import app
-from explorer.experiments import base, runner
+from explorer.experiments import base, registry, runner
+from explorer.services import sweeps
+from explorer.services.engine import Engine
 from explorer.store.catalog import Catalog
 
 FAKE = "fake_experiment:EXPERIMENT"
@@ -31,18 +33,19 @@ def _fake_importable(monkeypatch):
 
 
 def q(root: Path, sql: str, params=()):
-    cat = Catalog(root)
-    try:
-        return cat.query(sql, params)
-    finally:
-        cat.close()
+    return Catalog(root).query(sql, params)
+
+
+def sweep(root: Path, plan, options=sweeps.RunOptions(), on_event=None):
+    """A sweep started as the CLI starts one (not yet running)."""
+    return sweeps.start(Engine(root), plan, options, on_event)
 
 
 def test_sweep_records_runs_metrics_rows_and_vectors(tmp_path):
     plan = runner.plan(FAKE, "smoke", {"vectors": "true", "scale": "2"})
     assert [p.label for p in plan.points] == ["x=0", "x=1", "x=2"]
-    events = []
-    result = runner.Sweep(tmp_path, plan, on_event=events.append).run()
+    seen = []
+    result = sweep(tmp_path, plan, on_event=seen.append).run()
     assert result.status == "finished"
     assert result.summary.result == {"total": pytest.approx(3 * 2 / 3), "n": 3}
     rows = q(tmp_path, "SELECT run_id, point, status, seed, config->>'steps' FROM runs ORDER BY run_id")
@@ -55,11 +58,11 @@ def test_sweep_records_runs_metrics_rows_and_vectors(tmp_path):
     assert summary["n"] == 3
     # trained vectors are registered like any model's vocabulary
     assert {m[0] for m in q(tmp_path, "SELECT name FROM models")} == {"fake-0", "fake-1", "fake-2"}
-    assert [e["kind"] for e in events].count("run") == 3
+    assert [e.kind for e in seen].count("run") == 3
 
 
 def test_failed_point_does_not_stop_the_others(tmp_path):
-    result = runner.Sweep(tmp_path, runner.plan(FAKE, None, {"fail_point": "1"})).run()
+    result = sweep(tmp_path, runner.plan(FAKE, None, {"fail_point": "1"})).run()
     assert result.status == "failed"
     assert [r["status"] for r in result.runs] == ["finished", "failed", "finished"]
     assert "boom" in q(tmp_path, "SELECT error FROM runs WHERE point = 'x=1'")[0][0]
@@ -67,26 +70,25 @@ def test_failed_point_does_not_stop_the_others(tmp_path):
 
 def test_cancel_keeps_finished_points_and_resume_skips_them(tmp_path):
     plan = runner.plan(FAKE, None, {"points_n": "4", "steps": "40", "sleep": "0.02"})
-    sweep = runner.Sweep(tmp_path, plan)
     finished = threading.Event()
 
     def on_event(e):
-        if e["kind"] == "run":
+        if isinstance(e, sweeps.RunFinished):
             finished.set()
-        if finished.is_set() and e["kind"] == "metric":
-            sweep.cancel()  # during the second point
+        if finished.is_set() and isinstance(e, sweeps.RunMetric):
+            running.cancel()  # during the second point
 
-    sweep.on_event = on_event
-    result = sweep.run()
+    running = sweep(tmp_path, plan, on_event=on_event)
+    result = running.run()
     assert result.status == "cancelled"
     assert [r["status"] for r in result.runs] == ["finished", "cancelled"]
-    resumed = runner.Sweep(tmp_path, plan, resume=True).run()
+    resumed = sweep(tmp_path, plan, sweeps.RunOptions(resume=True)).run()
     assert resumed.sweep_id == result.sweep_id
     assert resumed.skipped == 1
     assert [r["point"] for r in resumed.runs] == ["x=1", "x=2", "x=3"]
     assert resumed.status == "finished" and resumed.summary.result["n"] == 4
     # without --resume the same settings start a new sweep
-    assert runner.Sweep(tmp_path, runner.plan(FAKE, None, {"points_n": "1"})).run().sweep_id == result.sweep_id + 1
+    assert sweep(tmp_path, runner.plan(FAKE, None, {"points_n": "1"})).run().sweep_id == result.sweep_id + 1
 
 
 def test_killed_sweep_keeps_finished_points(tmp_path):
@@ -129,8 +131,8 @@ def test_killed_sweep_keeps_finished_points(tmp_path):
 
 def test_parallel_workers_match_a_serial_sweep(tmp_path):
     settings = {"points_n": "4", "scale": "3"}
-    serial = runner.Sweep(tmp_path / "a", runner.plan(FAKE, None, settings)).run()
-    parallel = runner.Sweep(tmp_path / "b", runner.plan(FAKE, None, settings), workers=2).run()
+    serial = sweep(tmp_path / "a", runner.plan(FAKE, None, settings)).run()
+    parallel = sweep(tmp_path / "b", runner.plan(FAKE, None, settings), sweeps.RunOptions(workers=2)).run()
     assert parallel.status == "finished"
     key = lambda r: r["point"]  # noqa: E731
     assert [r["summary"] for r in sorted(parallel.runs, key=key)] == [r["summary"] for r in sorted(serial.runs, key=key)]
@@ -139,14 +141,14 @@ def test_parallel_workers_match_a_serial_sweep(tmp_path):
 
 def test_ray_local_cluster(tmp_path):
     pytest.importorskip("ray")
-    result = runner.Sweep(tmp_path, runner.plan(FAKE, None, {"points_n": "2"}), workers=2, ray_address="local").run()
+    result = sweep(tmp_path, runner.plan(FAKE, None, {"points_n": "2"}), sweeps.RunOptions(workers=2, ray="local")).run()
     assert result.status == "finished", result.runs
     assert sorted(r["point"] for r in result.runs) == ["x=0", "x=1"]
     assert q(tmp_path, "SELECT count(*) FROM metrics")[0][0] == 2 * 5
 
 
 def test_settings_are_typed_and_checked():
-    cfg = base.apply(base.apply(runner.registry.get(FAKE).Config(), {"steps": "7", "vectors": "yes"}), {})
+    cfg = base.apply(base.apply(registry.get(FAKE).Config(), {"steps": "7", "vectors": "yes"}), {})
     assert cfg.steps == 7 and cfg.vectors is True
     with pytest.raises(Exception, match="expected int"):
         runner.plan(FAKE, None, {"steps": "many"})

@@ -28,16 +28,9 @@ experiment_app = typer.Typer(
 @cli_errors
 def list_cmd(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List experiments, their presets and settings (with defaults)."""
-    import dataclasses
+    from explorer.services import sweeps
 
-    from explorer.experiments import base, registry
-
-    items = []
-    for name in registry.names():
-        exp = registry.get(name)
-        items.append({"name": name, "description": exp.description, "presets": exp.presets,
-                      "settings": base.config_dict(exp.Config()),
-                      "types": {f.name: str(f.type) for f in dataclasses.fields(exp.Config)}})
+    items = [e.to_dict() for e in sweeps.experiments()]
     if json_out:
         print_json(items)
         return
@@ -64,7 +57,13 @@ class _Display:
 
     def __enter__(self) -> "_Display":
         if not self.quiet:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+            )
 
             self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                      TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=self.console)
@@ -75,30 +74,36 @@ class _Display:
         if self.progress is not None:
             self.progress.stop()
 
-    def __call__(self, e: dict) -> None:
-        kind, p = e.get("kind"), self.progress
-        if kind == "sweep" and p is not None:
-            self.sweep_task = p.add_task(f"sweep {e['sweep_id']}", total=e["total"], completed=e["skipped"],
-                                         info=f"{e['skipped']} done earlier" if e["skipped"] else "")
-        elif kind == "start" and p is not None:
-            self.started[e["run_id"]] = time.monotonic()
-            self.bars[e["run_id"]] = p.add_task(escape(f"  {e['point']}"), total=None, info="")
-        elif kind == "progress" and p is not None and e["run_id"] in self.bars:
-            rate = e["step"] / max(time.monotonic() - self.started.get(e["run_id"], time.monotonic()), 1e-9)
-            vals = " ".join(f"{k} {v:.4g}" for k, v in e["values"].items())
-            p.update(self.bars[e["run_id"]], completed=e["step"], total=e["total"], info=escape(f"{rate:.1f}/s {vals}"))
-        elif kind == "run":
-            if p is not None and e["run_id"] in self.bars:
-                p.remove_task(self.bars.pop(e["run_id"]))
-                if self.sweep_task is not None:
-                    p.advance(self.sweep_task)
-            if e["status"] == "failed":
-                self.console.print(f"[red]run {e['run_id']} ({escape(e['point'])}) failed:[/] {escape(str(e['error']))}",
-                                   highlight=False)
-                if e.get("traceback"):
-                    self.console.print(e["traceback"], highlight=False, markup=False)
-        elif kind == "log" and not self.quiet:
-            self.console.print(f"[dim]·[/] run {e['run_id']}: {escape(e['text'])}", highlight=False)
+    def __call__(self, e: Any) -> None:
+        from explorer.services import sweeps
+
+        p = self.progress
+        if isinstance(e, sweeps.SweepOpened) and p is not None:
+            self.sweep_task = p.add_task(f"sweep {e.sweep_id}", total=e.total, completed=e.skipped,
+                                         info=f"{e.skipped} done earlier" if e.skipped else "")
+        elif isinstance(e, sweeps.RunStarted) and p is not None:
+            self.started[e.run_id] = time.monotonic()
+            self.bars[e.run_id] = p.add_task(escape(f"  {e.point}"), total=None, info="")
+        elif isinstance(e, sweeps.RunProgress) and p is not None and e.run_id in self.bars:
+            rate = e.step / max(time.monotonic() - self.started.get(e.run_id, time.monotonic()), 1e-9)
+            vals = " ".join(f"{k} {v:.4g}" for k, v in e.values.items())
+            p.update(self.bars[e.run_id], completed=e.step, total=e.total, info=escape(f"{rate:.1f}/s {vals}"))
+        elif isinstance(e, sweeps.RunFinished):
+            self._finished(e)
+        elif isinstance(e, sweeps.RunLog) and not self.quiet:
+            self.console.print(f"[dim]·[/] run {e.run_id}: {escape(e.text)}", highlight=False)
+
+    def _finished(self, e: Any) -> None:
+        p = self.progress
+        if p is not None and e.run_id in self.bars:
+            p.remove_task(self.bars.pop(e.run_id))
+            if self.sweep_task is not None:
+                p.advance(self.sweep_task)
+        if e.status == "failed":
+            self.console.print(f"[red]run {e.run_id} ({escape(e.point)}) failed:[/] {escape(str(e.error))}",
+                               highlight=False)
+            if e.traceback:
+                self.console.print(e.traceback, highlight=False, markup=False)
 
 
 @experiment_app.command("run")
@@ -115,49 +120,36 @@ def run_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (settings, points, estimated time) and exit.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Start a sweep estimated to take over 10 minutes without a --preset.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help=(
+        "Print the sweep's events as they happen, one JSON object a line on stdout, instead of progress bars: "
+        "plan, sweep, then per point start, metric, progress, log and run, and done last (the result, as --json "
+        "prints it, with the summary's text). Each has a 'kind' and the fields listed in explorer/experiments/events.py."))] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    events: Annotated[bool, typer.Option("--events", hidden=True, help="Stream events as JSON lines on stdout (for the TUI).")] = False,
 ) -> None:
     """Run an experiment's sweep; Ctrl-C cancels cleanly (finished points are kept; --resume skips them)."""
-    from explorer.experiments import runner
+    from explorer.services import sweeps
 
-    plan = runner.plan(name, preset, runner.parse_settings(settings or []))
+    if json_out and jsonl:
+        fail("--json and --jsonl cannot be combined (the last --jsonl line, kind done, is the result)")
+    request = sweeps.SweepRequest(name, preset, tuple(settings or ()))
+    plan = sweeps.plan(request)
     if dry_run:
-        print_json(plan.to_dict()) if json_out else _print_plan(plan, workers)
+        print_json(plan.to_dict()) if json_out else typer.echo("\n".join(plan.outline(workers)))
         return
     if plan.needs_confirmation(workers) and not yes:
         fail(f"{plan.describe(workers)}; add --yes to start it, or choose a shorter --preset "
              f"(see --dry-run and `explorer experiment list`)")
-    root = state(ctx).engine().root
-    if events:
-        _stream({"kind": "plan", "points": len(plan.points), "estimated_seconds": plan.estimate(workers),
-                 "text": plan.describe(workers)})
-    elif not quiet:
+    engine = state(ctx).engine()
+    if not (quiet or jsonl):
         sys.stderr.write(plan.describe(workers) + "\n")  # one line, never wrapped: easy to grep
-    with _Display(quiet or json_out or events) as display:
-        handler = _stream if events else display
-        sweep = runner.Sweep(root, plan, workers=workers, ray_address=ray, resume=resume, on_event=handler)
-        previous = signal.getsignal(signal.SIGINT)
-
-        def on_sigint(signum: int, frame: Any) -> None:
-            if sweep.cancelled:
-                raise KeyboardInterrupt
-            display.console.print("[yellow]cancelling: the running points stop at their next check (Ctrl-C again to abort)[/]")
-            sweep.cancel()
-
-        signal.signal(signal.SIGINT, on_sigint)
-        try:
-            result = sweep.run()
-        finally:
-            signal.signal(signal.SIGINT, previous)
-    if png is not None and result.summary is not None and result.summary.figure is not None:
-        png.parent.mkdir(parents=True, exist_ok=True)
-        result.summary.figure.savefig(png, dpi=130, bbox_inches="tight")
-    if events:
-        _stream({"kind": "done", **result.to_dict(), "text": result.summary.text if result.summary else None})
-    elif json_out:
+    with _Display(quiet or json_out or jsonl) as display:
+        sweep = sweeps.start(engine, plan, sweeps.RunOptions(workers, ray, resume), _stream if jsonl else display)
+        result = _run_cancellable(sweep, display)
+    if png is not None:
+        sweeps.save_figure(result, png)
+    if json_out:
         print_json({**result.to_dict(), "text": result.summary.text if result.summary else None})
-    else:
+    elif not jsonl:
         _print_result(result, png)
     kept = sum(r["status"] == "finished" for r in result.runs) + result.skipped
     if result.status == "cancelled":
@@ -168,23 +160,27 @@ def run_cmd(
         fail(f"{sum(r['status'] == 'failed' for r in result.runs)} point(s) failed, e.g. {bad['point']}: {bad['error']}")
 
 
-def _print_plan(plan: Any, workers: int) -> None:
-    """The effective settings (defaults, then the preset, then --set), the points and the estimate."""
-    from explorer.experiments import base
-    from explorer.experiments.checks import show
+def _run_cancellable(sweep: Any, display: _Display) -> Any:
+    """Run the sweep; the first Ctrl-C cancels it cleanly, a second one aborts."""
+    previous = signal.getsignal(signal.SIGINT)
 
-    how = [f"preset {plan.preset}"] if plan.preset else []
-    how += [f"--set {k}={show(v)}" for k, v in plan.settings.items()]
-    typer.echo(f"{plan.experiment} with {', '.join(how) if how else 'its default settings'}")
-    typer.echo("settings: " + " ".join(f"{f}={show(getattr(plan.config, f))}" for f in base.config_dict(plan.config)))
-    typer.echo(f"points: {'; '.join(p.label for p in plan.points)}")
-    typer.echo(plan.describe(workers))
+    def on_sigint(signum: int, frame: Any) -> None:
+        if sweep.cancelled:
+            raise KeyboardInterrupt
+        display.console.print("[yellow]cancelling: the running points stop at their next check (Ctrl-C again to abort)[/]")
+        sweep.cancel()
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        return sweep.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
-def _stream(event: dict) -> None:
-    from explorer.cli.common import clean
+def _stream(event: Any) -> None:
+    from explorer.services.sweeps import to_json_line
 
-    sys.stdout.write(json.dumps(clean({k: v for k, v in event.items() if k != "traceback"}), ensure_ascii=False) + "\n")
+    sys.stdout.write(to_json_line(event) + "\n")
     sys.stdout.flush()
 
 
@@ -220,22 +216,18 @@ def status_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Recent sweeps with run counts; a sweep whose process was killed shows as interrupted."""
-    from explorer.experiments import runner
+    from explorer.services import sweeps
 
     engine = state(ctx).engine()
-    items = runner.sweeps(engine.catalog, sweep_id, limit)
-    if sweep_id is not None and not items:
-        fail(f"no sweep {sweep_id}; see `explorer experiment status`")
-    runs = []
-    if sweep_id is not None:
-        runs = [{"run_id": r[0], "point": r[1], "status": r[2], "summary": json.loads(r[3]) if r[3] else None,
-                 "last_step": r[4], "error": r[5]}
-                for r in engine.catalog.query(
-                    "SELECT r.run_id, r.point, r.status, r.summary, (SELECT max(step) FROM metrics m WHERE m.run_id = r.run_id), r.error "
-                    "FROM runs r WHERE sweep_id = ? ORDER BY run_id", [sweep_id])]
-        items[0]["runs"] = runs
+    if sweep_id is None:
+        items = sweeps.recent(engine, limit)
+    else:
+        found = sweeps.status(engine, sweep_id)
+        if found is None:
+            fail(f"no sweep {sweep_id}; see `explorer experiment status`")
+        items = [found]
     if json_out:
-        print_json(items)
+        print_json([s.to_dict() for s in items])
         return
     from rich.console import Console
     from rich.table import Table
@@ -244,13 +236,13 @@ def status_cmd(
     for col in ("sweep", "experiment", "preset", "status", "finished", "running", "other", "started"):
         table.add_column(col)
     for s in items:
-        table.add_row(str(s["sweep_id"]), escape(s["experiment"]), escape(s["preset"] or ""), s["status"], str(s["finished_runs"]),
-                      str(s["running_runs"]), str(s["other_runs"]), s["started"][:19])
+        table.add_row(str(s.sweep_id), escape(s.experiment), escape(s.preset or ""), s.status, str(s.finished_runs),
+                      str(s.running_runs), str(s.other_runs), s.started[:19])
     console = Console()
     console.print(table)
-    for r in runs:
-        console.print(f"  run {r['run_id']} {r['point']}: {r['status']} (step {r['last_step']}) "
-                      f"{json.dumps(r['summary'], ensure_ascii=False) if r['summary'] else r['error'] or ''}",
+    for r in (items[0].runs if sweep_id is not None else None) or ():
+        console.print(f"  run {r.run_id} {r.point}: {r.status} (step {r.last_step}) "
+                      f"{json.dumps(r.summary, ensure_ascii=False) if r.summary else r.error or ''}",
                       highlight=False, markup=False)
 
 

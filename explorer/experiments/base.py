@@ -27,6 +27,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from explorer.experiments.events import Event, RunLog, RunMetric, RunProgress
+
 
 class Cancelled(Exception):
     """Raised by :meth:`RunContext.check` when the user cancelled the sweep."""
@@ -57,14 +59,15 @@ class Summary:
 
 
 class RunContext:
-    """Given to ``run``: metrics, progress and cancellation, routed to the runner."""
+    """Given to ``run``: metrics, progress and cancellation, routed to the runner (as the
+    events of :mod:`explorer.experiments.events`)."""
 
     def __init__(
         self,
         run_id: int,
         seed: int,
         device: str = "cpu",
-        emit: Callable[[dict], None] | None = None,
+        emit: Callable[[Event], None] | None = None,
         cancelled: Callable[[], bool] | None = None,
         threads: int | None = None,
         root: Any = None,
@@ -79,15 +82,14 @@ class RunContext:
 
     def metric(self, step: int, name: str, value: float) -> None:
         """Record ``name = value`` at ``step`` (lands in the ``metrics`` table while running)."""
-        self._emit({"kind": "metric", "run_id": self.run_id, "step": int(step), "name": name, "value": float(value)})
+        self._emit(RunMetric(self.run_id, int(step), name, float(value)))
 
     def progress(self, step: int, total: int, **values: float) -> None:
         """Advance this run's progress bar; ``values`` (e.g. loss=0.3) are shown beside it."""
-        self._emit({"kind": "progress", "run_id": self.run_id, "step": int(step), "total": int(total),
-                    "values": {k: float(v) for k, v in values.items()}})
+        self._emit(RunProgress(self.run_id, int(step), int(total), {k: float(v) for k, v in values.items()}))
 
     def log(self, text: str) -> None:
-        self._emit({"kind": "log", "run_id": self.run_id, "text": str(text)})
+        self._emit(RunLog(self.run_id, str(text)))
 
     def check(self) -> None:
         """Raise :class:`Cancelled` if the sweep was cancelled."""

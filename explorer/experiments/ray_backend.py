@@ -1,8 +1,9 @@
 """Sweeps on Ray (optional extra ``explorer[ray]``): ``--ray ADDRESS`` or ``--ray local``.
 
-Tasks run :func:`explorer.experiments.runner.execute` on the cluster; their events come
-back through a Ray queue (sent in batches, twice a second) and a small actor carries
-the cancel flag. The driver stores everything, as for local sweeps, so the cluster
+:class:`RayExecutor` is an executor (see :mod:`explorer.experiments.executors`): tasks run
+:func:`explorer.experiments.point.execute` on the cluster; their events come back
+through a Ray queue (sent in batches, twice a second) and a small actor carries the
+cancel flag. The sweep's driver stores everything, as for local sweeps, so the cluster
 needs no access to the data root.
 """
 
@@ -10,9 +11,11 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, Sequence
 
 from explorer.errors import ExplorerError
+from explorer.experiments.executors import Driver
+from explorer.experiments.point import Outcome, PointTask, execute
 
 SEND_SECONDS = 0.5
 
@@ -38,15 +41,13 @@ def connect(address: str) -> Any:
     return ray
 
 
-def _remote_execute(name, config, run_id, seed, threads, events, flag):  # runs on a Ray worker
+def _remote_execute(task: PointTask, threads: int, events: Any, flag: Any) -> Outcome:  # runs on a Ray worker
     import ray
 
-    from explorer.experiments.runner import execute
-
-    buffer: list[dict] = []
+    buffer: list = []
     state = {"sent": time.monotonic(), "checked": 0.0, "cancelled": False}
 
-    def emit(event: dict) -> None:
+    def emit(event: Any) -> None:
         buffer.append(event)
         if time.monotonic() - state["sent"] >= SEND_SECONDS:
             events.put_nowait_batch(list(buffer))
@@ -60,18 +61,59 @@ def _remote_execute(name, config, run_id, seed, threads, events, flag):  # runs 
             state["cancelled"] = ray.get(flag.is_set.remote())
         return state["cancelled"]
 
-    out = execute(name, config, run_id, seed, threads, None, emit, cancelled)
+    out = execute(task, emit, cancelled, threads, None)
     if buffer:
         events.put_nowait_batch(list(buffer))
     return out
 
 
-def run(sweep, sweep_id: int, todo: list, result) -> None:
-    from explorer.experiments import base
+class RayExecutor:
+    """``workers`` points at a time as Ray tasks on the cluster at ``address`` ('local':
+    start one here); each task gets the cluster's CPUs (and GPUs) shared out."""
 
-    ray = connect(sweep.ray_address)
-    from ray.util.queue import Empty, Queue
+    def __init__(self, address: str, workers: int = 1):
+        self.address = address
+        self.workers = max(1, workers)
 
+    def run(self, points: Sequence[Any], driver: Driver, root: str | None) -> None:
+        """``root`` is not used: the tasks read nothing from the data root."""
+        ray = connect(self.address)
+        from ray.util.queue import Queue
+
+        cpus = int(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
+        gpus = ray.cluster_resources().get("GPU", 0)
+        threads = max(1, cpus // self.workers)
+        remote = ray.remote(_remote_execute).options(num_cpus=threads, num_gpus=(gpus / self.workers) if gpus else 0)
+        events, flag = Queue(), _flag_actor(ray).remote()
+        try:
+            self._loop(ray, lambda task: remote.remote(task, threads, events, flag), list(points), driver, events, flag)
+        finally:
+            ray.kill(flag)
+
+    def _loop(self, ray: Any, submit: Any, queue_points: list, driver: Driver, events: Any, flag: Any) -> None:
+        running: dict[Any, PointTask] = {}
+        while queue_points or running:
+            while queue_points and len(running) < self.workers and not driver.cancelled:
+                task = driver.begin(queue_points.pop(0))
+                running[submit(task)] = task
+            if driver.cancelled:
+                flag.set.remote()
+                queue_points.clear()
+            if not running:
+                break
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.2)
+            _drain(events, driver)
+            for ref in ready:
+                task = running.pop(ref)
+                try:
+                    out = ray.get(ref)
+                except Exception as exc:  # the task or its node died
+                    out = Outcome("failed", error=f"Ray task failed: {str(exc).splitlines()[0]}")
+                _drain(events, driver)
+                driver.end(task, out)
+
+
+def _flag_actor(ray: Any) -> Any:
     @ray.remote
     class Flag:
         def __init__(self) -> None:
@@ -83,47 +125,21 @@ def run(sweep, sweep_id: int, todo: list, result) -> None:
         def is_set(self) -> bool:
             return self.value
 
-    cpus = int(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
-    gpus = ray.cluster_resources().get("GPU", 0)
-    threads = max(1, cpus // sweep.workers)
-    task = ray.remote(_remote_execute).options(num_cpus=threads, num_gpus=(gpus / sweep.workers) if gpus else 0)
-    events, flag = Queue(), Flag.remote()
-    running: dict[Any, tuple[int, Any]] = {}
-    queue_points = list(todo)
-    try:
-        while queue_points or running:
-            while queue_points and len(running) < sweep.workers and not sweep.cancelled:
-                point = queue_points.pop(0)
-                run_id, seed = sweep._start_run(sweep_id, point)
-                sweep.on_event({"kind": "start", "run_id": run_id, "point": point.label})
-                ref = task.remote(sweep.plan.experiment, base.config_dict(point.config), run_id, seed, threads, events, flag)
-                running[ref] = (run_id, point)
-            if sweep.cancelled:
-                flag.set.remote()
-                queue_points.clear()
-            if not running:
-                break
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.2)
-            _drain(sweep, events, Empty)
-            for ref in ready:
-                run_id, point = running.pop(ref)
-                try:
-                    out = ray.get(ref)
-                except Exception as exc:  # the task or its node died
-                    out = {"status": "failed", "error": f"Ray task failed: {str(exc).splitlines()[0]}"}
-                _drain(sweep, events, Empty)
-                result.runs.append(sweep._finish_run(run_id, point, out))
-    finally:
-        ray.kill(flag)
+    return Flag
 
 
-def _drain(sweep, events, empty) -> None:
+def _drain(events: Any, driver: Driver) -> None:
+    from ray.util.queue import Empty
+
     while True:
         try:
             batch = events.get_nowait_batch(max(1, events.qsize()))
-        except empty:
+        except Empty:
             return
         if not batch:
             return
         for event in batch:
-            sweep._event(event)
+            driver.report(event)
+
+
+__all__ = ["RayExecutor", "connect"]

@@ -1,10 +1,12 @@
-"""Run an experiment's sweep: in this process, in local worker processes, or on Ray.
+"""Plan an experiment's sweep and drive it: the catalog is written only here, by the driver.
 
-The catalog is written only here, by the driver: a row in ``runs`` before a point
-starts, its metrics while it trains (buffered, flushed about once a second), its summary
-and trained vectors as soon as it finishes. A killed sweep therefore keeps every
-finished point, and ``resume=True`` skips them. Workers report through a queue and
-stop at their next ``ctx.check()`` once the sweep is cancelled.
+A row in ``runs`` is written before a point starts, its metrics while it trains (buffered,
+flushed about once a second), its summary and trained vectors as soon as it finishes. A
+killed sweep therefore keeps every finished point, and ``resume=True`` skips them. Where
+the points run is the executor's business (:mod:`explorer.experiments.executors`, or
+:mod:`explorer.experiments.ray_backend`); it calls back through the sweep's public
+:class:`~explorer.experiments.executors.Driver` methods. What happens is reported as the
+events of :mod:`explorer.experiments.events`.
 """
 
 from __future__ import annotations
@@ -12,21 +14,31 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import socket
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from explorer.errors import ExplorerError
 from explorer.experiments import base, checks, registry
-from explorer.store.catalog import Catalog, _next_id
-from explorer.store.files import pid_alive
+from explorer.experiments.events import (
+    Event,
+    PlanStated,
+    RunFinished,
+    RunLog,
+    RunMetric,
+    RunStarted,
+    SweepDone,
+    SweepOpened,
+)
+from explorer.experiments.executors import Executor, InProcess
+from explorer.experiments.point import Outcome, PointTask
+from explorer.jsonsafe import clean
+from explorer.store.catalog import Catalog
+from explorer.store.sweeps import NewSweep, SweepStore
 
-Handler = Callable[[dict], None]
+Handler = Callable[[Event], None]
 FLUSH_SECONDS = 1.0
 
 
@@ -69,6 +81,15 @@ class Plan:
                 if seconds is not None else "")
         return f"{self.experiment}: {n} point{'s' if n != 1 else ''}{when}"
 
+    def outline(self, workers: int = 1) -> list[str]:
+        """For people: how the settings came about, the effective settings, the points, the estimate."""
+        how = [f"preset {self.preset}"] if self.preset else []
+        how += [f"--set {k}={checks.show(v)}" for k, v in self.settings.items()]
+        return [f"{self.experiment} with {', '.join(how) if how else 'its default settings'}",
+                "settings: " + " ".join(f"{f}={checks.show(getattr(self.config, f))}" for f in base.config_dict(self.config)),
+                f"points: {'; '.join(p.label for p in self.points)}",
+                self.describe(workers)]
+
 
 @dataclass
 class SweepResult:
@@ -83,6 +104,10 @@ class SweepResult:
         return {"sweep_id": self.sweep_id, "experiment": self.experiment, "status": self.status,
                 "skipped": self.skipped, "runs": self.runs,
                 "summary": self.summary.result if self.summary else None}
+
+    def done(self) -> SweepDone:
+        """The last event of the sweep."""
+        return SweepDone(**self.to_dict(), text=self.summary.text if self.summary else None)
 
 
 def _label(overrides: dict[str, Any]) -> str:
@@ -108,7 +133,7 @@ def plan(name: str, preset: str | None = None, settings: dict[str, str] | None =
     return Plan(name, preset, config, points, hashlib.sha256(blob.encode()).hexdigest()[:16], typed)
 
 
-def parse_settings(items: list[str]) -> dict[str, str]:
+def parse_settings(items: list[str] | tuple[str, ...]) -> dict[str, str]:
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
@@ -118,61 +143,22 @@ def parse_settings(items: list[str]) -> dict[str, str]:
     return out
 
 
-# -- the worker side -------------------------------------------------------------------
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(events: Any, cancel: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; workers stop at ctx.check()
-    _WORKER["events"], _WORKER["cancel"] = events, cancel
-
-
-def _pool_execute(name: str, config: dict, run_id: int, seed: int, threads: int, root: str | None) -> dict:
-    return execute(name, config, run_id, seed, threads, root, _WORKER["events"].put, _WORKER["cancel"].is_set)
-
-
-def execute(name: str, config: dict, run_id: int, seed: int, threads: int, root: str | None,
-            emit: Handler, cancelled: Callable[[], bool]) -> dict:
-    """Run one point (in whatever process this is) and return what the driver stores."""
-    exp = registry.get(name)
-    cfg = base.apply(exp.Config(), config)
-    try:
-        import torch
-
-        torch.set_num_threads(max(1, threads))
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:  # pragma: no cover - torch is a dependency
-        device = "cpu"
-    ctx = base.RunContext(run_id, seed, device, emit, cancelled, threads, Path(root) if root else None)
-    started = time.perf_counter()
-    try:
-        out = exp.run(cfg, ctx)
-    except base.Cancelled:
-        return {"status": "cancelled"}
-    except ExplorerError as exc:
-        return {"status": "failed", "error": str(exc)}
-    except Exception as exc:  # a bug in an experiment: keep the sweep going, keep the traceback
-        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-    return {"status": "finished", "summary": out.summary, "seconds": time.perf_counter() - started,
-            "vectors": [(v.name, v.words, v.matrix, v.note) for v in out.vectors], "rows": out.rows}
-
-
-# -- the driver ------------------------------------------------------------------------
 class Sweep:
-    """One sweep over a plan; ``run()`` blocks, ``cancel()`` may be called from anywhere."""
+    """One sweep over a plan; ``run()`` blocks, ``cancel()`` may be called from any thread.
+    For its executor it is the :class:`~explorer.experiments.executors.Driver`."""
 
-    def __init__(self, root: Path, plan: Plan, workers: int = 1, ray_address: str | None = None,
-                 resume: bool = False, on_event: Handler | None = None):
-        self.root = Path(root)
-        self.catalog = Catalog(self.root)
+    def __init__(self, catalog: Catalog, plan: Plan, executor: Executor | None = None, resume: bool = False,
+                 on_event: Handler | None = None):
+        self.catalog = catalog
+        self.store = SweepStore(catalog)
         self.plan = plan
-        self.workers = max(1, workers)
-        self.ray_address = ray_address
+        self.executor = executor or InProcess()
         self.resume = resume
         self.on_event = on_event or (lambda e: None)
         self._cancel = threading.Event()
         self._pending: list[tuple] = []
         self._last_flush = time.monotonic()
+        self._result: SweepResult | None = None
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -181,166 +167,63 @@ class Sweep:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
-    # -- catalog writes --------------------------------------------------------------
-    def _write(self, sql: str, params: list | None = None, many: list | None = None) -> None:
-        con = self.catalog.writer()
+    # -- the Driver interface, for executors ----------------------------------------
+    def begin(self, point: Point) -> PointTask:
+        """Record ``point``'s run row and announce it; the task to run."""
+        seed = int(getattr(point.config, "seed", 0) or 0) + point.index
+        config = base.config_dict(point.config)
+        run_id = self.store.start_run(self._result.sweep_id, self.plan.experiment, point.label, config, seed)
+        self.on_event(RunStarted(run_id, point.label))
+        return PointTask(self.plan.experiment, config, run_id, seed, point.label)
+
+    def report(self, event: Event) -> None:
+        """An event of a running point; metrics are stored (flushed about once a second)."""
+        if isinstance(event, RunMetric):
+            self._pending.append((event.run_id, event.step, event.name, event.value))
+            self._flush()
+        self.on_event(event)
+
+    def end(self, task: PointTask, out: Outcome) -> None:
+        """Store how a point ended: its metrics, trained vectors, rows, status and summary."""
+        self._flush(force=True)
+        for name, words, matrix, note in out.vectors:
+            from explorer.store.interchange import import_arrays
+
+            import_arrays(self.catalog.root, name, words, matrix, source=f"experiment run {task.run_id}",
+                          fmt=f"trained:{self.plan.experiment}", replace=True)
+            self.on_event(RunLog(task.run_id, f"vectors stored as model {name!r}"))
+        rows = [(tbl, r) for tbl, rs in out.rows.items() for r in rs]
+        self.store.finish_run(task.run_id, out.status, out.summary, out.error, rows)
+        record = {"run_id": task.run_id, "point": task.label, "status": out.status, "summary": out.summary,
+                  "error": out.error}
+        self._result.runs.append(record)
+        self.on_event(RunFinished(**record, traceback=out.traceback))
+
+    # -- the sweep -------------------------------------------------------------------
+    def run(self) -> SweepResult:
+        p, workers = self.plan, self.executor.workers
+        self.on_event(PlanStated(len(p.points), p.estimate(workers), p.describe(workers)))
+        sweep_id, done = self.store.open(
+            NewSweep(p.experiment, p.preset, base.config_dict(p.config), p.key, socket.gethostname(), os.getpid()),
+            self.resume)
+        todo = [pt for pt in p.points if pt.label not in done]
+        result = self._result = SweepResult(sweep_id, p.experiment, "running", skipped=len(p.points) - len(todo))
+        self.on_event(SweepOpened(sweep_id, len(p.points), result.skipped, len(todo)))
         try:
-            if many is not None:
-                con.executemany(sql, many)
-            else:
-                con.execute(sql, params or [])
+            self.executor.run(todo, self, str(self.catalog.root))
         finally:
-            con.close()
+            self._flush(force=True)
+            self._close(result)
+        self.on_event(result.done())
+        return result
 
     def _flush(self, force: bool = False) -> None:
         if self._pending and (force or time.monotonic() - self._last_flush >= FLUSH_SECONDS):
             batch, self._pending = self._pending, []
-            self._write("INSERT INTO metrics VALUES (?, ?, ?, ?)", many=batch)
+            self.store.add_metrics(batch)
             self._last_flush = time.monotonic()
 
-    def _event(self, event: dict) -> None:
-        if event.get("kind") == "metric":
-            self._pending.append((event["run_id"], event["step"], event["name"], event["value"]))
-            self._flush()
-        self.on_event(event)
-
-    def _open_sweep(self) -> tuple[int, set[str]]:
-        """A new sweep row, or (resume) the latest one with the same key and its finished points."""
-        p = self.plan
-        self.catalog.migrate()
-        if self.resume:
-            found = self.catalog.query(
-                "SELECT sweep_id FROM sweeps WHERE key = ? ORDER BY sweep_id DESC LIMIT 1", [p.key])
-            if found:
-                sweep_id = found[0][0]
-                done = {r[0] for r in self.catalog.query(
-                    "SELECT point FROM runs WHERE sweep_id = ? AND status = 'finished'", [sweep_id])}
-                self._write("UPDATE runs SET status = 'interrupted' WHERE sweep_id = ? AND status = 'running'", [sweep_id])
-                self._write("UPDATE sweeps SET status = 'running', host = ?, pid = ?, finished = NULL WHERE sweep_id = ?",
-                            [socket.gethostname(), os.getpid(), sweep_id])
-                return sweep_id, done
-        con = self.catalog.writer()
-        try:
-            sweep_id = _next_id(con, "sweeps", "sweep_id")
-            con.execute(
-                "INSERT INTO sweeps (sweep_id, experiment, preset, config, key, status, host, pid) "
-                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
-                [sweep_id, p.experiment, p.preset, json.dumps(base.config_dict(p.config)), p.key,
-                 socket.gethostname(), os.getpid()])
-        finally:
-            con.close()
-        return sweep_id, set()
-
-    def _start_run(self, sweep_id: int, point: Point) -> tuple[int, int]:
-        seed = int(getattr(point.config, "seed", 0) or 0) + point.index
-        con = self.catalog.writer()
-        try:
-            run_id = _next_id(con, "runs", "run_id")
-            con.execute(
-                "INSERT INTO runs (run_id, sweep_id, experiment, point, config, seed, status) VALUES (?, ?, ?, ?, ?, ?, 'running')",
-                [run_id, sweep_id, self.plan.experiment, point.label, json.dumps(base.config_dict(point.config)), seed])
-        finally:
-            con.close()
-        return run_id, seed
-
-    def _finish_run(self, run_id: int, point: Point, out: dict) -> dict:
-        self._flush(force=True)
-        status = out["status"]
-        for name, words, matrix, note in out.get("vectors", []):
-            from explorer.store.interchange import import_arrays
-
-            import_arrays(self.root, name, words, matrix, source=f"experiment run {run_id}",
-                          fmt=f"trained:{self.plan.experiment}", replace=True)
-            self.on_event({"kind": "log", "run_id": run_id, "text": f"vectors stored as model {name!r}"})
-        rows = [(run_id, tbl, json.dumps(r)) for tbl, rs in out.get("rows", {}).items() for r in rs]
-        if rows:
-            self._write("INSERT INTO experiment_rows VALUES (?, ?, ?)", many=rows)
-        self._write(
-            "UPDATE runs SET status = ?, finished = current_timestamp, summary = ?, error = ? WHERE run_id = ?",
-            [status, json.dumps(out.get("summary")) if "summary" in out else None, out.get("error"), run_id])
-        record = {"run_id": run_id, "point": point.label, "status": status, "summary": out.get("summary"),
-                  "error": out.get("error")}
-        self.on_event({"kind": "run", **record, "traceback": out.get("traceback")})
-        return record
-
-    # -- execution ---------------------------------------------------------------------
-    def run(self) -> SweepResult:
-        sweep_id, done = self._open_sweep()
-        todo = [p for p in self.plan.points if p.label not in done]
-        result = SweepResult(sweep_id, self.plan.experiment, "running", skipped=len(self.plan.points) - len(todo))
-        self.on_event({"kind": "sweep", "sweep_id": sweep_id, "total": len(self.plan.points),
-                       "skipped": result.skipped, "todo": len(todo)})
-        try:
-            if self.ray_address:
-                self._run_ray(sweep_id, todo, result)
-            elif self.workers > 1 and len(todo) > 1:
-                self._run_pool(sweep_id, todo, result)
-            else:
-                self._run_here(sweep_id, todo, result)
-        finally:
-            self._flush(force=True)
-            self._close(sweep_id, result)
-        return result
-
-    def _run_here(self, sweep_id: int, todo: list[Point], result: SweepResult) -> None:
-        root = str(self.root)
-        for point in todo:
-            if self.cancelled:
-                break
-            run_id, seed = self._start_run(sweep_id, point)
-            self.on_event({"kind": "start", "run_id": run_id, "point": point.label})
-            out = execute(self.plan.experiment, base.config_dict(point.config), run_id, seed,
-                          os.cpu_count() or 1, root, self._event, self._cancel.is_set)
-            result.runs.append(self._finish_run(run_id, point, out))
-
-    def _run_pool(self, sweep_id: int, todo: list[Point], result: SweepResult) -> None:
-        import multiprocessing as mp
-        import queue as queue_mod
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
-        ctx = mp.get_context("spawn")  # never fork a process that may hold torch threads or CUDA
-        events, cancel = ctx.Queue(), ctx.Event()
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
-        running: dict[Any, tuple[int, Point]] = {}
-        queue_points = list(todo)
-        with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker, initargs=(events, cancel)) as pool:
-            while queue_points or running:
-                while queue_points and len(running) < self.workers and not self.cancelled:
-                    point = queue_points.pop(0)
-                    run_id, seed = self._start_run(sweep_id, point)
-                    self.on_event({"kind": "start", "run_id": run_id, "point": point.label})
-                    fut = pool.submit(_pool_execute, self.plan.experiment, base.config_dict(point.config),
-                                      run_id, seed, threads, str(self.root))
-                    running[fut] = (run_id, point)
-                if self.cancelled:
-                    cancel.set()
-                    queue_points.clear()
-                if not running:
-                    break
-                finished, _ = wait(list(running), timeout=0.2, return_when=FIRST_COMPLETED)
-                self._drain(events, queue_mod.Empty)
-                for fut in finished:
-                    run_id, point = running.pop(fut)
-                    try:
-                        out = fut.result()
-                    except Exception as exc:  # a worker died (killed, out of memory)
-                        out = {"status": "failed", "error": f"worker died: {exc}"}
-                    self._drain(events, queue_mod.Empty)
-                    result.runs.append(self._finish_run(run_id, point, out))
-
-    def _drain(self, events: Any, empty: type) -> None:
-        while True:
-            try:
-                self._event(events.get_nowait())
-            except (empty, EOFError, OSError):
-                return
-
-    def _run_ray(self, sweep_id: int, todo: list[Point], result: SweepResult) -> None:
-        from explorer.experiments import ray_backend
-
-        ray_backend.run(self, sweep_id, todo, result)
-
-    def _close(self, sweep_id: int, result: SweepResult) -> None:
+    def _close(self, result: SweepResult) -> None:
         statuses = [r["status"] for r in result.runs]
         if self.cancelled or "cancelled" in statuses:
             result.status = "cancelled"
@@ -348,52 +231,14 @@ class Sweep:
             result.status = "failed"
         else:
             result.status = "finished"
-        finished = self.catalog.query(
-            "SELECT config, summary FROM runs WHERE sweep_id = ? AND status = 'finished' ORDER BY run_id", [sweep_id])
-        summary_json = None
+        finished = self.store.finished_runs(result.sweep_id)
+        summary = None
         if finished and result.status == "finished":
             exp = registry.get(self.plan.experiment)
-            pairs = [(base.apply(exp.Config(), json.loads(c)), json.loads(s) if s else {}) for c, s in finished]
+            pairs = [(base.apply(exp.Config(), config), s) for config, s in finished]
             result.summary = exp.summarize(self.plan.config, pairs)
-            summary_json = json.dumps(_jsonable(result.summary.result))
-        self._write("UPDATE sweeps SET status = ?, finished = current_timestamp, summary = ? WHERE sweep_id = ?",
-                    [result.status, summary_json, sweep_id])
-        self.catalog.close()
+            summary = clean(result.summary.result)
+        self.store.close(result.sweep_id, result.status, summary)
 
 
-def _jsonable(obj: Any) -> Any:
-    from explorer.jsonsafe import clean
-
-    return clean(obj)
-
-
-def sweeps(catalog: Catalog, sweep_id: int | None = None, limit: int = 20) -> list[dict[str, Any]]:
-    """Sweeps with run counts by status; a 'running' sweep whose driver is gone shows 'interrupted'."""
-    if not catalog.exists():
-        return []
-    where, params = ("WHERE s.sweep_id = ?", [sweep_id]) if sweep_id is not None else ("", [])
-    rows = catalog.query(
-        f"""SELECT s.sweep_id, s.experiment, s.preset, s.status, s.host, s.pid, s.started, s.finished,
-                   count(r.run_id) FILTER (WHERE r.status = 'finished'),
-                   count(r.run_id) FILTER (WHERE r.status = 'running'),
-                   count(r.run_id) FILTER (WHERE r.status IN ('failed', 'cancelled', 'interrupted')), s.summary
-            FROM sweeps s LEFT JOIN runs r USING (sweep_id) {where}
-            GROUP BY ALL ORDER BY s.sweep_id DESC LIMIT {int(limit)}""", params)
-    out = []
-    for sid, exp, preset, status, host, pid, started, finished, n_ok, n_run, n_bad, summary in rows:
-        if status == "running" and not _alive(host, pid):
-            status = "interrupted"
-        out.append({"sweep_id": sid, "experiment": exp, "preset": preset, "status": status,
-                    "finished_runs": n_ok, "running_runs": n_run if status == "running" else 0, "other_runs": n_bad,
-                    "started": str(started), "finished": str(finished) if finished else None,
-                    "summary": json.loads(summary) if summary else None})
-    return out
-
-
-def _alive(host: str | None, pid: int | None) -> bool:
-    if host != socket.gethostname() or not pid:
-        return True  # cannot tell from here
-    return pid_alive(pid)
-
-
-__all__ = ["Plan", "Point", "Sweep", "SweepResult", "execute", "parse_settings", "plan", "sweeps"]
+__all__ = ["Plan", "Point", "Sweep", "SweepResult", "parse_settings", "plan"]

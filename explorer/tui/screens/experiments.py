@@ -1,34 +1,37 @@
 """Experiments: a form of the chosen experiment's config, launch, watch progress and a
 live loss plot, cancel; finished sweeps listed.
 
-A sweep runs as a subprocess (`explorer experiment run ... --events`), so training
-never competes with the interface for the GIL, and Cancel is the CLI's own clean
-Ctrl-C (finished points are kept)."""
+A sweep runs in a child process (`explorer experiment run ... --jsonl`, through
+:func:`explorer.services.sweeps.spawn`), so training never competes with the interface
+for the GIL nor shares its torch threads, and Cancel is the CLI's own clean Ctrl-C
+(finished points are kept); the pane follows the sweep's public events."""
 
 from __future__ import annotations
-
-import json
-import os
-import signal
-import subprocess
-import sys
 
 from rich.markup import escape
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import Button, DataTable, Input, Label, ProgressBar, Select, Sparkline, Static
+from textual.widgets import (
+    Button,
+    DataTable,
+    Input,
+    Label,
+    ProgressBar,
+    Select,
+    Sparkline,
+    Static,
+)
 
+from explorer.services import sweeps
 from explorer.tui.screens.base import Pane, background, fill
 
 
 class ExperimentsPane(Pane):
     def __init__(self, names: list[str] | None = None, **kw) -> None:
         super().__init__(**kw)
-        from explorer.experiments import registry
-
-        self.names = names or registry.names()
-        self.proc: subprocess.Popen | None = None
+        self.names = names or sweeps.experiment_names()
+        self.proc: sweeps.SweepProcess | None = None
         self.losses: list[float] = []
 
     def compose(self) -> ComposeResult:
@@ -57,33 +60,28 @@ class ExperimentsPane(Pane):
     def focus_first(self) -> None:
         self.query_one("#exp-name").focus()
 
-    def _experiment(self):
-        from explorer.experiments import registry
-
-        return registry.get(str(self.query_one("#exp-name", Select).value))
+    def _experiment(self) -> str:
+        return str(self.query_one("#exp-name", Select).value)
 
     @on(Select.Changed, "#exp-name")
     async def load_form(self, event=None) -> None:
-        exp = self._experiment()
+        names = sweeps.presets(self._experiment())
         presets = self.query_one("#exp-preset", Select)
         with presets.prevent(Select.Changed):
-            presets.set_options([("defaults", "")] + [(p, p) for p in exp.presets])
-            presets.value = "smoke" if "smoke" in exp.presets else ""
+            presets.set_options([("defaults", "")] + [(p, p) for p in names])
+            presets.value = "smoke" if "smoke" in names else ""
         await self.fill_form()
 
     @on(Select.Changed, "#exp-preset")
     async def fill_form(self, event=None) -> None:
-        from explorer.experiments import base
-
-        exp = self._experiment()
+        name = self._experiment()
         preset = str(self.query_one("#exp-preset", Select).value or "")
-        if getattr(self, "_form_key", None) == (exp.name, preset):
+        if getattr(self, "_form_key", None) == (name, preset):
             return  # already showing this form
-        self._form_key = (exp.name, preset)
-        config = base.apply(exp.Config(), exp.presets.get(preset, {}))
+        self._form_key = (name, preset)
         form = self.query_one("#exp-form", VerticalScroll)
         await form.remove_children()
-        self.defaults = base.config_dict(config)
+        self.defaults = sweeps.settings_for(name, preset)
         rows = []
         for key, value in self.defaults.items():
             text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
@@ -106,78 +104,63 @@ class ExperimentsPane(Pane):
         """Check the plan here first (errors in place, at once); a long sweep without a preset
         starts on a second press of Run, which passes --yes."""
         from explorer.errors import ExplorerError
-        from explorer.experiments import runner
 
-        name = str(self.query_one("#exp-name", Select).value)
         preset = str(self.query_one("#exp-preset", Select).value or "")
-        settings = self.settings()
+        request = sweeps.SweepRequest(self._experiment(), preset or None, tuple(self.settings()))
         status = self.query_one("#exp-status", Static)
         try:
-            plan = runner.plan(name, preset or None, runner.parse_settings(settings))
+            plan = sweeps.plan(request)
         except ExplorerError as exc:
             self._confirm = None
             status.update(f"[red]{escape(str(exc))}[/]")
             return
-        cmd = [sys.executable, "-m", "explorer", "--root", str(self.engine.root), "experiment", "run", name, "--events"]
-        if preset:
-            cmd += ["--preset", preset]
-        for s in settings:
-            cmd += ["--set", s]
-        if plan.needs_confirmation():
-            if getattr(self, "_confirm", None) != cmd:
-                self._confirm = cmd
-                status.update(f"[yellow]{escape(plan.describe())}[/]: press Run again to start it, "
-                              "or choose a preset")
-                return
-            cmd.append("--yes")
+        yes = plan.needs_confirmation()
+        if yes and getattr(self, "_confirm", None) != request:
+            self._confirm = request
+            status.update(f"[yellow]{escape(plan.describe())}[/]: press Run again to start it, "
+                          "or choose a preset")
+            return
         self._confirm = None
         self.losses = []
         self.query_one("#exp-loss", Sparkline).data = []
         self.query_one("#exp-run", Button).disabled = True
         self.query_one("#exp-cancel", Button).disabled = False
         status.update(escape(f"starting {plan.describe()}"))
-        self.watch_process(cmd)
+        self.watch_process(request, yes)
 
     @on(Button.Pressed, "#exp-cancel")
     def cancel(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+        if self.proc is not None and self.proc.running:
+            self.proc.cancel()
             self.query_one("#exp-status", Static).update("cancelling: running points stop at their next check...")
 
     @background(exclusive=True, group="experiment")
-    def watch_process(self, cmd: list[str]) -> None:
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
-        for line in self.proc.stdout:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
+    def watch_process(self, request: sweeps.SweepRequest, yes: bool) -> None:
+        self.proc = sweeps.spawn(self.engine.root, request, yes=yes)
+        for event in self.proc.events():
             self.post(self.handle_event, event)
-        err = self.proc.stderr.read().strip().splitlines()
-        code = self.proc.wait()
-        self.post(self.process_ended, code, err[-1] if err else "")
+        self.post(self.process_ended, *self.proc.wait())
 
-    def handle_event(self, e: dict) -> None:
-        kind = e.get("kind")
+    def handle_event(self, e: sweeps.Event) -> None:
         status = self.query_one("#exp-status", Static)
-        if kind == "plan":
-            status.update(escape(e["text"]))
-        elif kind == "sweep":
-            status.update(f"sweep {e['sweep_id']}: {e['todo']} points to run ({e['skipped']} done earlier)")
-        elif kind == "start":
-            status.update(escape(f"run {e['run_id']}: {e['point']}"))
-        elif kind == "progress":
-            self.query_one("#exp-progress", ProgressBar).update(total=e["total"], progress=e["step"])
-            if "loss" in e["values"]:
-                self.losses.append(e["values"]["loss"])
+        if isinstance(e, sweeps.PlanStated):
+            status.update(escape(e.text))
+        elif isinstance(e, sweeps.SweepOpened):
+            status.update(f"sweep {e.sweep_id}: {e.todo} points to run ({e.skipped} done earlier)")
+        elif isinstance(e, sweeps.RunStarted):
+            status.update(escape(f"run {e.run_id}: {e.point}"))
+        elif isinstance(e, sweeps.RunProgress):
+            self.query_one("#exp-progress", ProgressBar).update(total=e.total, progress=e.step)
+            if "loss" in e.values:
+                self.losses.append(e.values["loss"])
                 self.query_one("#exp-loss", Sparkline).data = self.losses[-200:]
-            vals = " ".join(f"{k} {v:.4g}" for k, v in e["values"].items())
-            status.update(f"run {e['run_id']}: step {e['step']}/{e['total']} {vals}")
-        elif kind == "run":
+            vals = " ".join(f"{k} {v:.4g}" for k, v in e.values.items())
+            status.update(f"run {e.run_id}: step {e.step}/{e.total} {vals}")
+        elif isinstance(e, sweeps.RunFinished):
             self.load_sweeps()
-        elif kind == "done":
-            status.update(f"sweep {e['sweep_id']} {e['status']}")
-            self.query_one("#exp-summary", Static).update(escape(e.get("text") or ""))
+        elif isinstance(e, sweeps.SweepDone):
+            status.update(f"sweep {e.sweep_id} {e.status}")
+            self.query_one("#exp-summary", Static).update(escape(e.text or ""))
 
     def process_ended(self, code: int, last_error: str) -> None:
         self.query_one("#exp-run", Button).disabled = False
@@ -188,16 +171,14 @@ class ExperimentsPane(Pane):
 
     @background(exclusive=True, group="sweeps")
     def load_sweeps(self) -> None:
-        from explorer.experiments import runner
-
         try:
-            rows = self.locked(runner.sweeps, self.engine.catalog, None, 50)
+            rows = sweeps.recent(self.engine, 50)
         except Exception as exc:  # the sweep's process holds the catalog this instant: next event retries
             rows = None
             self.post(self.query_one("#exp-status", Static).update, f"[yellow]{escape(str(exc))}[/]")
         if rows is not None:
             self.post(self._show_sweeps, rows)
 
-    def _show_sweeps(self, rows: list[dict]) -> None:
+    def _show_sweeps(self, rows: list[sweeps.SweepStatus]) -> None:
         fill(self.query_one("#exp-sweeps", DataTable), ("sweep", "experiment", "preset", "status", "finished runs", "started"),
-             [(s["sweep_id"], s["experiment"], s["preset"] or "", s["status"], s["finished_runs"], s["started"][:19]) for s in rows])
+             [(s.sweep_id, s.experiment, s.preset or "", s.status, s.finished_runs, s.started[:19]) for s in rows])
