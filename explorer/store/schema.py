@@ -1,12 +1,15 @@
-"""The catalog's schema: numbered migrations, views, and a description of every table.
+"""The catalog's schema: numbered migrations, frozen as the SQL text that was released.
 
-Append only: never edit a released migration; add a new one. Each migration after 5
-carries the ``COMMENT ON`` lines for what it creates (see :func:`comments`).
+Append only: a released migration never changes (tests/test_migrations.py holds the
+SHA-256 of each one's text and fails on any edit); a change to the schema, a new view or
+a new description (``COMMENT ON``) is a new migration. Each migration carries the
+``COMMENT ON`` lines for what it creates, shown by ``explorer schema``.
 """
 
 from __future__ import annotations
 
-# Numbered migrations: append only, never edit a released one.
+# (version, name, SQL): applied in order, each in one transaction, by
+# explorer.store.connections.apply_migrations
 MIGRATIONS: list[tuple[int, str, str]] = [
     (
         1,
@@ -177,31 +180,11 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         );
         """,
     ),
-    (5, "views for SQL, and a description of every table and view", "-- built from DESCRIPTIONS below"),
-]
-
-# One line per table and view, shown by `explorer schema` (stored as DuckDB comments).
-DESCRIPTIONS = {
-    "schema_migrations": "Numbered schema migrations applied to this catalog.",
-    "models": "Models known to the store: source, architecture, sizes, tied embeddings, embed scale.",
-    "vector_sets": "Matrices stored per model (input embedding, unembedding; tied sets point at their twin).",
-    "tokens": "Every vocabulary entry of each model: raw and decoded text, word-start marker, script, flags.",
-    "files": "Every stored file with its size and SHA-256 (vectors, norms, FAISS index).",
-    "index_files": "The FAISS index files among `files`.",
-    "corpora": "Hidden-state exports: one row per corpus and model, with layers, width, dtype and progress.",
-    "documents": "Documents of each corpus, with language, token count and where their rows start.",
-    "states": "One row per token of each corpus: its row (state_id) in every layer matrix, position and token.",
-    "state_indexes": "Compressed FAISS indexes over hidden states, with recall@10 measured when built.",
-    "hidden_states": "View: states joined with their corpus, model, document and language.",
-    "lens_runs": "Logit-lens language-attribution runs: task, configuration, entries used, accuracy.",
-    "lens_layers": "Per-layer results of each lens run: target and English probability, entropy, energy.",
-    "lens_entries": "Per-entry results of each lens run: prompt, words, last-layer top-1, per-layer probabilities.",
-    "model_summary": "View: each model with its vector sets, token count and stored corpora.",
-    "lens_summary": "View: lens runs with model name, languages, accuracy and where English peaks.",
-    "token_scripts": "View: number of tokens per model and script.",
-}
-
-VIEWS_V5 = """
+    # 5 was built from a dict of descriptions until issue 14; this is the text it produced
+    (
+        5,
+        "views for SQL, and a description of every table and view",
+        """
 CREATE VIEW model_summary AS
     SELECT m.name AS model, m.architecture, m.n_layers, m.d_model, m.vocab_size, m.tied,
            (SELECT string_agg(v.name, ', ' ORDER BY v.set_id) FROM vector_sets v WHERE v.model_id = m.model_id) AS vector_sets,
@@ -218,42 +201,29 @@ CREATE VIEW lens_summary AS
 CREATE VIEW token_scripts AS
     SELECT m.name AS model, t.script, count(*) AS tokens
     FROM tokens t JOIN models m USING (model_id) GROUP BY ALL;
-"""
 
-
-def _v5_sql() -> str:
-    parts = [VIEWS_V5]
-    for name, text in DESCRIPTIONS.items():
-        kind = "VIEW" if name in ("index_files", "hidden_states", "model_summary", "lens_summary", "token_scripts") else "TABLE"
-        parts.append(f"COMMENT ON {kind} {name} IS '{text.replace(chr(39), chr(39) * 2)}';")
-    return "\n".join(parts)
-
-
-MIGRATIONS[-1] = (5, MIGRATIONS[-1][1], _v5_sql())
-
-
-def comments(descriptions: dict[str, str], views: tuple[str, ...] = ()) -> str:
-    """``COMMENT ON`` statements for the tables and views a migration creates."""
-    out = []
-    for name, text in descriptions.items():
-        kind = "VIEW" if name in views else "TABLE"
-        out.append(f"COMMENT ON {kind} {name} IS '{text.replace(chr(39), chr(39) * 2)}';")
-    return "\n".join(out)
-
-
-# -- 6: experiments -------------------------------------------------------------------
-EXPERIMENT_DESCRIPTIONS = {
-    "sweeps": "Experiment sweeps: experiment, preset, base configuration, status, sweep-level summary (fits).",
-    "runs": "One row per experiment run (a point of a sweep): configuration as JSON, seed, status, times, summary.",
-    "metrics": "Metrics reported by experiment runs while they train: (run_id, step, name, value).",
-    "experiment_rows": "Extra per-experiment result rows (JSON), by run and table name, e.g. word2vec analogy sections.",
-    "run_metrics": "View: the last value of each metric per run, with experiment, sweep and configuration.",
-}
-EXPERIMENT_VIEWS = ("run_metrics",)
-MIGRATIONS.append((
-    6,
-    "experiments: sweeps, runs, metrics",
-    """
+COMMENT ON TABLE schema_migrations IS 'Numbered schema migrations applied to this catalog.';
+COMMENT ON TABLE models IS 'Models known to the store: source, architecture, sizes, tied embeddings, embed scale.';
+COMMENT ON TABLE vector_sets IS 'Matrices stored per model (input embedding, unembedding; tied sets point at their twin).';
+COMMENT ON TABLE tokens IS 'Every vocabulary entry of each model: raw and decoded text, word-start marker, script, flags.';
+COMMENT ON TABLE files IS 'Every stored file with its size and SHA-256 (vectors, norms, FAISS index).';
+COMMENT ON VIEW index_files IS 'The FAISS index files among `files`.';
+COMMENT ON TABLE corpora IS 'Hidden-state exports: one row per corpus and model, with layers, width, dtype and progress.';
+COMMENT ON TABLE documents IS 'Documents of each corpus, with language, token count and where their rows start.';
+COMMENT ON TABLE states IS 'One row per token of each corpus: its row (state_id) in every layer matrix, position and token.';
+COMMENT ON TABLE state_indexes IS 'Compressed FAISS indexes over hidden states, with recall@10 measured when built.';
+COMMENT ON VIEW hidden_states IS 'View: states joined with their corpus, model, document and language.';
+COMMENT ON TABLE lens_runs IS 'Logit-lens language-attribution runs: task, configuration, entries used, accuracy.';
+COMMENT ON TABLE lens_layers IS 'Per-layer results of each lens run: target and English probability, entropy, energy.';
+COMMENT ON TABLE lens_entries IS 'Per-entry results of each lens run: prompt, words, last-layer top-1, per-layer probabilities.';
+COMMENT ON VIEW model_summary IS 'View: each model with its vector sets, token count and stored corpora.';
+COMMENT ON VIEW lens_summary IS 'View: lens runs with model name, languages, accuracy and where English peaks.';
+COMMENT ON VIEW token_scripts IS 'View: number of tokens per model and script.';""",
+    ),
+    (
+        6,
+        "experiments: sweeps, runs, metrics",
+        """
     CREATE TABLE sweeps (
         sweep_id   INTEGER PRIMARY KEY,
         experiment VARCHAR NOT NULL,
@@ -297,21 +267,16 @@ MIGRATIONS.append((
                arg_max(m.value, m.step) AS value, max(m.step) AS step, r.config
         FROM runs r JOIN metrics m USING (run_id)
         GROUP BY ALL;
-    """ + comments(EXPERIMENT_DESCRIPTIONS, EXPERIMENT_VIEWS),
-))
-DESCRIPTIONS.update(EXPERIMENT_DESCRIPTIONS)
-
-# -- 7: comparisons (issue 8) -----------------------------------------------------------
-COMPARISON_DESCRIPTIONS = {
-    "comparisons": "`explorer compare` runs: the expression or analogy file, expected word, method, vector set, models.",
-    "comparison_results": "Per model and item of each comparison: expected word's ranks, top answers, offset and reverse cosines, correct.",
-    "comparison_summary": "View: accuracy per comparison and model (misses include words a model lacks), mean offset cosine.",
-}
-COMPARISON_VIEWS = ("comparison_summary",)
-MIGRATIONS.append((
-    7,
-    "comparisons of models: runs and per-model results",
-    """
+    COMMENT ON TABLE sweeps IS 'Experiment sweeps: experiment, preset, base configuration, status, sweep-level summary (fits).';
+COMMENT ON TABLE runs IS 'One row per experiment run (a point of a sweep): configuration as JSON, seed, status, times, summary.';
+COMMENT ON TABLE metrics IS 'Metrics reported by experiment runs while they train: (run_id, step, name, value).';
+COMMENT ON TABLE experiment_rows IS 'Extra per-experiment result rows (JSON), by run and table name, e.g. word2vec analogy sections.';
+COMMENT ON VIEW run_metrics IS 'View: the last value of each metric per run, with experiment, sweep and configuration.';""",
+    ),
+    (
+        7,
+        "comparisons of models: runs and per-model results",
+        """
     CREATE TABLE comparisons (
         comparison_id INTEGER PRIMARY KEY,
         kind       VARCHAR NOT NULL,         -- expression | file
@@ -345,19 +310,14 @@ MIGRATIONS.append((
                avg(r.offset_cosine) AS mean_offset_cosine, c.created_at
         FROM comparisons c JOIN comparison_results r USING (comparison_id)
         GROUP BY ALL;
-    """ + comments(COMPARISON_DESCRIPTIONS, COMPARISON_VIEWS),
-))
-DESCRIPTIONS.update(COMPARISON_DESCRIPTIONS)
-
-# -- 8: accepted alternatives in lens word lists (issue 4) -------------------------------
-LENS_ACCEPTED_DESCRIPTIONS = {
-    "lens_summary": "View: lens runs with model name, languages, accuracy (accepted forms and shown form alone) and "
-                    "where English peaks.",
-}
-MIGRATIONS.append((
-    8,
-    "lens runs: accepted alternatives of the target word, accuracy on the first form alone",
-    """
+    COMMENT ON TABLE comparisons IS '`explorer compare` runs: the expression or analogy file, expected word, method, vector set, models.';
+COMMENT ON TABLE comparison_results IS 'Per model and item of each comparison: expected word''s ranks, top answers, offset and reverse cosines, correct.';
+COMMENT ON VIEW comparison_summary IS 'View: accuracy per comparison and model (misses include words a model lacks), mean offset cosine.';""",
+    ),
+    (
+        8,
+        "lens runs: accepted alternatives of the target word, accuracy on the first form alone",
+        """
     ALTER TABLE lens_runs ADD COLUMN accuracy_first DOUBLE;       -- share correct counting only the word shown in prompts
     ALTER TABLE lens_entries ADD COLUMN accepted VARCHAR[];       -- every accepted form of the target, shown form first
     ALTER TABLE lens_entries ADD COLUMN correct_first BOOLEAN;    -- correct on the shown form alone
@@ -371,19 +331,12 @@ MIGRATIONS.append((
                max_by(l.p_target, l.layer) AS p_target_last, max_by(l.p_english, l.layer) AS p_english_last, r.created_at
         FROM lens_runs r JOIN models m USING (model_id) JOIN lens_layers l USING (run_id)
         GROUP BY ALL;
-    """ + comments(LENS_ACCEPTED_DESCRIPTIONS, ("lens_summary",)),
-))
-DESCRIPTIONS.update(LENS_ACCEPTED_DESCRIPTIONS)
-
-# -- 9: checksums of hidden-state layer files (issue 13) ----------------------------------
-STATE_FILE_DESCRIPTIONS = {
-    "state_files": "Every finished corpus's layer files (states and norms) with size, mtime and SHA-256, checked by "
-                   "`explorer index verify`.",
-}
-MIGRATIONS.append((
-    9,
-    "hidden states: size, mtime and SHA-256 of each layer file",
-    """
+    COMMENT ON VIEW lens_summary IS 'View: lens runs with model name, languages, accuracy (accepted forms and shown form alone) and where English peaks.';""",
+    ),
+    (
+        9,
+        "hidden states: size, mtime and SHA-256 of each layer file",
+        """
     CREATE TABLE state_files (
         corpus_id  INTEGER NOT NULL,
         layer      INTEGER NOT NULL,
@@ -395,15 +348,12 @@ MIGRATIONS.append((
         created_at TIMESTAMP DEFAULT current_timestamp,
         PRIMARY KEY (corpus_id, layer, role)
     );
-    """ + comments(STATE_FILE_DESCRIPTIONS),
-))
-DESCRIPTIONS.update(STATE_FILE_DESCRIPTIONS)
-
-# -- 10: lens_summary rounds its figures (issue 13) ---------------------------------------
-MIGRATIONS.append((
-    10,
-    "lens_summary: accuracy and probabilities rounded to 4 decimals (the tables keep full precision)",
-    """
+    COMMENT ON TABLE state_files IS 'Every finished corpus''s layer files (states and norms) with size, mtime and SHA-256, checked by `explorer index verify`.';""",
+    ),
+    (
+        10,
+        "lens_summary: accuracy and probabilities rounded to 4 decimals (the tables keep full precision)",
+        """
     CREATE OR REPLACE VIEW lens_summary AS
         SELECT r.run_id, m.name AS model, r.task, r.config->>'from' AS src, r.config->>'to' AS tgt,
                r.config->>'lang' AS lang, r.entries, round(r.accuracy, 4) AS accuracy,
@@ -413,16 +363,14 @@ MIGRATIONS.append((
                round(max_by(l.p_english, l.layer), 4) AS p_english_last, r.created_at
         FROM lens_runs r JOIN models m USING (model_id) JOIN lens_layers l USING (run_id)
         GROUP BY ALL;
-    """ + comments(LENS_ACCEPTED_DESCRIPTIONS, ("lens_summary",)),
-))
-
-# -- 11: ids from sequences (issue 14) ----------------------------------------------------
-# DuckDB has no setval: each sequence starts at 1 and is advanced past the table's largest
-# id by drawing that many values (max(...) consumes them, so none is optimised away).
-MIGRATIONS.append((
-    11,
-    "ids from sequences: seq_<table> for models, vector sets, corpora, lens runs, sweeps, runs, comparisons",
-    """
+    COMMENT ON VIEW lens_summary IS 'View: lens runs with model name, languages, accuracy (accepted forms and shown form alone) and where English peaks.';""",
+    ),
+    # 11: DuckDB has no setval, so each sequence starts at 1 and is advanced past its
+    # table's largest id by drawing that many values (max(...) consumes every one of them)
+    (
+        11,
+        "ids from sequences: seq_<table> for models, vector sets, corpora, lens runs, sweeps, runs, comparisons",
+        """
     CREATE SEQUENCE seq_models START 1;
     SELECT max(nextval('seq_models')) FROM (SELECT unnest(range((SELECT coalesce(max(model_id), 0) FROM models))));
     CREATE SEQUENCE seq_vector_sets START 1;
@@ -445,6 +393,7 @@ MIGRATIONS.append((
     COMMENT ON SEQUENCE seq_runs IS 'next runs.run_id';
     COMMENT ON SEQUENCE seq_comparisons IS 'next comparisons.comparison_id';
     """,
-))
+    ),
+]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
