@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -71,3 +72,57 @@ class CatalogTokens:
         enc = self._tokenizer.encode(text, add_special_tokens=False)
         labels = self.labels(enc.ids)
         return [TokenRow(i, t, labels.get(i, t)) for i, t in zip(enc.ids, enc.tokens)]
+
+
+# -- browsing (the TUI's sets tab) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenSearch:
+    """Tokens of one model whose text contains ``text``, in ``script``, starting a word or
+    not (``leading_space``), with ids in ``[first, last]``; None: any."""
+
+    model_id: int
+    text: str = ""
+    script: str | None = None
+    leading_space: bool | None = None
+    first: int | None = None
+    last: int | None = None
+
+
+def find_tokens(catalog: Catalog, s: TokenSearch, limit: int) -> tuple[list[tuple], int]:
+    """The first ``limit`` matches ``(token_id, raw, text, script, leading_space,
+    is_special)`` by id, and the number of matches."""
+    clauses, params = ["model_id = ?"], [s.model_id]
+    for clause, value in (("contains(text, ?)", s.text or None), ("script = ?", s.script),
+                          ("leading_space = ?", s.leading_space), ("token_id >= ?", s.first), ("token_id <= ?", s.last)):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
+    where = " AND ".join(clauses)
+    with catalog.read() as con:
+        rows = con.execute(f"SELECT token_id, raw, text, script, leading_space, is_special FROM tokens "
+                           f"WHERE {where} ORDER BY token_id LIMIT {int(limit)}", params).fetchall()
+        total = con.execute(f"SELECT count(*) FROM tokens WHERE {where}", params).fetchone()[0]
+    return rows, total
+
+
+def token_scripts(catalog: Catalog, model_id: int) -> list[tuple[str, int]]:
+    """``(script, tokens)`` of one model, most tokens first."""
+    return catalog.query("SELECT script, count(*) FROM tokens WHERE model_id = ? GROUP BY 1 ORDER BY 2 DESC", [model_id])
+
+
+def stored_sets(catalog: Catalog) -> list[tuple]:
+    """Every vector set and hidden-state corpus: ``(model_id, model, set, kind, rows, dim,
+    dtype, note)``, by model then name."""
+    if not catalog.exists():
+        return []
+    return catalog.query(
+        """SELECT m.model_id, m.name, v.name, v.kind, v.n_rows, v.dim, v.dtype,
+                  CASE WHEN v.same_as IS NOT NULL THEN 'tied: same rows as ' || t.name ELSE coalesce(v.note, '') END
+           FROM vector_sets v JOIN models m USING (model_id) LEFT JOIN vector_sets t ON t.set_id = v.same_as
+           UNION ALL
+           SELECT m.model_id, m.name, 'layers 0..' || (c.n_layers - 1) || ' of ' || c.name, 'hidden states',
+                  c.committed, c.dim, c.dtype, 'corpus ' || c.name || ' (' || c.status || ', ' || c.n_docs || ' documents)'
+           FROM corpora c JOIN models m USING (model_id)
+           ORDER BY 1, 3""")

@@ -1,4 +1,5 @@
-"""What every pane shares: engine calls under the app's lock, stale-result guards, status lines."""
+"""What every pane shares: workers, stale-result guards, status lines. Screens call the
+services from worker threads; the catalog is thread-safe, so there is no lock here."""
 
 from __future__ import annotations
 
@@ -36,16 +37,6 @@ class Pane(Vertical):
     def engine(self):
         return self.app.engine
 
-    def locked(self, fn: Callable, *args: Any, **kw: Any) -> Any:
-        """Call into the engine or catalog under the app's lock (DuckDB connections are per process),
-        then release the catalog: an idle read connection would lock out writers in other
-        processes (an experiment sweep, an export)."""
-        with self.app.lock:
-            try:
-                return fn(*args, **kw)
-            finally:
-                self.engine.catalog.close()
-
     def next_seq(self, key: str) -> int:
         self._seq[key] = self._seq.get(key, 0) + 1
         return self._seq[key]
@@ -71,9 +62,8 @@ class Pane(Vertical):
 
     @background(group="models")
     def load_models(self, selector: str) -> None:
-        """Fill the model chooser ``selector`` from the catalog, off the UI thread (the
-        engine lock may be held by a long search)."""
-        models = self.locked(lambda: [m.name for m in self.engine.models()])
+        """Fill the model chooser ``selector`` from the catalog, off the UI thread."""
+        models = [m.name for m in self.engine.models()]
         self.post(self._set_models, selector, models)
 
     def _set_models(self, selector: str, models: list[str]) -> None:

@@ -38,22 +38,9 @@ class SetsPane(Pane):
 
     @background(exclusive=True, group="sets")
     def load_sets(self) -> None:
-        cat = self.engine.catalog
+        from explorer.services.browse import stored_sets
 
-        def read():
-            if not cat.exists():
-                return []
-            return cat.query(
-                """SELECT m.model_id, m.name, v.name, v.kind, v.n_rows, v.dim, v.dtype,
-                          CASE WHEN v.same_as IS NOT NULL THEN 'tied: same rows as ' || t.name ELSE coalesce(v.note, '') END
-                   FROM vector_sets v JOIN models m USING (model_id) LEFT JOIN vector_sets t ON t.set_id = v.same_as
-                   UNION ALL
-                   SELECT m.model_id, m.name, 'layers 0..' || (c.n_layers - 1) || ' of ' || c.name, 'hidden states',
-                          c.committed, c.dim, c.dtype, 'corpus ' || c.name || ' (' || c.status || ', ' || c.n_docs || ' documents)'
-                   FROM corpora c JOIN models m USING (model_id)
-                   ORDER BY 1, 3""")
-
-        rows = self.locked(read)
+        rows = stored_sets(self.engine)
         self.post(self._show_sets, rows)
 
     def _show_sets(self, rows: list[tuple]) -> None:
@@ -77,8 +64,9 @@ class SetsPane(Pane):
 
     @background(exclusive=True, group="scripts")
     def load_scripts(self, model_id: int) -> None:
-        scripts = self.locked(self.engine.catalog.query,
-                              "SELECT script, count(*) FROM tokens WHERE model_id = ? GROUP BY 1 ORDER BY 2 DESC", [model_id])
+        from explorer.services.browse import token_scripts
+
+        scripts = token_scripts(self.engine, model_id)
         self.post(self._set_scripts, model_id, scripts)
 
     def _set_scripts(self, model_id: int, scripts: list[tuple]) -> None:
@@ -93,33 +81,23 @@ class SetsPane(Pane):
     def refresh_tokens(self, event=None) -> None:
         if self.model_id is None:
             return
-        clauses, params = ["model_id = ?"], [self.model_id]
+        from explorer.services.browse import TokenSearch
+
         text = self.query_one("#token-search", Input).value
-        if text:
-            clauses.append("contains(text, ?)")
-            params.append(text)
         script = self.query_one("#token-script", Select).value
-        if script not in ("any", Select.BLANK):
-            clauses.append("script = ?")
-            params.append(script)
         space = self.query_one("#token-space", Select).value
-        if space in ("yes", "no"):
-            clauses.append("leading_space = ?")
-            params.append(space == "yes")
-        for wid, op in (("#token-from", ">="), ("#token-to", "<=")):
-            v = self.query_one(wid, Input).value.strip()
-            if v.lstrip("-").isdigit():
-                clauses.append(f"token_id {op} ?")
-                params.append(int(v))
-        self.search_tokens(self.next_seq("tokens"), " AND ".join(clauses), params)
+        bounds = [self.query_one(wid, Input).value.strip() for wid in ("#token-from", "#token-to")]
+        first, last = (int(v) if v.lstrip("-").isdigit() else None for v in bounds)
+        search = TokenSearch(self.model_id, text, None if script in ("any", Select.BLANK) else str(script),
+                             (space == "yes") if space in ("yes", "no") else None, first, last)
+        self.search_tokens(self.next_seq("tokens"), search)
 
     @background(exclusive=True, group="tokens")
-    def search_tokens(self, seq: int, where: str, params: list) -> None:
-        cat = self.engine.catalog
-        rows = self.locked(cat.query, f"SELECT token_id, raw, text, script, leading_space, is_special FROM tokens "
-                                      f"WHERE {where} ORDER BY token_id LIMIT {TOKEN_LIMIT + 1}", params)
-        total = self.locked(cat.query, f"SELECT count(*) FROM tokens WHERE {where}", params)[0][0]
-        self.post(self._show_tokens, seq, rows, total)
+    def search_tokens(self, seq: int, search) -> None:
+        from explorer.services.browse import find_tokens
+
+        found = find_tokens(self.engine, search, TOKEN_LIMIT + 1)
+        self.post(self._show_tokens, seq, found.rows, found.total)
 
     def _show_tokens(self, seq: int, rows: list[tuple], total: int) -> None:
         if not self.current("tokens", seq):

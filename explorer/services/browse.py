@@ -1,0 +1,36 @@
+"""The TUI's first tab: every stored vector set and hidden-state corpus, and the tokens of
+one model, searched by text, script, word start and id range."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from explorer.services.engine import Engine
+from explorer.store import tokens as repo
+from explorer.store.tokens import TokenSearch
+
+__all__ = ["TokenSearch", "Tokens", "find_tokens", "stored_sets", "token_scripts"]
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """The first ``limit`` matching rows ``(token_id, raw, text, script, leading_space,
+    is_special)`` and how many match in all."""
+
+    rows: list[tuple]
+    total: int
+
+
+def find_tokens(engine: Engine, search: TokenSearch, limit: int) -> Tokens:
+    with engine.catalog.session():
+        rows, total = repo.find_tokens(engine.catalog, search, limit)
+    return Tokens(rows, total)
+
+
+def stored_sets(engine: Engine) -> list[tuple]:
+    """``(model_id, model, set, kind, rows, dim, dtype, note)`` for every stored set and corpus."""
+    return repo.stored_sets(engine.catalog)
+
+
+def token_scripts(engine: Engine, model_id: int) -> list[tuple[str, int]]:
+    return repo.token_scripts(engine.catalog, model_id)
