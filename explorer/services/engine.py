@@ -20,7 +20,7 @@ from explorer.store import sets
 from explorer.store.catalog import Catalog, ModelRow, VectorSetRow
 from explorer.store.index import SearchIndex
 from explorer.store.predicate import check_where
-from explorer.store.tokens import CatalogTokens
+from explorer.store.tokens import CatalogTokens, token_ids
 from explorer.store.vectorset import INDEX, VECTORS, VectorSet
 
 VECTOR_NAMES = ("input", "output")
@@ -106,17 +106,12 @@ class Engine:
         return resolve(s.tokens, word, variant, multi)
 
     def allowed_mask(self, s: OpenSet, script: str | None = None, where: str | None = None) -> np.ndarray | None:
+        """Rows of the set that may answer: tokens in ``script`` matching ``where`` (None: all)."""
         if script is None and where is None:
             return None
         where = check_where(where)  # one expression, checked by DuckDB's parser; spliced as rendered
-        clauses, params = ["model_id = ?"], [s.model.model_id]
-        if script:
-            clauses.append("script = ?")
-            params.append(script)
-        if where:
-            clauses.append(where)
-        sql = f"SELECT token_id FROM tokens WHERE {' AND '.join(clauses)}"
-        return id_mask(self, sql, params, s.vectors.n_rows, "the tokens table", "the filter matches no tokens")
+        ids = token_ids(self.catalog, s.model.model_id, script, where)
+        return row_mask(ids, s.vectors.n_rows, "the filter matches no tokens")
 
     def warm(self, s: OpenSet, progress=None) -> None:
         """Before a set's first scan: read its matrix into the page cache if it is cold (with
@@ -146,14 +141,9 @@ class _VerifiedIndex(SearchIndex):
         return super()._faiss()
 
 
-def id_mask(engine: Engine, sql: str, params: list, n_rows: int, what: str, empty: str) -> np.ndarray:
-    """Boolean row mask from a query returning row ids; a bad user predicate is one line."""
-    try:
-        ids = np.array([r[0] for r in engine.catalog.query(sql, params)], dtype=np.int64)
-    except ExplorerError:
-        raise
-    except Exception as exc:
-        raise ExplorerError(f"bad --where predicate on {what}: {str(exc).splitlines()[0]}") from None
+def row_mask(ids, n_rows: int, empty: str) -> np.ndarray:
+    """Boolean mask of ``n_rows`` rows with ``ids`` set; no row at all is the error ``empty``."""
+    ids = np.asarray(ids, dtype=np.int64)
     mask = np.zeros(n_rows, dtype=bool)
     mask[ids[(ids >= 0) & (ids < n_rows)]] = True
     if not mask.any():

@@ -14,6 +14,7 @@ from explorer.query.directions import (
 )
 from explorer.query.vocab import VARIANTS
 from explorer.services.engine import Engine
+from explorer.store.tokens import token_texts
 
 __all__ = ["evaluation_files", "evaluate", "vocabulary_directions"]
 
@@ -67,10 +68,7 @@ def _pairs(words: list[str], vectors: Any, path: Path, restrict: int) -> Any:
 
 def _words(engine: Engine, model_id: int, n_rows: int) -> list[str]:
     """Row i's word: token i's text without surrounding whitespace (``<row i>`` if absent)."""
-    rows = engine.catalog.query(
-        "SELECT token_id, text FROM tokens WHERE model_id = ? AND token_id >= 0 AND token_id < ? ORDER BY token_id",
-        [model_id, n_rows],
-    )
+    rows = token_texts(engine.catalog, model_id, n_rows)
     words = [f"<row {i}>" for i in range(n_rows)]
     for i, text in rows:
         words[i] = (text or "").strip()

@@ -12,7 +12,8 @@ import numpy as np
 from explorer.core.types import Progress, Report
 from explorer.errors import ExplorerError
 from explorer.query.states import StateHit, StateNeighbours, token_means
-from explorer.services.engine import Engine, id_mask
+from explorer.services.engine import Engine, row_mask
+from explorer.store.states import StateStore
 from explorer.store import sets
 from explorer.store.catalog import ModelRow
 from explorer.store.predicate import check_where
@@ -42,8 +43,6 @@ def export_states(spec: str | None, root: Path, *, corpus: Path | None = None, p
 
 
 def _corpus(engine: Engine, model: ModelRow, corpus: str | None):
-    from explorer.store.states import StateStore
-
     store = StateStore(engine.catalog)
     rows = [c for c in store.corpora(model.model_id) if c.status == "done"]
     if not rows:
@@ -60,7 +59,7 @@ def _corpus(engine: Engine, model: ModelRow, corpus: str | None):
 def open_layer(engine: Engine, model: str | None, corpus: str | None, layer: int, progress: Progress | None = None):
     """(model row, corpus row, VectorSet of that layer's states); the layer's files are
     checked first and, if cold, read into the page cache with ``progress``."""
-    from explorer.store.states import StateStore, check_layer, layer_file, layer_path, norms_file
+    from explorer.store.states import check_layer, layer_file, layer_path, norms_file
 
     m = engine.model(model, auto_export=False)
     c = _corpus(engine, m, corpus)
@@ -76,62 +75,52 @@ def states_mask(engine: Engine, corpus, n_rows: int, where: str | None) -> np.nd
     where = check_where(where)
     if not where:
         return None
-    sql = (
-        "SELECT state_id FROM hidden_states WHERE corpus = ? "
-        f"AND model = (SELECT name FROM models WHERE model_id = ?) AND {where}"
-    )
-    return id_mask(engine, sql, [corpus.name, corpus.model_id], n_rows, "hidden_states",
-                    "the --where filter matches no stored states")
+    ids = StateStore(engine.catalog).state_ids(corpus, where)
+    return row_mask(ids, n_rows, "the --where filter matches no stored states")
 
 
 def layer_token_means(engine: Engine, model: str | None, corpus: str | None, layer: int, progress: Progress | None = None):
     m, c, vs = open_layer(engine, model, corpus, layer, progress)
-    ids = np.array([r[0] for r in engine.catalog.query(
-        "SELECT token_id FROM states WHERE corpus_id = ? ORDER BY state_id", [c.corpus_id])], dtype=np.int64)
+    ids = np.array(StateStore(engine.catalog).token_ids(c.corpus_id), dtype=np.int64)
     return m, c, token_means(vs.vectors, ids, int(m.vocab_size))
 
 
 def state_neighbours(engine: Engine, vector: np.ndarray, *, model: str | None, corpus: str | None, layer: int,
                      k: int = 10, where: str | None = None, index: str = "exact", progress=None):
-    """Nearest stored hidden states at ``layer`` to ``vector``, with their context."""
+    """Nearest stored hidden states at ``layer`` to ``vector``, with their context (the
+    catalog is read in one session)."""
+    with engine.catalog.session():
+        return _state_neighbours(engine, vector, model, corpus, layer, k, where, index, progress)
+
+
+def _state_neighbours(engine: Engine, vector: np.ndarray, model: str | None, corpus: str | None, layer: int, k: int,
+                      where: str | None, index: str, progress: Progress | None):
     from explorer.store import compressed
     from explorer.store.index import SearchIndex
 
+    store = StateStore(engine.catalog)
     m, c, vs = open_layer(engine, model, corpus, layer, progress)
     allowed = states_mask(engine, c, vs.n_rows, where)
     if index == "exact":
         hits = SearchIndex(vs, None, "numpy").search(vector, k, allowed)
     else:
-        row = engine.catalog.query(
-            "SELECT path FROM state_indexes WHERE corpus_id = ? AND layer = ? AND kind = ?", [c.corpus_id, layer, index]
-        )
-        if not row:
+        path = store.index_path(c.corpus_id, layer, index)
+        if path is None:
             raise ExplorerError(
                 f"no {index} index for {c.name} layer {layer}; build it with `explorer states-index --layer {layer} --kind {index}`"
             )
-        hits = compressed.search(compressed.load(engine.root / row[0][0], index), index, vs, vector, k, allowed)
+        hits = compressed.search(compressed.load(engine.root / path, index), index, vs, vector, k, allowed)
     ids = [int(i) for i in hits.ids[0] if i >= 0]
-    meta = {
-        r[0]: r[1:]
-        for r in engine.catalog.query(
-            "SELECT state_id, document, position, token, token_id, lang FROM hidden_states "
-            "WHERE corpus = ? AND model = ? AND state_id IN (SELECT unnest(?))",
-            [c.name, m.name, ids],
-        )
-    }
+    meta = store.hits(c, m.name, ids)
     out = []
     for n, (sid, score) in enumerate(zip(ids, hits.scores[0])):
         doc, pos, tok, tid, lang = meta[sid]
-        out.append(StateHit(n + 1, float(score), sid, doc, pos, tok, tid, lang, _snippet(engine, c.corpus_id, doc, pos)))
+        out.append(StateHit(n + 1, float(score), sid, doc, pos, tok, tid, lang, _snippet(store, c.corpus_id, doc, pos)))
     return m, c, tuple(out)
 
 
-def _snippet(engine: Engine, corpus_id: int, doc: int, pos: int, before: int = 6, after: int = 3) -> str:
-    rows = engine.catalog.query(
-        "SELECT position, token FROM states WHERE corpus_id = ? AND doc_id = ? AND position BETWEEN ? AND ? "
-        "ORDER BY position",
-        [corpus_id, doc, pos - before, pos + after],
-    )
+def _snippet(store: StateStore, corpus_id: int, doc: int, pos: int, before: int = 6, after: int = 3) -> str:
+    rows = store.tokens_around(corpus_id, doc, pos - before, pos + after)
     return "".join(f"[{t}]" if p == pos else t for p, t in rows).replace("\n", " ")
 
 
@@ -152,18 +141,8 @@ def build_state_indexes(engine: Engine, *, model: str | None, corpus: str | None
         rel = f"{c.path}/layer_{layer:02d}.{kind}.faiss"
         rep = compressed.build_and_measure(vs, kind, engine.root / rel)
         path = engine.root / rel
-        con = engine.catalog.writer()
-        try:
-            con.execute("BEGIN")
-            con.execute("DELETE FROM state_indexes WHERE corpus_id = ? AND layer = ? AND kind = ?", [c.corpus_id, layer, kind])
-            con.execute(
-                "INSERT INTO state_indexes (corpus_id, layer, kind, path, bytes, sha256, recall_at_10, params, build_seconds) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [c.corpus_id, layer, kind, rel, rep.bytes, sha256_file(path), rep.recall_at_10, json.dumps(rep.params), rep.seconds],
-            )
-            con.execute("COMMIT")
-        finally:
-            con.close()
+        StateStore(engine.catalog).record_index(c.corpus_id, layer, kind, rel, rep.bytes, sha256_file(path),
+                                                rep.recall_at_10, json.dumps(rep.params), rep.seconds)
         exact_bytes = vs.n_rows * vs.dim * vs.vectors.dtype.itemsize
         out.append({"layer": layer, **rep.to_dict(), "exact_bytes": exact_bytes})
         if progress:

@@ -209,6 +209,45 @@ class StateStore:
         rows = self.catalog.query(f"SELECT {_FILE_COLS} FROM state_files WHERE corpus_id = ? ORDER BY layer, role DESC", [corpus_id])
         return [StateFileRow(*r) for r in rows]
 
+    # -- queries over stored states (neighbour search, token means) -------------------
+    def state_ids(self, corpus: CorpusRow, where: str) -> list[int]:
+        """Ids of the corpus's states matching ``where`` (checked by predicate.check_where)
+        over the hidden_states view; a predicate DuckDB refuses is one line."""
+        sql = ("SELECT state_id FROM hidden_states WHERE corpus = ? "
+               f"AND model = (SELECT name FROM models WHERE model_id = ?) AND {where}")
+        return _predicate_rows(self.catalog, sql, [corpus.name, corpus.model_id], "hidden_states")
+
+    def token_ids(self, corpus_id: int) -> list[int]:
+        """The token id of every state, in state order."""
+        return [r[0] for r in self.catalog.query("SELECT token_id FROM states WHERE corpus_id = ? ORDER BY state_id", [corpus_id])]
+
+    def index_path(self, corpus_id: int, layer: int, kind: str) -> str | None:
+        rows = self.catalog.query("SELECT path FROM state_indexes WHERE corpus_id = ? AND layer = ? AND kind = ?",
+                                  [corpus_id, layer, kind])
+        return rows[0][0] if rows else None
+
+    def hits(self, corpus: CorpusRow, model_name: str, ids: Sequence[int]) -> dict[int, tuple]:
+        """state_id -> (document, position, token, token_id, lang)."""
+        rows = self.catalog.query(
+            "SELECT state_id, document, position, token, token_id, lang FROM hidden_states "
+            "WHERE corpus = ? AND model = ? AND state_id IN (SELECT unnest(?))", [corpus.name, model_name, list(ids)])
+        return {r[0]: r[1:] for r in rows}
+
+    def tokens_around(self, corpus_id: int, doc: int, lo: int, hi: int) -> list[tuple[int, str]]:
+        """(position, token) of one document's states at positions lo..hi."""
+        return self.catalog.query(
+            "SELECT position, token FROM states WHERE corpus_id = ? AND doc_id = ? AND position BETWEEN ? AND ? "
+            "ORDER BY position", [corpus_id, doc, lo, hi])
+
+    def record_index(self, corpus_id: int, layer: int, kind: str, path: str, size: int, sha256: str,
+                     recall_at_10: float, params: str, seconds: float) -> None:
+        """Record a compressed index of one layer (replacing one of the same kind)."""
+        with self.catalog.write() as con:
+            con.execute("DELETE FROM state_indexes WHERE corpus_id = ? AND layer = ? AND kind = ?", [corpus_id, layer, kind])
+            con.execute(
+                "INSERT INTO state_indexes (corpus_id, layer, kind, path, bytes, sha256, recall_at_10, params, build_seconds) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [corpus_id, layer, kind, path, size, sha256, recall_at_10, params, seconds])
+
     def delete(self, corpus: CorpusRow) -> None:
         import shutil
 
@@ -306,3 +345,13 @@ def _verify_state_indexes(store: StateStore, corpus: CorpusRow, model_name: str,
         if full and sha256_file(path) != sha:
             raise CorruptFile(f"compressed index {rel} fails its SHA-256 checksum; {fix}")
     return len(rows)
+
+
+def _predicate_rows(catalog: Catalog, sql: str, params: list, what: str) -> list[int]:
+    """First column of a query that splices a user predicate; DuckDB's refusal is one line."""
+    try:
+        return [r[0] for r in catalog.query(sql, params)]
+    except ExplorerError:
+        raise
+    except Exception as exc:
+        raise ExplorerError(f"bad --where predicate on {what}: {str(exc).splitlines()[0]}") from None

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from explorer.errors import ExplorerError
 from explorer.query.vocab import TokenRow
 from explorer.store.catalog import Catalog
 
@@ -126,3 +127,27 @@ def stored_sets(catalog: Catalog) -> list[tuple]:
                   c.committed, c.dim, c.dtype, 'corpus ' || c.name || ' (' || c.status || ', ' || c.n_docs || ' documents)'
            FROM corpora c JOIN models m USING (model_id)
            ORDER BY 1, 3""")
+
+
+def token_ids(catalog: Catalog, model_id: int, script: str | None, where: str | None) -> list[int]:
+    """Ids of one model's tokens in ``script`` and matching ``where`` (an expression checked
+    by predicate.check_where); a predicate DuckDB refuses is one line."""
+    clauses, params = ["model_id = ?"], [model_id]
+    if script:
+        clauses.append("script = ?")
+        params.append(script)
+    if where:
+        clauses.append(where)
+    try:
+        return [r[0] for r in catalog.query(f"SELECT token_id FROM tokens WHERE {' AND '.join(clauses)}", params)]
+    except ExplorerError:
+        raise
+    except Exception as exc:
+        raise ExplorerError(f"bad --where predicate on the tokens table: {str(exc).splitlines()[0]}") from None
+
+
+def token_texts(catalog: Catalog, model_id: int, n_rows: int) -> list[tuple[int, str]]:
+    """(token_id, text) of one model's rows 0..n_rows-1, by id."""
+    return catalog.query(
+        "SELECT token_id, text FROM tokens WHERE model_id = ? AND token_id >= 0 AND token_id < ? ORDER BY token_id",
+        [model_id, n_rows])
