@@ -10,11 +10,12 @@ from typing import Sequence
 
 import numpy as np
 
+from explorer.core.types import Progress
 from explorer.errors import ExplorerError
 from explorer.store import sets
 from explorer.store.catalog import Catalog
 from explorer.store.interchange.encoding import (
-    PROJECTOR_METADATA, PROJECTOR_VECTORS, SET_NAME, SOURCE_KIND, Progress, check_model_name,
+    PROJECTOR_METADATA, PROJECTOR_VECTORS, SET_NAME, SOURCE_KIND, check_model_name,
 )
 from explorer.store.interchange.readers import read_vectors
 
@@ -102,47 +103,44 @@ def import_arrays(
     catalog = Catalog(root)
     catalog.migrate()
     replaced = False
-    try:
-        old = catalog.model(name)
-        if old is not None:
-            if old.source_kind != SOURCE_KIND:
-                raise ExplorerError(
-                    f"model {name!r} already exists ({old.source_kind} from {old.source}); choose another --name"
-                )
-            complete = catalog.vector_set(old.model_id, SET_NAME) is not None
-            if complete and not replace:
-                raise ExplorerError(
-                    f"model {name!r} was already imported from {old.source}; pass --replace to overwrite it, "
-                    "or choose another --name"
-                )
-            catalog.delete_model(old.model_id)  # an earlier import (or a killed one)
-            replaced = True
-        n, d = matrix.shape
-        model_id = catalog.upsert_model(
-            name=name,
-            source=source,
-            source_kind=SOURCE_KIND,
-            model_type=fmt,
-            d_model=d,
-            vocab_size=n,
-            tied=None,  # no unembedding
-            config={"imported_from": source, "format": fmt},
-        )
-        catalog.replace_tokens(
-            model_id,
-            {
-                "token_id": np.arange(n, dtype=np.int32),
-                "raw": np.array(words, dtype=object),
-                "text": np.array(words, dtype=object),
-                "leading_space": np.zeros(n, dtype=bool),
-                "script": np.array([script_of(w) for w in words], dtype=object),
-                "is_special": np.zeros(n, dtype=bool),
-                "is_byte": np.zeros(n, dtype=bool),
-            },
-        )
-        sets.write_vector_set(
-            catalog, model_id, name, SET_NAME, matrix, note=f"imported ({fmt}) from {source}", progress=progress
-        )
-    finally:
-        catalog.close()
+    old = catalog.model(name)
+    if old is not None:
+        if old.source_kind != SOURCE_KIND:
+            raise ExplorerError(
+                f"model {name!r} already exists ({old.source_kind} from {old.source}); choose another --name"
+            )
+        complete = catalog.vector_set(old.model_id, SET_NAME) is not None
+        if complete and not replace:
+            raise ExplorerError(
+                f"model {name!r} was already imported from {old.source}; pass --replace to overwrite it, "
+                "or choose another --name"
+            )
+        catalog.delete_model(old.model_id)  # an earlier import (or a killed one)
+        replaced = True
+    n, d = matrix.shape
+    model_id = catalog.upsert_model(
+        name=name,
+        source=source,
+        source_kind=SOURCE_KIND,
+        model_type=fmt,
+        d_model=d,
+        vocab_size=n,
+        tied=None,  # no unembedding
+        config={"imported_from": source, "format": fmt},
+    )
+    catalog.replace_tokens(
+        model_id,
+        {
+            "token_id": np.arange(n, dtype=np.int32),
+            "raw": np.array(words, dtype=object),
+            "text": np.array(words, dtype=object),
+            "leading_space": np.zeros(n, dtype=bool),
+            "script": np.array([script_of(w) for w in words], dtype=object),
+            "is_special": np.zeros(n, dtype=bool),
+            "is_byte": np.zeros(n, dtype=bool),
+        },
+    )
+    sets.write_vector_set(
+        catalog, model_id, name, SET_NAME, matrix, note=f"imported ({fmt}) from {source}", progress=progress
+    )
     return ImportReport(name, fmt, source, n, d, SET_NAME, replaced)

@@ -9,12 +9,13 @@ from typing import Iterator
 import duckdb
 import numpy as np
 
+from explorer.core.types import Progress
 from explorer.errors import ExplorerError, UnknownModel
 from explorer.store import sets
 from explorer.store.catalog import Catalog
 from explorer.store.files import atomic_path
 from explorer.store.interchange.encoding import (
-    CHUNK_VALUES, EXPORT_FORMATS, METADATA_HEADER, PROJECTOR_METADATA, PROJECTOR_VECTORS, WORD_COLUMNS, Progress,
+    CHUNK_VALUES, EXPORT_FORMATS, METADATA_HEADER, PROJECTOR_METADATA, PROJECTOR_VECTORS, WORD_COLUMNS,
     format_rows, sql_path, tsv_escape, word2vec_word,
 )
 from explorer.store.predicate import check_where
@@ -24,7 +25,7 @@ from explorer.store.vectorset import VectorSet
 
 
 @dataclass
-class ExportReport:
+class VectorFileReport:
     model: str
     vectors: str
     format: str
@@ -48,7 +49,7 @@ def export_set(
     where: str | None = None,
     words: str = "raw",
     progress: Progress | None = None,
-) -> ExportReport:
+) -> VectorFileReport:
     """Write vector set ``model/vectors`` (or the rows ``where`` selects from the tokens
     table, the first ``limit`` of them by token id) to ``output`` in format ``fmt``."""
     if fmt not in EXPORT_FORMATS:
@@ -61,7 +62,7 @@ def export_set(
         raise ExplorerError("no output path given")
     output = Path(output)
     catalog = Catalog(root)
-    try:
+    with catalog.session():  # the reads of this selection on one connection
         m = catalog.model(model) if catalog.exists() else None
         if m is None:
             raise UnknownModel(f"model {model!r} is not in the catalog of {root}; run `explorer export {model}`")
@@ -73,9 +74,7 @@ def export_set(
         sets.verify(catalog, owner, m.name, roles=("vectors",))
         vs = VectorSet.open(catalog.root / owner.path)
         ids, labels, scripts = _selection(catalog, m.model_id, vs.n_rows, limit, where, words)
-    finally:
-        catalog.close()
-    rep = ExportReport(m.name, vectors, fmt, len(ids), vs.dim, words)
+    rep = VectorFileReport(m.name, vectors, fmt, len(ids), vs.dim, words)
     try:
         rep.files = _write(fmt, output, vs, ids, labels, scripts, progress)
     except OSError as exc:  # permission, full disk, a path that cannot exist: one line
