@@ -210,6 +210,19 @@ class CatalogFile:
 
 _FILES: dict[str, CatalogFile] = {}
 _FILES_LOCK = threading.Lock()
+_INHERITED: list[dict[str, CatalogFile]] = []
+
+
+def _forget_after_fork() -> None:
+    """A forked child starts with no connection and unlocked files (another thread of the
+    parent may have held a lock); the parent's connections are left alone, never closed."""
+    global _FILES, _FILES_LOCK
+    _INHERITED.append(_FILES)
+    _FILES, _FILES_LOCK = {}, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def catalog_file(path: Path) -> CatalogFile:
