@@ -2,7 +2,7 @@
 
 Reference: ``softmax(lm_head(norm(h)))`` for every layer and every position of each
 prompt (a layers x positions x vocabulary tensor), then the last position is read.
-Ours: ``explorer.lens.attribution.run`` decodes only the last position of each prompt.
+Ours: ``explorer.lens.attribution.attribute`` decodes only the last position of each prompt.
 Both run on the same French->Chinese translation prompts, each in a fresh subprocess so
 that peak memory (ru_maxrss) is not shared; the figures are ratios ours / reference
 (target: <= 1.0 for both time and peak memory).
@@ -42,7 +42,7 @@ kept, _ = attribution.select(items, vocab, "prefixes")
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
 if {mode!r} == "ours":
-    res = attribution.run(run, [k[0] for k in kept], vocab, task="translate", strategy="prefixes", config={{}},
+    res = attribution.attribute(run, [k[0] for k in kept], vocab, task="translate", strategy="prefixes", config={{}},
                           labels=lambda ids: {{}}, batch_size={batch})
     p_last = [e["p_target"][-1] for e in res.per_entry]
 else:

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from clitools import one_line_error, run
-from explorer.engine import Engine
+from explorer.services.engine import Engine
+from explorer.services.query import QueryOptions, SetChoice, analogy
 from explorer.store.catalog import Catalog
-from explorer.viz.compare import read_analogies
+from explorer.viz.comparison import read_analogy_items
 
 TOY_WORDS = ["king", "queen", "man", "woman", "boy", "girl", "apple", "Paris"]  # no 'prince', no 'France'
 
@@ -23,7 +24,6 @@ def two_root(tiny_root, tmp_path_factory):
     from explorer.store.interchange import import_arrays
 
     root = tmp_path_factory.mktemp("compare") / "root"
-    Catalog(tiny_root).close()
     shutil.copytree(tiny_root, root)
     matrix = np.random.default_rng(7).normal(size=(len(TOY_WORDS), 6)).astype(np.float32)
     import_arrays(root, "toy", TOY_WORDS, matrix)
@@ -75,7 +75,7 @@ def test_compare_file_accuracy(two_root, tmp_path):
         "Paris : France :: Berlin : Germany\nking : queen :: man : woman\n",
         encoding="utf-8",
     )
-    items = read_analogies(f)
+    items = read_analogy_items(f)
     assert [i.item for i in items] == [3, 5, 6, 7]
     r = run(two_root, "compare", "--file", str(f), "-m", "tiny-llama", "-m", "toy", "--json")
     assert r.exit_code == 0, r.stderr
@@ -90,7 +90,7 @@ def test_compare_file_accuracy(two_root, tmp_path):
             if model == "toy" and it.item == 6:  # no 'France' in toy: a miss with a note
                 assert row["note"] and row["correct"] is False and row["rank_excluded"] is None
                 continue
-            q = engine.query(it.expression, model=model, expect=it.expected, k=5).to_dict()
+            q = analogy(engine, it.expression, QueryOptions(SetChoice(model=model), k=5, expect=it.expected)).to_dict()
             _check_equal(row, q)
             correct += q["expected"]["rank_excluded"] == 1
         (s,) = [x for x in out["summary"] if x["model"] == model]
@@ -123,7 +123,6 @@ def test_comparisons_are_visible_in_sql(two_root):
     assert head == ("expression", "woman - man + king", "queen", "3cosadd", "input", ["tiny-llama", "toy"])
     summary = cat.query("SELECT model, items, covered, accuracy FROM comparison_summary WHERE comparison_id = ? ORDER BY model", [cid])
     assert [s[:3] for s in summary] == [("tiny-llama", 1, 1), ("toy", 1, 1)]
-    cat.close()
 
 
 def test_missing_vector_set_is_a_note_not_a_crash(two_root):

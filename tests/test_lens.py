@@ -25,14 +25,14 @@ def words_csv(tmp_path_factory):
 @pytest.fixture
 def tiny_lens(tiny_root):
     """(model runner, lens vocabulary, token texts in id order) of the tiny model."""
-    from explorer.engine import Engine
+    from explorer.services.engine import Engine
     from explorer.lens.runner import ModelRunner
-    from explorer.lens.words import Vocabulary
+    from explorer.lens.words import TokenSets
 
     engine = Engine(tiny_root)
     s = engine.open_set("tiny-llama", "input", auto_export=False)
     run, texts = ModelRunner(s.model), s.tokens.texts()
-    return run, Vocabulary(texts, run.tokenizer), texts
+    return run, TokenSets(texts, run.tokenizer), texts
 
 
 def invoke(root, *args):
@@ -70,7 +70,7 @@ def test_last_layer_matches_the_models_own_softmax(tiny_lens, words_csv):
 
     run, vocab, texts = tiny_lens
     items = translation_items(load_words(words_csv), "ru", "zh", 1, 0)
-    res = attribution.run(run, items, vocab, task="translate", strategy="prefixes", config={}, labels=lambda ids: {})
+    res = attribution.attribute(run, items, vocab, task="translate", strategy="prefixes", config={}, labels=lambda ids: {})
     kept, _ = attribution.select(items, vocab, "prefixes")
     for (it, tgt, eng, *_), entry in zip(kept, res.per_entry):
         ids = run.tokenizer(it.prompt, return_tensors="pt").input_ids
@@ -109,7 +109,7 @@ def test_missing_final_norm_is_named(tiny_lens, words_csv):
     run.anatomy = replace(run.anatomy, final_norm=None)
     items = translation_items(load_words(words_csv), "ru", "zh", 1, 0)
     with pytest.raises(ExplorerError, match="no final norm"):
-        attribution.run(run, items, vocab, task="t", strategy="prefixes", config={}, labels=lambda ids: {})
+        attribution.attribute(run, items, vocab, task="t", strategy="prefixes", config={}, labels=lambda ids: {})
 
 
 def test_word_list_alternatives(tmp_path):
@@ -131,16 +131,16 @@ def test_word_list_alternatives(tmp_path):
 def test_an_accepted_alternative_counts_and_the_shown_form_is_reported(tiny_lens, words_csv):
     """An entry whose last-layer top-1 is an accepted alternative is correct, but not correct_first."""
     from explorer.lens import attribution
-    from explorer.lens.tasks import Item, translation_items
+    from explorer.lens.tasks import PromptItem, translation_items
     from explorer.lens.words import load_words
 
     run, vocab, texts = tiny_lens
     it = translation_items(load_words(words_csv), "ru", "zh", 1, 0)[0]
-    first = attribution.run(run, [it], vocab, task="translate", strategy="prefixes", config={}, labels=lambda ids: {})
+    first = attribution.attribute(run, [it], vocab, task="translate", strategy="prefixes", config={}, labels=lambda ids: {})
     top = texts[first.per_entry[0]["top1_last"]]
     shown = next(w for w in ("水", "花", "王") if not top.strip().startswith(w) and top not in w)
-    alt = Item(it.concept, it.prompt, (shown, top), ("zzzz",))
-    res = attribution.run(run, [alt], vocab, task="translate", strategy="prefixes", config={}, labels=lambda ids: {})
+    alt = PromptItem(it.concept, it.prompt, (shown, top), ("zzzz",))
+    res = attribution.attribute(run, [alt], vocab, task="translate", strategy="prefixes", config={}, labels=lambda ids: {})
     e = res.per_entry[0]
     assert e["accepted"] == [shown, top] and e["correct"] and not e["correct_first"]
     assert res.accuracy == 1.0 and res.accuracy_first == 0.0

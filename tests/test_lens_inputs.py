@@ -73,7 +73,7 @@ def test_ranges_are_checked_before_the_model_loads(tiny_root, no_weights, args, 
 
 def test_token_count_matches_the_model_run(tiny_root):
     """The early position check counts tokens as the run does (tokenizer.json alone)."""
-    from explorer.engine import Engine
+    from explorer.services.engine import Engine
     from explorer.lens.runner import ModelRunner, token_count
 
     m = Engine(tiny_root).model("tiny-llama", auto_export=False)
@@ -119,11 +119,7 @@ def test_lens_output_is_readable_text_and_summary_is_rounded(tiny_root, tmp_path
         assert value == round(value, 4)
     from explorer.store.catalog import Catalog
 
-    cat = Catalog(tiny_root)
-    try:
-        raw = cat.query("SELECT max_by(p_target, layer) FROM lens_layers WHERE run_id = ?", [row["run_id"]])[0][0]
-    finally:
-        cat.close()
+    raw = Catalog(tiny_root).query("SELECT max_by(p_target, layer) FROM lens_layers WHERE run_id = ?", [row["run_id"]])[0][0]
     assert row["p_target_last"] == round(raw, 4)
 
 

@@ -13,8 +13,8 @@ import pytest
 from clitools import one_line_error, run
 from explorer.errors import ExplorerError
 from explorer.viz import project as P
-from explorer.viz.project import Point
-from explorer.viz.scatter import save_png, terminal_scatter
+from explorer.viz.project import ScatterPoint
+from explorer.viz.scatter import save_scatter_png, terminal_scatter
 
 
 def assert_same_up_to_sign(got: np.ndarray, want: np.ndarray) -> None:
@@ -79,8 +79,8 @@ def test_umap_without_the_extra_names_it(monkeypatch):
 # -- pictures -----------------------------------------------------------------------------
 
 
-POINTS = [Point("king", 1, 0.0, 0.0, "word"), Point("花", 2, 1.0, 1.0, "word"), Point("水", 3, 0.5, -1.0, "expr"),
-          Point("x", 4, -1.0, 0.3, "where"), Point("L0", None, 0.2, 0.2, "path")]
+POINTS = [ScatterPoint("king", 1, 0.0, 0.0, "word"), ScatterPoint("花", 2, 1.0, 1.0, "word"), ScatterPoint("水", 3, 0.5, -1.0, "expr"),
+          ScatterPoint("x", 4, -1.0, 0.3, "where"), ScatterPoint("L0", None, 0.2, 0.2, "path")]
 
 
 def _display_width(row: str) -> int:
@@ -98,7 +98,7 @@ def test_terminal_scatter_keeps_its_frame_with_wide_labels():
 def test_png_is_written_without_glyph_warnings(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a "Glyph ... missing" warning would fail the test
-        info = save_png(POINTS, tmp_path / "p.png", title="t", axis_titles=("x", "y"), notes=("a note",))
+        info = save_scatter_png(POINTS, tmp_path / "p.png", title="t", axis_titles=("x", "y"), notes=("a note",))
     data = (tmp_path / "p.png").read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and info.bytes == len(data) > 1000
     assert info.labelled == len(POINTS)
@@ -110,13 +110,13 @@ def test_png_is_written_without_glyph_warnings(tmp_path):
 
 
 def _rows(root, words, vectors="input"):
-    from explorer.engine import Engine
+    from explorer.services.engine import Engine
 
     engine = Engine(root)
-    s = engine.open_set("tiny-llama", vectors)
-    ids = [engine.resolve(s, w).token_ids[0] for w in words]
+    with engine.catalog.session():
+        s = engine.open_set("tiny-llama", vectors)
+        ids = [engine.resolve(s, w).token_ids[0] for w in words]
     out = s.vectors.rows(ids).astype(np.float64)
-    engine.close()
     return ids, out
 
 
@@ -198,8 +198,8 @@ def test_map_bad_input_is_one_line(tiny_root, args, pattern):
 def test_map_path_on_tiny_model(tiny_root, tmp_path):
     import torch
 
-    from explorer.engine import Engine
     from explorer.lens.runner import ModelRunner
+    from explorer.services.engine import Engine
 
     r = run(tiny_root, "map-path", " king queen man", "--model", "tiny-llama", "-L", "king", "-L", "queen",
             "--png", str(tmp_path / "p.png"), "--json")
@@ -294,7 +294,7 @@ def test_missing_cjk_font_is_said_once_on_stderr(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(fonts, "_scanned", [True])  # ... and none installed since matplotlib's cache
     monkeypatch.setattr(fonts, "_warned", set())
     for n in range(2):
-        info = save_png(POINTS, tmp_path / f"p{n}.png", title="t", axis_titles=("x", "y"))
+        info = save_scatter_png(POINTS, tmp_path / f"p{n}.png", title="t", axis_titles=("x", "y"))
         assert info.undrawable_labels == 2 and info.fonts == ("DejaVu Sans",)
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert err == [f"warning: {fonts.NO_CJK_FONT}"]

@@ -8,8 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from explorer.cli.common import StageProgress, cli_errors, print_json, state
-from explorer.errors import ExplorerError
-from explorer.lens.words import bundled_count
+from explorer.services.lens import LensTask, bundled_count
 
 lens_app = typer.Typer(
     help="Language attribution per layer with the logit lens (Wendler et al. 2024): which language does each layer favour?",
@@ -30,19 +29,18 @@ def register(app: typer.Typer) -> None:
     app.add_typer(lens_app, name="lens")
 
 
-def _run(ctx, task: str, options: dict, model, strategy, limit, png, as_json) -> None:
+def _run(ctx, spec: LensTask, png, as_json) -> None:
     from rich.markup import escape
 
-    from explorer.lens import plot
-    from explorer.lens.session import items_for, run_task
+    from explorer.services import lens
 
     engine = state(ctx).engine()
-    items, config, target_label = items_for(task, **options)
+    prompts = lens.prepare(spec)
+    target_label = prompts.target_label
     with StageProgress() as sp:
-        result = run_task(engine, task, items, config, model=model, strategy=strategy, limit=limit,
-                          report=sp.report, progress=sp.progress, status=sp.console.status)
+        result = lens.lens_task(engine, spec, prompts, report=sp.report, progress=sp.progress, status=sp.console.status)
     if png:
-        plot.save_png(result, png, plot.ENGLISH_NAMES.get(target_label, target_label))
+        lens.save_lens_png(result, png, target_label)
     if as_json:
         print_json(result.to_dict())
         return
@@ -60,7 +58,7 @@ def _run(ctx, task: str, options: dict, model, strategy, limit, png, as_json) ->
     console.print(t)
     # a bar line is the bar plus 15 cells of labels; keep it inside the terminal
     width = max(10, min(40, console.width - 16))
-    console.print(plot.terminal_plot(result, target_label, width=width), highlight=False, markup=False)
+    console.print(lens.terminal_plot(result, target_label, width=width), highlight=False, markup=False)
     if png:
         console.print(f"figure written to {png}", highlight=False, markup=False)
 
@@ -87,8 +85,8 @@ def translate(
     strategy: StrategyOpt = "prefixes", limit: LimitOpt = None, png: PngOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Translation prompts ('Français: "fleur" - 中文: "花"' x shots, then the query word)."""
-    _run(ctx, "translate", {"src": src, "tgt": tgt, "shots": shots, "seed": seed, "words": words},
-         model, strategy, limit, png, as_json)
+    _run(ctx, LensTask("translate", src=src, tgt=tgt, shots=shots, seed=seed, words=words, model=model,
+                       strategy=strategy, limit=limit), png, as_json)
 
 
 @lens_app.command("repeat")
@@ -100,7 +98,8 @@ def repeat(
     strategy: StrategyOpt = "prefixes", limit: LimitOpt = None, png: PngOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Repeat prompts: the same language on both sides ('中文: "花" - 中文: "花"')."""
-    _run(ctx, "repeat", {"lang": lang, "shots": shots, "seed": seed, "words": words}, model, strategy, limit, png, as_json)
+    _run(ctx, LensTask("repeat", lang=lang, shots=shots, seed=seed, words=words, model=model, strategy=strategy,
+                       limit=limit), png, as_json)
 
 
 @lens_app.command("cloze")
@@ -112,7 +111,8 @@ def cloze(
     strategy: StrategyOpt = "prefixes", limit: LimitOpt = None, png: PngOpt = None, as_json: JsonOpt = False,
 ) -> None:
     """Cloze prompts: a sentence with a blank, one or two solved examples, then 'Answer: "'."""
-    _run(ctx, "cloze", {"lang": lang, "shots": shots, "seed": seed, "words": words}, model, strategy, limit, png, as_json)
+    _run(ctx, LensTask("cloze", lang=lang, shots=shots, seed=seed, words=words, model=model, strategy=strategy,
+                       limit=limit), png, as_json)
 
 
 @lens_app.command("prompt")
@@ -127,11 +127,9 @@ def prompt(
 ) -> None:
     """Per-layer top tokens of the logit lens for one position of a prompt (see also `trajectory`)."""
     from explorer.cli.states import trajectory
-    from explorer.lens.runner import check_position
+    from explorer.services.lens import TrajectoryOptions, check_trajectory
 
     with StageProgress() as sp:  # stored (or exported) before anything is checked against it
-        m = state(ctx).engine().model(model, report=sp.report, progress=sp.progress)
-    if m.vocab_size and k > m.vocab_size:
-        raise ExplorerError(f"-k {k} is more than the {m.vocab_size:,} tokens of {m.name}")
-    check_position(m, text, position)  # from the tokenizer alone, before the weights load
+        check_trajectory(state(ctx).engine(), TrajectoryOptions(text, position, model, k),
+                         report=sp.report, progress=sp.progress)  # before the weights load
     trajectory(ctx, text, position, model, k, as_json)

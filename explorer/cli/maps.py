@@ -54,30 +54,21 @@ def map_cmd(
     (or JSON with every coordinate); --png writes a labelled figure. Sampling beyond
     --limit is stated, never silent.
     """
-    from explorer.store.predicate import check_where
-    from explorer.viz.select import build_map
+    from explorer.services import maps
+    from explorer.services.query import SetChoice, WordRules
 
-    check_where(where)  # a refused --where is one line before any model loads
+    options = maps.MapOptions(set=SetChoice(model=model, vectors=vectors),
+                              points=maps.MapPoints(tuple(words or ()), expr, k, where, limit),
+                              projection=maps.MapProjection(method, x, y, unit), words=WordRules(variant, multi), seed=seed)
+    maps.check_map(options)  # a refused --where is one line before any model loads
     engine = state(ctx).engine()
     with StageProgress() as sp:
-        proj = build_map(engine, words=words or (), expr=expr, k=k, where=where, method=method, x=x, y=y,
-                         unit_points=unit, model=model, vectors=vectors, limit=limit, seed=seed, variant=variant,
-                         multi=multi, report=sp.report, progress=sp.progress)
-    info = _png(png, proj.points, f"{proj.vector_set}: {proj.method}", proj.axis_titles, labels,
-                proj.method == "axes", proj.notes)
+        proj = maps.draw_map(engine, options, report=sp.report, progress=sp.progress)
+    info = maps.save_map_png(proj, png, labels) if png else None
     if as_json:
         print_json({**proj.to_dict(), "png": info.to_dict() if info else None})
         return
     _print_map(proj, info)
-
-
-def _png(path, points, title, axis_titles, labels, zero_lines, notes):
-    if path is None:
-        return None
-    from explorer.viz.scatter import save_png
-
-    return save_png(points, path, title=title, axis_titles=axis_titles, max_labels=labels, zero_lines=zero_lines,
-                    notes=notes)
 
 
 def _print_map(proj, info) -> None:
@@ -85,7 +76,7 @@ def _print_map(proj, info) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from explorer.viz.scatter import terminal_scatter
+    from explorer.services.maps import terminal_scatter
 
     console = Console()
     console.print(escape(f"{proj.vector_set}: {proj.method}, {proj.sample.shown} points"), highlight=False)
@@ -129,29 +120,18 @@ def map_path(
     on path and landmarks together. Also prints each layer's lens top-1 token and its
     exact cosine with every landmark (the picture is 2-D; the cosines are not).
     """
-    from explorer.lens.runner import ModelRunner, check_position
-    from explorer.lens.session import require_lens
-    from explorer.viz.path import check_landmarks, hidden_path
+    from explorer.services import maps
+    from explorer.services.query import WordRules
 
+    options = maps.PathOptions(prompt, position, tuple(landmark or ()), fit.lower(), model, WordRules(variant, multi))
     engine = state(ctx).engine()
     with StageProgress() as sp:
-        m = engine.model(model, report=sp.report, progress=sp.progress)
-        require_lens(m)
-        check_landmarks(engine, m.name, landmark or (), variant, multi, fit.lower())  # before the weights load
-        check_position(m, prompt, position)
-        engine.close()  # no idle read lock on the catalog while the model loads
-        sp.report(f"loading {m.name}'s weights")
-        runner = ModelRunner(m)
-        hp = hidden_path(engine, runner, prompt, position, landmark or (), variant, multi, fit.lower())
-    fitted = "path and landmarks" if hp.fit == "all" else "the landmarks"
-    notes = (f"PCA of unit(final_norm(h_L)) and unit landmark rows, fitted on {fitted}: "
-             f"{100 * sum(hp.explained_ratio):.1f}% of their variance and {100 * hp.path_in_plane:.1f}% of the path's in this plane",
-             *hp.notes)
-    info = _png(png, hp.points(), f"{hp.model}: position {hp.position} ({hp.token!r})", hp.axis_titles, 200, False, notes)
+        hp = maps.map_path(engine, options, report=sp.report, progress=sp.progress)
+    info = maps.save_path_png(hp, png) if png else None
     if as_json:
         print_json({**hp.to_dict(), "png": info.to_dict() if info else None})
         return
-    _print_path(hp, notes, info)
+    _print_path(hp, maps.path_notes(hp), info)
 
 
 def _print_path(hp, notes, info) -> None:
@@ -159,7 +139,7 @@ def _print_path(hp, notes, info) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from explorer.viz.scatter import terminal_scatter
+    from explorer.services.maps import terminal_scatter
 
     console = Console()
     for note in notes:
@@ -199,20 +179,18 @@ def compare(
     accuracy per model (a word a model lacks counts as a miss, with a note). Rows land in
     the comparisons, comparison_results and comparison_summary tables for `explorer sql`.
     """
-    from explorer.viz import compare as C
+    from explorer.services import compare as C
+    from explorer.services.query import WordRules
 
     if (expression is None) == (file is None):
         fail("give exactly one of EXPRESSION or --file FILE", 2)
     if file is not None and expect is not None:
         fail("--expect goes with an EXPRESSION; an analogy file names each expected word", 2)
-    items = C.read_analogies(file) if file else C.expression_items(expression, expect)
+    question = C.file_question(file) if file else C.expression_question(expression, expect)
+    options = C.CompareOptions(tuple(models or ()), vectors, method.lower(), k, WordRules(variant, multi))
     engine = state(ctx).engine()
-    engine.hold_catalog = True  # many queries: keep one read connection, released by compare()
     with StageProgress() as sp:
-        result = C.compare(engine, models or [], items, kind="file" if file else "expression",
-                           source=str(file) if file else expression, expect=expect, method=method.lower(),
-                           vectors=vectors, k=k, variant=variant, multi=multi, report=sp.report, progress=sp.progress)
-    result = C.record(engine.catalog, result)
+        result = C.compare_models(engine, question, options, report=sp.report, progress=sp.progress)
     if as_json:
         print_json(result.to_dict())
         return

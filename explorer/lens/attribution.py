@@ -17,7 +17,6 @@ Means come with 95% confidence intervals over entries (1.96 standard errors).
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -25,11 +24,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from explorer.core.types import Progress
 from explorer.errors import ExplorerError
-from explorer.lens.tasks import Item
-from explorer.lens.words import Vocabulary
-
-Progress = Callable[[str, int, int], None]
+from explorer.lens.tasks import PromptItem
+from explorer.lens.words import TokenSets
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,7 @@ class LensResult:
         return d
 
 
-def select(items: Sequence[Item], vocab: Vocabulary, strategy: str, target_is_english: bool = False):
+def select(items: Sequence[PromptItem], vocab: TokenSets, strategy: str, target_is_english: bool = False):
     """Token sets per item; drop empty and overlapping ones. Returns (kept, dropped counts)."""
     kept, dropped = [], Counter()  # (item, target set, English set, correct top-1s, correct top-1s for the shown form)
     for it in items:
@@ -96,7 +94,7 @@ def _english_task(config: dict) -> bool:
     return config.get("to") == "en" or config.get("lang") == "en"
 
 
-def check_entries(model: str, items: Sequence[Item], vocab: Vocabulary, strategy: str, config: dict):
+def check_entries(model: str, items: Sequence[PromptItem], vocab: TokenSets, strategy: str, config: dict):
     """(kept, dropped) as :func:`select` gives them; no survivor is an error. Needs the tokenizer
     alone, so callers can check a word list before the weights load."""
     kept, dropped = select(items, vocab, strategy, _english_task(config))
@@ -105,7 +103,7 @@ def check_entries(model: str, items: Sequence[Item], vocab: Vocabulary, strategy
     return kept, dropped
 
 
-def run(runner, items: Sequence[Item], vocab: Vocabulary, *, task: str, strategy: str, config: dict,
+def attribute(runner, items: Sequence[PromptItem], vocab: TokenSets, *, task: str, strategy: str, config: dict,
         labels: Callable[[list[int]], dict[int, str]], batch_size: int = 8,
         progress: Progress | None = None) -> LensResult:
     import torch
@@ -180,35 +178,3 @@ def run(runner, items: Sequence[Item], vocab: Vocabulary, *, task: str, strategy
     accuracy = sum(e["correct"] for e in per_entry) / n
     accuracy_first = sum(e["correct_first"] for e in per_entry) / n
     return LensResult(task, runner.row.name, config, n, dropped, accuracy, layers, per_entry, accuracy_first=accuracy_first)
-
-
-def record(catalog, model_id: int, result: LensResult) -> int:
-    """Store a run (config, per-layer rows, per-entry rows) in one transaction."""
-    from explorer.store.catalog import _next_id
-
-    con = catalog.writer()
-    try:
-        con.execute("BEGIN")
-        run_id = _next_id(con, "lens_runs", "run_id")
-        con.execute(
-            "INSERT INTO lens_runs (run_id, model_id, task, config, entries, dropped, accuracy, accuracy_first) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, model_id, result.task, json.dumps(result.config), result.entries, json.dumps(result.dropped), result.accuracy,
-             result.accuracy_first],
-        )
-        con.executemany(
-            "INSERT INTO lens_layers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[run_id, s.layer, s.p_target, s.p_target_ci, s.p_english, s.p_english_ci, s.entropy, s.energy, s.top1]
-             for s in result.layers],
-        )
-        con.executemany(
-            "INSERT INTO lens_entries (run_id, entry, concept, target, english, prompt, top1_last, correct, p_target, "
-            "p_english, accepted, correct_first) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[run_id, i, e["concept"], e["target"], e["english"], e["prompt"], e["top1_last_token"], e["correct"],
-              e["p_target"], e["p_english"], e["accepted"], e["correct_first"]] for i, e in enumerate(result.per_entry)],
-        )
-        con.execute("COMMIT")
-    finally:
-        con.close()
-    result.run_id = run_id
-    return run_id

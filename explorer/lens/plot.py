@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from explorer.lens.attribution import LensResult
+if TYPE_CHECKING:
+    from explorer.lens.attribution import LensResult
 
 _BARS = " ▁▂▃▄▅▆▇█"
 # figure labels in English: the default matplotlib font has no CJK or Cyrillic glyphs
@@ -26,12 +28,15 @@ def terminal_plot(result: LensResult, target_label: str, width: int = 40) -> str
     return "\n".join(lines)
 
 
-def save_png(result: LensResult, path: Path, target_label: str) -> Path:
+def save_lens_png(result: LensResult, path: Path, target_label: str) -> Path:
+    """The figure of a run (target and English curves with 95% bands, an entropy strip);
+    ``target_label`` in English where it is not (see ENGLISH_NAMES)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    target_label = ENGLISH_NAMES.get(target_label, target_label)
     layers = [s.layer for s in result.layers]
     fig, (ax, ax_e) = plt.subplots(2, 1, figsize=(7, 4.8), sharex=True, gridspec_kw={"height_ratios": [4, 1]})
     for name, mean, ci, color in (

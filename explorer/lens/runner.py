@@ -1,14 +1,21 @@
-"""Run a stored model on a text and hand back its hidden states, per layer and position."""
+"""Run a stored model on a text and hand back its hidden states, per layer and position.
+
+Importing this module is light (no numpy, duckdb or torch): the checks before a model
+loads (:func:`check_position`) serve front ends that must start fast.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from explorer.errors import ExplorerError
-from explorer.store.catalog import ModelRow
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from explorer.store.catalog import ModelRow
 
 
 @dataclass
@@ -68,6 +75,8 @@ class ModelRunner:
         self.anatomy = surgery.anatomy(self.model)
 
     def run(self, text: str, max_tokens: int = 512) -> TextStates:
+        import numpy as np
+
         from explorer.models.capture import capture, tokenize
 
         if not text:
@@ -80,6 +89,7 @@ class ModelRunner:
 
     def lens_probs(self, hidden: np.ndarray):
         """Softmax of the logit lens for (n, d) hidden states -> (n, vocab) torch tensor."""
+        import numpy as np
         import torch
 
         from explorer.models.capture import logits
@@ -90,6 +100,7 @@ class ModelRunner:
 
     def final_normed(self, hidden: np.ndarray) -> np.ndarray:
         """final_norm(h) for (n, d) hidden states, as numpy: the vectors the logit lens decodes."""
+        import numpy as np
         import torch
 
         norm = self.anatomy.final_norm

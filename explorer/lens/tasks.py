@@ -22,7 +22,7 @@ ANSWER = {"en": "Answer", "fr": "Réponse", "de": "Antwort", "ru": "Ответ",
 
 
 @dataclass(frozen=True)
-class Item:
+class PromptItem:
     concept: str
     prompt: str
     targets: tuple[str, ...]  # accepted forms of the word whose tokens should come next, the shown one first
@@ -42,7 +42,7 @@ def _pair(src: str, tgt: str, a: str, b: str | None) -> str:
     return f'{LANGS[src]}: "{a}" - {LANGS[tgt]}: {right}'
 
 
-def translation_items(concepts: list[Concept], src: str, tgt: str, shots: int, seed: int) -> list[Item]:
+def translation_items(concepts: list[Concept], src: str, tgt: str, shots: int, seed: int) -> list[PromptItem]:
     for lang in (src, tgt, "en"):
         if lang not in concepts[0].words:
             raise ExplorerError(f"the word list has no {lang!r} column")
@@ -53,7 +53,7 @@ def translation_items(concepts: list[Concept], src: str, tgt: str, shots: int, s
         demo = rng.sample(others, min(shots, len(others)))
         lines = [_pair(src, tgt, o.words[src], o.words[tgt]) for o in demo]
         lines.append(_pair(src, tgt, c.words[src], None))
-        items.append(Item(c.concept, "\n".join(lines), c.forms[tgt], c.forms["en"]))
+        items.append(PromptItem(c.concept, "\n".join(lines), c.forms[tgt], c.forms["en"]))
     return items
 
 
@@ -65,7 +65,7 @@ def cloze_sentences(path: Path | None = None) -> dict[tuple[str, str], str]:
         return {(r["concept"], r["lang"]): r["sentence"] for r in csv.DictReader(f)}
 
 
-def cloze_items(concepts: list[Concept], lang: str, shots: int, seed: int, sentences=None) -> list[Item]:
+def cloze_items(concepts: list[Concept], lang: str, shots: int, seed: int, sentences=None) -> list[PromptItem]:
     sentences = sentences if sentences is not None else cloze_sentences()
     usable = [c for c in concepts if (c.concept, lang) in sentences and "en" in c.words]
     rng = random.Random(seed)
@@ -75,5 +75,5 @@ def cloze_items(concepts: list[Concept], lang: str, shots: int, seed: int, sente
         demo = rng.sample(others, min(max(1, min(shots, 2)), len(others)))
         lines = [f'{sentences[(o.concept, lang)]} {ANSWER[lang]}: "{o.words[lang]}"' for o in demo]
         lines.append(f'{sentences[(c.concept, lang)]} {ANSWER[lang]}: "')
-        items.append(Item(c.concept, "\n".join(lines), c.forms[lang], c.forms["en"]))
+        items.append(PromptItem(c.concept, "\n".join(lines), c.forms[lang], c.forms["en"]))
     return items

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class LayerView:
@@ -41,24 +43,40 @@ class Trajectory:
         }
 
 
-def trajectory(engine, runner, text: str, position: int | None = None, k: int = 5) -> Trajectory:
+@dataclass(frozen=True)
+class PositionLens:
+    """One position after the forward pass: its hidden state per layer and the lens's top ``k``."""
+
+    model: str
+    text: str
+    position: int
+    tokens: tuple[str, ...]
+    hidden: np.ndarray  # (L+1, d), before the final norm
+    top_probs: np.ndarray  # (L+1, k)
+    top_ids: np.ndarray  # (L+1, k)
+
+
+def run_position(runner, text: str, position: int | None = None, k: int = 5) -> PositionLens:
+    """Run ``text`` through ``runner`` and read ``position`` at every layer with the logit lens."""
     import torch
 
     states = runner.run(text)
     p = states.position(position)
     hidden = states.layers[:, p, :]  # (L+1, d)
-    probs = runner.lens_probs(hidden)
-    top_p, top_i = torch.topk(probs, k, dim=-1)
-    emb = engine.open_set(runner.row.name, "input")
-    hits = emb.index.search(hidden, k)
-    labels = emb.tokens.labels(list(top_i.flatten().tolist()) + list(hits.ids.flatten()))
+    top_p, top_i = torch.topk(runner.lens_probs(hidden), k, dim=-1)
+    return PositionLens(runner.row.name, text, p, tuple(states.tokens), hidden, top_p.numpy(), top_i.numpy())
+
+
+def layer_views(lens: PositionLens, emb) -> Trajectory:
+    """The Trajectory of ``lens``: per layer its top tokens and the nearest rows of ``emb``
+    (the model's opened input vector set: its index and token labels)."""
+    k = lens.top_ids.shape[1]
+    hits = emb.index.search(lens.hidden, k)
+    labels = emb.tokens.labels([int(i) for i in lens.top_ids.flatten()] + [int(i) for i in hits.ids.flatten()])
     views = []
-    for layer in range(hidden.shape[0]):
-        lens = tuple(
-            (labels.get(int(i), str(int(i))), int(i), float(v)) for v, i in zip(top_p[layer].tolist(), top_i[layer].tolist())
-        )
+    for layer in range(lens.hidden.shape[0]):
+        top = tuple((labels.get(int(i), str(int(i))), int(i), float(v))
+                    for v, i in zip(lens.top_probs[layer].tolist(), lens.top_ids[layer].tolist()))
         near = tuple((labels.get(int(i), str(int(i))), int(i), float(s)) for s, i in zip(hits.scores[layer], hits.ids[layer]))
-        views.append(LayerView(layer, lens, near))
-    return Trajectory(runner.row.name, text, p, states.tokens[p], tuple(states.tokens), tuple(views))
-
-
+        views.append(LayerView(layer, top, near))
+    return Trajectory(lens.model, lens.text, lens.position, lens.tokens[lens.position], lens.tokens, tuple(views))

@@ -110,7 +110,7 @@ def bundled_count() -> int:
         return max(0, sum(1 for row in csv.reader(f) if any(c.strip() for c in row)) - 1)
 
 
-class Vocabulary:
+class TokenSets:
     """Token texts of a model (from the catalog) for building token sets."""
 
     def __init__(self, texts: Sequence[str], tokenizer: Any):

@@ -1,36 +1,81 @@
-"""One language-attribution run from start to record: shared by the CLI and the TUI."""
+"""The lens operations, shared by the CLI and the TUI: a language-attribution task from
+start to record, and one prompt's trajectory through the layers.
+
+Each operation checks its input before any weights load (languages, word list, strategy,
+token sets from the tokenizer alone, the position from ``tokenizer.json``), reads the
+catalog in one session, and never holds that session during the forward passes.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ContextManager
 
+from explorer.core.types import Progress, Report
 from explorer.errors import ExplorerError
-from explorer.lens.words import LANGS
+from explorer.lens.plot import save_lens_png, terminal_plot
+from explorer.lens.runner import ModelRunner, check_position
+from explorer.lens.words import LANGS, STRATEGIES, bundled_count
+
+# re-exported for the front ends; importing them is light (no numpy, duckdb or torch), so the CLI can
+# import this module at start-up for its help texts
+__all__ = ["LANGS", "STRATEGIES", "TASKS", "LensTask", "ModelRunner", "Prompts", "TrajectoryOptions", "bundled_count",
+           "check_position", "check_trajectory", "lens_task", "prepare", "require_lens", "save_lens_png",
+           "terminal_plot", "trajectory", "trajectory_of"]
 
 TASKS = ("translate", "repeat", "cloze")
+Status = Callable[[str], ContextManager]  # a transient spinner around a step, e.g. rich's console.status
 
 
-def items_for(task: str, *, src: str = "fr", tgt: str = "zh", lang: str = "zh", shots: int = 4, seed: int = 0,
-              words=None) -> tuple[list, dict, str]:
-    """Prompt items, the run's config and the target language's label for ``task``."""
+@dataclass(frozen=True)
+class LensTask:
+    """What to run: the task and its prompts (languages, shots, seed, word list), the model,
+    the token-set strategy and an optional cap on the entries."""
+
+    task: str  # translate | repeat | cloze
+    src: str = "fr"  # translate: source language
+    tgt: str = "zh"  # translate: target language
+    lang: str = "zh"  # repeat and cloze: the language
+    shots: int = 4
+    seed: int = 0
+    words: Path | None = None  # a word-list CSV; None: the bundled list
+    model: str | None = None
+    strategy: str = "prefixes"
+    limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Prompts:
+    """A task's prompt items, the run's config as recorded, and the target language's label."""
+
+    items: tuple
+    config: dict
+    target_label: str
+
+
+def prepare(spec: LensTask) -> Prompts:
+    """The prompt items of ``spec``: unknown languages and unreadable word lists are errors here."""
     from explorer.lens.tasks import cloze_items, translation_items
     from explorer.lens.words import load_words
 
-    for code in ((src, tgt) if task == "translate" else (lang,)):
+    task = spec.task
+    for code in ((spec.src, spec.tgt) if task == "translate" else (spec.lang,)):
         if code not in LANGS:
             raise ExplorerError(f"unknown language {code!r}; choose one of {', '.join(LANGS)}")
-    concepts = load_words(words)
-    source = str(words or "bundled")
+    concepts = load_words(spec.words)
+    source = str(spec.words or "bundled")
+    shots, seed = spec.shots, spec.seed
     if task == "translate":
-        return (translation_items(concepts, src, tgt, shots, seed),
-                {"from": src, "to": tgt, "shots": shots, "seed": seed, "words": source}, LANGS[tgt])
+        return Prompts(tuple(translation_items(concepts, spec.src, spec.tgt, shots, seed)),
+                       {"from": spec.src, "to": spec.tgt, "shots": shots, "seed": seed, "words": source}, LANGS[spec.tgt])
     if task == "repeat":
-        return (translation_items(concepts, lang, lang, shots, seed),
-                {"lang": lang, "shots": shots, "seed": seed, "words": source}, LANGS[lang])
+        return Prompts(tuple(translation_items(concepts, spec.lang, spec.lang, shots, seed)),
+                       {"lang": spec.lang, "shots": shots, "seed": seed, "words": source}, LANGS[spec.lang])
     if task == "cloze":
-        return (cloze_items(concepts, lang, shots, seed),
-                {"lang": lang, "shots": min(max(shots, 1), 2), "seed": seed, "words": source}, LANGS[lang])
+        return Prompts(tuple(cloze_items(concepts, spec.lang, shots, seed)),
+                       {"lang": spec.lang, "shots": min(max(shots, 1), 2), "seed": seed, "words": source}, LANGS[spec.lang])
     raise ExplorerError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
 
 
@@ -42,52 +87,94 @@ def require_lens(row) -> None:
         raise ExplorerError(f"the lens does not apply to {row.name}: it has no unembedding ({why})")
 
 
-def run_task(engine, task: str, items: list, config: dict, *, model: str | None = None, strategy: str = "prefixes",
-             limit: int | None = None, report: Callable[[str], None] | None = None,
-             progress: Callable[[str, int, int], None] | None = None, lock=None, status=None):
-    """Load the model, select entries, run the lens and record the run; returns the LensResult.
-
-    ``lock`` (a context manager, e.g. the TUI's) is held around catalog access only,
-    never during the forward passes. ``status(text)``, a context manager (e.g. a transient
-    spinner), covers the steps before the input is checked, so that an error in the input
-    is the only line the user sees."""
+def lens_task(engine, spec: LensTask, prompts: Prompts, *, report: Report | None = None,
+              progress: Progress | None = None, status: Status | None = None):
+    """Load the model, select entries, run the lens and record the run; returns the LensResult
+    (its ``run_id`` set). ``status(text)`` covers the steps before the input is checked, so
+    that an error in the input is the only line the user sees."""
     from explorer.lens import attribution
-    from explorer.lens.runner import ModelRunner, stored_dir
-    from explorer.lens.words import STRATEGIES, Vocabulary
+    from explorer.lens.runner import stored_dir
+    from explorer.lens.words import TokenSets
     from explorer.models.loading import load_tokenizer
+    from explorer.store.lensruns import record_lens_run
 
-    if strategy not in STRATEGIES:
-        raise ExplorerError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    if limit is not None and limit < 1:
-        raise ExplorerError(f"--limit must be at least 1 (got {limit})")
+    if spec.strategy not in STRATEGIES:
+        raise ExplorerError(f"unknown strategy {spec.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if spec.limit is not None and spec.limit < 1:
+        raise ExplorerError(f"--limit must be at least 1 (got {spec.limit})")
     say = report or (lambda text: None)
     busy = status or (lambda text: contextlib.nullcontext())
-    lock = lock or contextlib.nullcontext()
-    with lock:
-        m = engine.model(model, report=report, progress=progress)
-        require_lens(m)
+    m = engine.model(spec.model, report=report, progress=progress)  # may export: outside the session
+    require_lens(m)
+    with engine.catalog.session():
         tokens = engine.open_set(m.name, "input").tokens
         with busy(f"reading the {m.name} vocabulary from the catalog"):
             texts = tokens.texts()
-        engine.catalog.close()
     directory = stored_dir(m)
-    if limit:
-        items = items[:limit]
+    items = list(prompts.items[: spec.limit] if spec.limit else prompts.items)
     with busy(f"loading {m.name}'s tokenizer and building token sets"):
         tokenizer = load_tokenizer(directory)
-        vocab = Vocabulary(texts, tokenizer)
+        vocab = TokenSets(texts, tokenizer)
         # the entries' token sets need the tokenizer only: no survivors is an error before the weights load
-        attribution.check_entries(m.name, items, vocab, strategy, config)
+        attribution.check_entries(m.name, items, vocab, spec.strategy, prompts.config)
     say(f"loading {m.name}'s weights")
     runner = ModelRunner(m, tokenizer=tokenizer)
     say(f"running {len(items)} prompt{'s' if len(items) != 1 else ''} through {m.name} ({m.n_layers} layers), reading every layer with the lens")
-
-    def labels(ids):
-        with lock:
-            return tokens.labels(ids)
-
-    result = attribution.run(runner, items, vocab, task=task, strategy=strategy, config={**config, "strategy": strategy},
-                             labels=labels, progress=progress)
-    with lock:
-        attribution.record(engine.catalog, m.model_id, result)
+    result = attribution.attribute(runner, items, vocab, task=spec.task, strategy=spec.strategy,
+                             config={**prompts.config, "strategy": spec.strategy}, labels=tokens.labels, progress=progress)
+    result.run_id = record_lens_run(engine.catalog, m.model_id, result)
     return result
+
+
+# -- one prompt through the layers ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrajectoryOptions:
+    """One position of a prompt: which model, how many tokens per layer, and whether a model
+    not in the catalog yet is exported first (the CLI) or an error (the TUI)."""
+
+    text: str
+    position: int | None = None  # None: the last token; negative counts from the end
+    model: str | None = None
+    k: int = 5
+    export: bool = True
+
+
+def check_trajectory(engine, options: TrajectoryOptions, *, report: Report | None = None,
+                     progress: Progress | None = None):
+    """The model's ModelRow once every input is checked, before any weights load: a model the
+    lens reads, -k within its vocabulary, a non-empty text and a position inside it."""
+    m = engine.model(options.model, auto_export=options.export, report=report, progress=progress)
+    require_lens(m)
+    if m.vocab_size and options.k > m.vocab_size:
+        raise ExplorerError(f"-k {options.k} is more than the {m.vocab_size:,} tokens of {m.name}")
+    check_position(m, options.text, options.position)  # from tokenizer.json alone
+    return m
+
+
+def trajectory(engine, options: TrajectoryOptions, *, report: Report | None = None, progress: Progress | None = None,
+               loading: Callable[[str], ContextManager] | None = None,
+               runner_for: Callable[[object], ModelRunner] | None = None):
+    """Check, load the model and trace ``options.position`` through the layers: the logit
+    lens's top tokens and the nearest input embeddings per layer (a Trajectory).
+
+    ``loading(name)`` covers the weights load (e.g. a spinner); ``runner_for(row)`` gives a
+    runner instead of loading a fresh one (e.g. a cache of loaded models)."""
+    m = check_trajectory(engine, options, report=report, progress=progress)
+    if runner_for is not None:
+        runner = runner_for(m)
+    else:
+        with (loading or (lambda name: contextlib.nullcontext()))(m.name):
+            runner = ModelRunner(m)
+    return trajectory_of(engine, runner, options)
+
+
+def trajectory_of(engine, runner: ModelRunner, options: TrajectoryOptions):
+    """The Trajectory of ``options.text`` through an already loaded ``runner``."""
+    from explorer.lens.trajectory import layer_views, run_position
+
+    lens = run_position(runner, options.text, options.position, options.k)  # the forward pass, no session
+    with engine.catalog.session():
+        emb = engine.open_set(runner.row.name, "input")
+        return layer_views(lens, emb)

@@ -1,7 +1,8 @@
-"""The same question asked of several models (``explorer compare``), recorded for SQL.
+"""The same question asked of several models (``explorer compare``): its items, outcomes
+and per-model summaries. :mod:`explorer.services.compare` asks and records them.
 
-Every number comes from :meth:`explorer.engine.Engine.query` with the arguments
-``explorer query`` would pass, so a comparison row equals the query's output.
+Every number comes from the analogy service with the options ``explorer query`` would
+pass, so a comparison row equals the query's output.
 
 Analogy files hold one analogy a line, ``a : b :: c : d`` (a is to b as c is to d,
 asked as ``b - a + c`` expecting d), or the four words separated by spaces as in
@@ -14,25 +15,24 @@ items the model covers (what gensim reports), and with inputs kept.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
-from explorer.errors import CorruptFile, ExplorerError, UnknownWord
+from explorer.errors import ExplorerError
 from explorer.query.analogy import QueryResult
 from explorer.query.parse import Expression, Term, parse
 
 
 @dataclass(frozen=True)
-class Item:
+class AnalogyItem:
     item: int  # 0 for a single expression; else the line number in the file
     expression: Expression
     expected: str | None
 
 
-def read_analogies(path: Path) -> list[Item]:
+def read_analogy_items(path: Path) -> list[AnalogyItem]:
     """Parse an analogy file; a malformed line is a one-line error naming its number."""
     path = Path(path)
     try:
@@ -50,7 +50,7 @@ def read_analogies(path: Path) -> list[Item]:
         if words is None:
             raise ExplorerError(f"{path}:{n}: expected 'a : b :: c : d' or 'a b c d', got {s!r}")
         a, b, c, d = words
-        items.append(Item(n, Expression((Term(b), Term(a, -1.0), Term(c))), d))
+        items.append(AnalogyItem(n, Expression((Term(b), Term(a, -1.0), Term(c))), d))
     if not items:
         raise ExplorerError(f"no analogies in {path} (one 'a : b :: c : d' per line)")
     return items
@@ -68,7 +68,7 @@ def _analogy_words(line: str) -> tuple[str, str, str, str] | None:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class AnalogyOutcome:
     """One item on one model: what ``explorer query`` reports, or why it is missing."""
 
     model: str
@@ -95,18 +95,18 @@ class Outcome:
                 "reverse_cosine": self.reverse_cosine, "correct": self.correct, "note": self.note}
 
 
-def outcome(model: str, item: Item, res: QueryResult) -> Outcome:
+def outcome(model: str, item: AnalogyItem, res: QueryResult) -> AnalogyOutcome:
     e = res.expected
     diag = res.diagnostics
-    return Outcome(model, item.item, res.expression, item.expected, res.vector_set,
+    return AnalogyOutcome(model, item.item, res.expression, item.expected, res.vector_set,
                    tuple(h.to_dict() for h in res.results),
                    e.rank_excluded if e else None, e.rank_kept if e else None,
                    diag.get("offset_cosine"), diag.get("reverse_cosine"),
                    (e.rank_excluded == 1) if e else None)
 
 
-def missing(model: str, item: Item, note: str, vector_set: str | None = None) -> Outcome:
-    return Outcome(model, item.item, item.expression.render(), item.expected, vector_set, (), None, None, None, None,
+def missing(model: str, item: AnalogyItem, note: str, vector_set: str | None = None) -> AnalogyOutcome:
+    return AnalogyOutcome(model, item.item, item.expression.render(), item.expected, vector_set, (), None, None, None, None,
                    False if item.expected else None, note)
 
 
@@ -139,7 +139,7 @@ class ModelSummary:
                 "note": self.note}
 
 
-def summarise(model: str, outcomes: Sequence[Outcome]) -> ModelSummary:
+def summarise(model: str, outcomes: Sequence[AnalogyOutcome]) -> ModelSummary:
     covered = [o for o in outcomes if not o.missing]
     offsets = [o.offset_cosine for o in covered if o.offset_cosine is not None and math.isfinite(o.offset_cosine)]
     lacking = [o for o in outcomes if o.missing]
@@ -159,11 +159,11 @@ class Comparison:
     vectors: str
     k: int
     models: tuple[str, ...]
-    outcomes: tuple[Outcome, ...]
+    outcomes: tuple[AnalogyOutcome, ...]
     summaries: tuple[ModelSummary, ...]
     comparison_id: int | None = None
 
-    def for_model(self, model: str) -> list[Outcome]:
+    def for_model(self, model: str) -> list[AnalogyOutcome]:
         return [o for o in self.outcomes if o.model == model]
 
     def to_dict(self) -> dict:
@@ -172,75 +172,5 @@ class Comparison:
                 "summary": [s.to_dict() for s in self.summaries], "results": [o.to_dict() for o in self.outcomes]}
 
 
-def compare(engine, models: Sequence[str | None], items: Sequence[Item], *, kind: str, source: str,
-            expect: str | None = None, method: str = "3cosadd", vectors: str = "input", k: int = 5,
-            variant: str = "auto", multi: str = "refuse", report: Callable[[str], None] | None = None,
-            progress=None) -> Comparison:
-    """Ask every item of every model; unknown models are errors, missing words are misses."""
-    try:
-        rows = []
-        for name in models or [None]:
-            m = engine.model(name, report=report, progress=progress)
-            if m.name not in [r.name for r in rows]:
-                rows.append(m)
-        outcomes: list[Outcome] = []
-        for m in rows:
-            outcomes += _ask(engine, m.name, items, dict(vectors=vectors, k=k, method=method, variant=variant,
-                                                          multi=multi), progress if len(items) > 20 else None)
-    finally:
-        engine.close()
-    names = tuple(m.name for m in rows)
-    summaries = tuple(summarise(n, [o for o in outcomes if o.model == n]) for n in names)
-    return Comparison(kind, source, expect, method, vectors, k, names, tuple(outcomes), summaries)
-
-
-def _ask(engine, model: str, items: Sequence[Item], options: dict, progress=None) -> list[Outcome]:
-    """One model's outcomes: ``engine.query`` per item; a missing word or vector set is a miss."""
-    try:
-        label = engine.open_set(model, options["vectors"]).label
-    except CorruptFile:
-        raise
-    except ExplorerError as exc:  # e.g. an imported set has no 'output' vectors
-        return [missing(model, it, str(exc)) for it in items]
-    out = []
-    for n, it in enumerate(items):
-        try:
-            out.append(outcome(model, it, engine.query(it.expression, model=model, expect=it.expected, **options)))
-        except UnknownWord as exc:
-            out.append(missing(model, it, str(exc), label))
-        if progress:
-            progress(f"{model}: analogies", n + 1, len(items))
-    return out
-
-
-def expression_items(expression: str, expect: str | None) -> list[Item]:
-    return [Item(0, parse(expression), expect)]
-
-
-def record(catalog, comparison: Comparison) -> Comparison:
-    """Store a comparison and its per-model results in one transaction; returns it with its id."""
-    from explorer.store.catalog import _next_id
-
-    con = catalog.writer()
-    try:
-        con.execute("BEGIN")
-        cid = _next_id(con, "comparisons", "comparison_id")
-        c = comparison
-        con.execute(
-            "INSERT INTO comparisons (comparison_id, kind, source, expect, method, vectors, models) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [cid, c.kind, c.source, c.expect, c.method, c.vectors, list(c.models)],
-        )
-        con.executemany(
-            "INSERT INTO comparison_results (comparison_id, model, item, expression, expected, rank_excluded, rank_kept, "
-            "top, offset_cosine, reverse_cosine, correct, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[cid, o.model, o.item, o.expression, o.expected, o.rank_excluded, o.rank_kept, json.dumps(list(o.top)),
-              _finite(o.offset_cosine), _finite(o.reverse_cosine), o.correct, o.note] for o in c.outcomes],
-        )
-        con.execute("COMMIT")
-    finally:
-        con.close()
-    return replace(comparison, comparison_id=cid)
-
-
-def _finite(x: float | None) -> float | None:
-    return x if x is not None and math.isfinite(x) else None
+def expression_items(expression: str, expect: str | None) -> list[AnalogyItem]:
+    return [AnalogyItem(0, parse(expression), expect)]

@@ -27,14 +27,14 @@ What is drawn
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
+from explorer.core.numeric import unit_rows
 from explorer.errors import ExplorerError
-from explorer.query.analogy import word_vector
-from explorer.store.vectorset import unit_rows
-from explorer.viz.project import Point, pca, pca_titles
+from explorer.query.vocab import Resolved
+from explorer.viz.project import ScatterPoint, pca, pca_titles
 
 AUTO_LANDMARKS = 6
 FITS = ("all", "landmarks")
@@ -87,9 +87,9 @@ class HiddenPath:
     def axis_titles(self) -> tuple[str, str]:
         return pca_titles(self.explained_ratio)
 
-    def points(self) -> tuple[Point, ...]:
-        path = tuple(Point(f"L{v.layer}", None, v.x, v.y, "path") for v in self.layers)
-        marks = tuple(Point(m.word, m.token_ids[0] if len(m.token_ids) == 1 else None, m.x, m.y, "landmark")
+    def points(self) -> tuple[ScatterPoint, ...]:
+        path = tuple(ScatterPoint(f"L{v.layer}", None, v.x, v.y, "path") for v in self.layers)
+        marks = tuple(ScatterPoint(m.word, m.token_ids[0] if len(m.token_ids) == 1 else None, m.x, m.y, "landmark")
                       for m in self.landmarks)
         return path + marks
 
@@ -107,62 +107,60 @@ class HiddenPath:
         }
 
 
-def normed_states(runner, hidden: np.ndarray) -> np.ndarray:
-    """final_norm(h) for (n, d) hidden states: what the logit lens decodes (torch stays in lens/)."""
-    return runner.final_normed(hidden)
-
-
-def check_landmarks(engine, model: str, words: Sequence[str], variant: str = "auto", multi: str = "refuse",
-                    fit: str = "all") -> list:
-    """Resolve landmark words against the catalog's tokens, before any weights load: an
-    unknown word, or fewer than 3 distinct landmarks for ``fit="landmarks"``, is a one-line
-    error now rather than after the model ran. Returns the resolved words."""
+def check_fit(fit: str) -> None:
     if fit not in FITS:
         raise ExplorerError(f"unknown --fit {fit!r}; choose one of {', '.join(FITS)}")
-    if not words:
-        return []
-    try:
-        marks = _resolve(engine, engine.open_set(model, "output"), words, variant, multi)
-    finally:
-        engine.close()
+
+
+def check_landmark_count(marks: Sequence[Resolved], fit: str) -> None:
+    """``fit="landmarks"`` needs a plane: at least 3 distinct landmarks."""
     if fit == "landmarks" and len(marks) < 3:
         raise ExplorerError(f"--fit landmarks needs at least 3 distinct landmarks (two span a line, not a plane); "
                             f"got {len(marks)}: {', '.join(m.word for m in marks)}")
-    return marks
 
 
-def hidden_path(engine, runner, text: str, position: int | None = -1, landmarks: Sequence[str] = (),
-                variant: str = "auto", multi: str = "refuse", fit: str = "all") -> HiddenPath:
-    """Run ``text``, take ``position``'s state at every layer and project it among landmarks."""
-    if fit not in FITS:
-        raise ExplorerError(f"unknown --fit {fit!r}; choose one of {', '.join(FITS)}")
+@dataclass(frozen=True)
+class PathStates:
+    """One position after the forward pass: final_norm(h_L) per layer and the lens's top-1."""
+
+    model: str
+    text: str
+    position: int
+    tokens: tuple[str, ...]
+    normed: np.ndarray  # (L+1, d): final_norm(h_L), what the logit lens decodes
+    top_ids: tuple[int, ...]
+    top_probs: tuple[float, ...]
+
+
+def path_states(runner, text: str, position: int | None = -1) -> PathStates:
+    """Run ``text`` through ``runner`` and take ``position``'s state at every layer."""
     states = runner.run(text)
     p = states.position(position)
     hidden = states.layers[:, p, :]  # (L+1, d), before the final norm
-    normed = normed_states(runner, hidden)
     top_p, top_i = runner.lens_probs(hidden).max(dim=-1)
-    top_ids, top_probs = [int(i) for i in top_i.tolist()], [float(v) for v in top_p.tolist()]
-    out = engine.open_set(runner.row.name, "output")
-    try:
-        labels = out.tokens.labels(top_ids)
-        marks = _landmarks(engine, out, landmarks, top_ids, labels, variant, multi)
-        rows = np.stack([word_vector(out.vectors, r) for r in marks])
-    finally:
-        engine.close()
-    path_u, mark_u = unit_rows(normed), unit_rows(rows)
+    return PathStates(runner.row.name, text, p, tuple(states.tokens), runner.final_normed(hidden),
+                      tuple(int(i) for i in top_i.tolist()), tuple(float(v) for v in top_p.tolist()))
+
+
+def place_path(ps: PathStates, marks: Sequence[Resolved], rows: np.ndarray, labels: dict[int, str], fit: str,
+               auto: bool) -> HiddenPath:
+    """Project the path among the landmarks (``rows``: their unembedding rows, in order)."""
+    check_fit(fit)
+    path_u, mark_u = unit_rows(ps.normed), unit_rows(rows)
     coords, ratio, in_plane = _fit(path_u, mark_u, fit)
     n = len(path_u)
     cos = path_u.astype(np.float64) @ mark_u.astype(np.float64).T
+    top = ps.top_ids
     layers = tuple(
-        PathLayer(layer, float(coords[layer, 0]), float(coords[layer, 1]), labels.get(top_ids[layer], str(top_ids[layer])),
-                  top_ids[layer], top_probs[layer], tuple(float(c) for c in cos[layer]))
+        PathLayer(layer, float(coords[layer, 0]), float(coords[layer, 1]), labels.get(top[layer], str(top[layer])),
+                  top[layer], ps.top_probs[layer], tuple(float(c) for c in cos[layer]))
         for layer in range(n)
     )
     lms = tuple(Landmark(r.word, r.token, r.token_ids, float(coords[n + j, 0]), float(coords[n + j, 1]))
                 for j, r in enumerate(marks))
     notes = tuple(r.notice for r in marks if r.notice)
-    return HiddenPath(runner.row.name, text, p, states.tokens[p], tuple(states.tokens), layers, lms, ratio,
-                      not landmarks, fit, in_plane, notes)
+    return HiddenPath(ps.model, ps.text, ps.position, ps.tokens[ps.position], ps.tokens, layers, lms, ratio,
+                      auto, fit, in_plane, notes)
 
 
 def _fit(path_u: np.ndarray, mark_u: np.ndarray, fit: str) -> tuple[np.ndarray, tuple[float, float], float]:
@@ -181,12 +179,8 @@ def _fit(path_u: np.ndarray, mark_u: np.ndarray, fit: str) -> tuple[np.ndarray, 
     return coords, (f.explained_ratio[0], f.explained_ratio[1]), kept / total if total else float("nan")
 
 
-def _landmarks(engine, out, words: Sequence[str], top_ids: list[int], labels: dict[int, str], variant: str, multi: str):
-    """Resolved landmark words, or the distinct lens top-1 tokens of the later layers."""
-    if words:
-        return _resolve(engine, out, words, variant, multi)
-    from explorer.query.vocab import Resolved
-
+def auto_landmarks(top_ids: Sequence[int], labels: dict[int, str]) -> list[Resolved]:
+    """The distinct lens top-1 tokens of the later layers, last layer first (at most six)."""
     chosen: list[int] = []
     for i in reversed(top_ids[len(top_ids) // 2:]):
         if i not in chosen:
@@ -195,11 +189,12 @@ def _landmarks(engine, out, words: Sequence[str], top_ids: list[int], labels: di
     return [Resolved(_label(labels.get(i, str(i))), (i,), (labels.get(i, str(i)),), "id") for i in chosen]
 
 
-def _resolve(engine, out, words: Sequence[str], variant: str, multi: str) -> list:
-    """Each word's tokens, as `explorer query` resolves them; repeats (same tokens) dropped."""
+def resolve_landmarks(words: Sequence[str], resolve: Callable[[str], Resolved]) -> list[Resolved]:
+    """Each word's tokens, as `explorer query` resolves them (``resolve(word)``); repeats
+    (same tokens) dropped."""
     seen, marks = set(), []
     for w in words:
-        r = engine.resolve(out, w, variant, multi)
+        r = resolve(w)
         if r.token_ids not in seen:
             seen.add(r.token_ids)
             marks.append(r)

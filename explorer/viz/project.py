@@ -191,7 +191,7 @@ def umap_coords(x: np.ndarray, seed: int = 0, n_neighbors: int = 15) -> np.ndarr
 
 
 @dataclass(frozen=True)
-class Point:
+class ScatterPoint:
     label: str
     token_id: int | None
     x: float
@@ -208,7 +208,7 @@ class Projection:
 
     method: str
     vector_set: str
-    points: tuple[Point, ...]
+    points: tuple[ScatterPoint, ...]
     axis_titles: tuple[str, str]
     sample: Sample
     explained_ratio: tuple[float, ...] | None = None

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from explorer.errors import ExplorerError
 from explorer.viz.fonts import choose
-from explorer.viz.project import Point
+from explorer.viz.project import ScatterPoint
 
 PINNED = ("landmark", "word", "axis", "path")  # groups labelled first
 _STYLE = {  # group -> (colour, marker, size, alpha)
@@ -51,7 +51,7 @@ class PngInfo:
         return out
 
 
-def label_order(points: Sequence[Point], max_labels: int) -> list[int]:
+def label_order(points: Sequence[ScatterPoint], max_labels: int) -> list[int]:
     """Indices of the points to label: pinned groups first, then the rest in order."""
     def group(name: str) -> list[int]:
         return [i for i, p in enumerate(points) if p.group == name]
@@ -65,7 +65,7 @@ def label_order(points: Sequence[Point], max_labels: int) -> list[int]:
     return (first + path + rest)[:max_labels]
 
 
-def save_png(points: Sequence[Point], path: Path, *, title: str, axis_titles: tuple[str, str],
+def save_scatter_png(points: Sequence[ScatterPoint], path: Path, *, title: str, axis_titles: tuple[str, str],
              max_labels: int = 60, zero_lines: bool = False, notes: Sequence[str] = ()) -> PngInfo:
     """Write a labelled scatter (path points joined in order, landmarks as stars)."""
     import matplotlib
@@ -99,7 +99,7 @@ def save_png(points: Sequence[Point], path: Path, *, title: str, axis_titles: tu
     return PngInfo(str(path), path.stat().st_size, len(chosen), len(points), fonts.families, missing)
 
 
-def _draw(ax, points: Sequence[Point], chosen: list[int]) -> None:
+def _draw(ax, points: Sequence[ScatterPoint], chosen: list[int]) -> None:
     groups: dict[str, list[int]] = {}
     for i, p in enumerate(points):
         groups.setdefault(p.group, []).append(i)
@@ -128,7 +128,7 @@ def _width(ch: str) -> int:
     return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
-def terminal_scatter(points: Sequence[Point], *, axis_titles: tuple[str, str], width: int = 72, height: int = 22,
+def terminal_scatter(points: Sequence[ScatterPoint], *, axis_titles: tuple[str, str], width: int = 72, height: int = 22,
                      max_labels: int = 12, zero_lines: bool = False) -> str:
     """Points on a character grid, a few labelled, with the axis ranges written around it."""
     if not points:

@@ -1,4 +1,5 @@
-"""The points of ``explorer map``: chosen from a store, then projected to 2-D.
+"""The points of ``explorer map`` and their 2-D projection (the service that reads them
+from a store is :mod:`explorer.services.maps`).
 
 Points come from any mix of: named words (resolved as ``explorer query`` does), the
 neighbours of an expression (its top ``k`` answers and its input words), a ``--where``
@@ -16,6 +17,7 @@ import numpy as np
 from explorer.errors import ExplorerError
 from explorer.query.analogy import word_vector
 from explorer.query.parse import parse
+from explorer.query.vocab import Resolved
 from explorer.viz import project as P
 
 
@@ -44,75 +46,28 @@ def choose_method(method: str | None, x: str | None, y: str | None) -> str:
     return m
 
 
-def build_map(
-    engine,
-    *,
-    words: Sequence[str] = (),
-    expr: str | None = None,
-    k: int = 30,
-    where: str | None = None,
-    method: str | None = None,
-    x: str | None = None,
-    y: str | None = None,
-    unit_points: bool = False,
-    model: str | None = None,
-    vectors: str = "input",
-    limit: int = P.DEFAULT_LIMIT,
-    seed: int = 0,
-    variant: str = "auto",
-    multi: str = "refuse",
-    report: Callable[[str], None] | None = None,
-    progress=None,
-) -> P.Projection:
-    """Select points from one vector set and project them (see :mod:`explorer.viz.project`)."""
-    m = choose_method(method, x, y)
-    s = engine.open_set(model, vectors, report=report, progress=progress)
-    try:
-        entries: list[Entry] = []
-        axes = _axes(engine, s, x, y, variant, multi, entries) if m == "axes" else None
-        for w in words:
-            r = engine.resolve(s, w, variant, multi)
-            entries.append(Entry(r.token_ids, "word", w, True))
-        if expr:
-            _expression(engine, s, expr, k, variant, multi, entries)
-        if where:
-            ids = np.flatnonzero(engine.allowed_mask(s, None, where))
-            entries.extend(Entry((int(i),), "where", None, False) for i in ids)
-        entries = _dedupe(entries)
-        if not entries:
-            raise ExplorerError("nothing to draw: give WORDS, --expr EXPR or --where SQL (or --x/--y axes)")
-        smp = P.sample(len(entries), limit, seed, keep=[i for i, e in enumerate(entries) if e.pinned])
-        shown = [entries[i] for i in smp.indices]
-        labels = s.tokens.labels([e.token_ids[0] for e in shown if e.label is None])
-        matrix = _rows(s.vectors, shown)
-    finally:
-        engine.close()
-    return _project(m, s.label, shown, labels, matrix, smp, axes, unit_points, seed)
-
-
-def _axes(engine, s, x: str, y: str, variant: str, multi: str, entries: list[Entry]):
-    """Raw axis directions (weighted sums of word vectors); their words become pinned points."""
+def axes_entries(vectors, x: str, y: str, resolve: Callable[[str], Resolved], entries: list[Entry]):
+    """Raw axis directions (weighted sums of word vectors of ``vectors``), each as (rendered
+    expression, direction); their words become pinned points. ``resolve(word)``: its tokens."""
     dirs = []
     for text in (x, y):
         e = parse(text)
-        vec = np.zeros(s.vectors.dim, dtype=np.float64)
+        vec = np.zeros(vectors.dim, dtype=np.float64)
         for t in e.terms:
-            r = engine.resolve(s, t.word, variant, multi)
-            vec += t.weight * word_vector(s.vectors, r).astype(np.float64)
+            r = resolve(t.word)
+            vec += t.weight * word_vector(vectors, r).astype(np.float64)
             entries.append(Entry(r.token_ids, "axis", t.word, True))
         dirs.append((e.render(), vec))
     return dirs
 
 
-def _expression(engine, s, expr: str, k: int, variant: str, multi: str, entries: list[Entry]) -> None:
-    res = engine.query(expr, model=s.model.name, vectors=s.row.name, k=k, variant=variant, multi=multi)
-    for i in res.inputs:
-        entries.append(Entry(i.token_ids, "word", i.word, True))
-    for h in res.results:
-        entries.append(Entry((h.token_id,), "expr", display(h.token), False))
+def answer_entries(res) -> list[Entry]:
+    """An expression's input words (pinned) and its answers, from its QueryResult."""
+    return ([Entry(i.token_ids, "word", i.word, True) for i in res.inputs]
+            + [Entry((h.token_id,), "expr", display(h.token), False) for h in res.results])
 
 
-def _dedupe(entries: list[Entry]) -> list[Entry]:
+def dedupe(entries: list[Entry]) -> list[Entry]:
     """One point per token (the first mention wins, but pinned if any mention is)."""
     first: dict[tuple[int, ...], int] = {}
     out: list[Entry] = []
@@ -126,7 +81,7 @@ def _dedupe(entries: list[Entry]) -> list[Entry]:
     return out
 
 
-def _rows(vs, entries: Sequence[Entry]) -> np.ndarray:
+def entry_rows(vs, entries: Sequence[Entry]) -> np.ndarray:
     """float64 matrix, one row per entry (the mean of its tokens' rows)."""
     single = [e.token_ids[0] for e in entries if len(e.token_ids) == 1]
     out = np.empty((len(entries), vs.dim), dtype=np.float64)
@@ -138,7 +93,9 @@ def _rows(vs, entries: Sequence[Entry]) -> np.ndarray:
     return out
 
 
-def _project(method, label, shown, labels, matrix, smp, axes, unit_points, seed) -> P.Projection:
+def project(method: str, label: str, shown: Sequence[Entry], labels: dict[int, str], matrix: np.ndarray, smp: P.Sample,
+            axes, unit_points: bool, seed: int) -> P.Projection:
+    """The chosen entries' rows in 2-D by ``method`` (see :mod:`explorer.viz.project`), labelled."""
     explained, info, notes = None, None, [n for n in (smp.note(),) if n]
     if method == "pca":
         fit = P.pca(matrix, 2)
@@ -154,7 +111,7 @@ def _project(method, label, shown, labels, matrix, smp, axes, unit_points, seed)
         coords, titles = P.umap_coords(matrix, seed), ("UMAP 1", "UMAP 2")
         notes.append("UMAP keeps neighbourhoods, not distances or directions: read clusters, not axes")
     points = tuple(
-        P.Point(e.label if e.label is not None else display(labels.get(e.token_ids[0], str(e.token_ids[0]))),
+        P.ScatterPoint(e.label if e.label is not None else display(labels.get(e.token_ids[0], str(e.token_ids[0]))),
                 e.token_ids[0] if len(e.token_ids) == 1 else None, float(cx), float(cy), e.group)
         for e, (cx, cy) in zip(shown, coords)
     )

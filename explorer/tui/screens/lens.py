@@ -12,6 +12,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, DataTable, Input, ProgressBar, Select, Static
 
 from explorer.errors import ExplorerError
+from explorer.services.lens import LensTask
 from explorer.tui.screens.base import Pane, background, fill, fmt, plain
 
 TASKS = [("translate", "translate"), ("repeat", "repeat"), ("cloze", "cloze"), ("prompt (logit lens grid)", "prompt")]
@@ -67,9 +68,9 @@ class LensPane(Pane):
             self.run_prompt(seq, self.query_one("#lens-prompt", Input).value)
         else:
             src, tgt = str(self.query_one("#lens-from", Select).value), str(self.query_one("#lens-to", Select).value)
-            options = {"src": src, "tgt": tgt} if task == "translate" else {"lang": tgt}
-            options["shots"] = self._int("#lens-shots") or 4
-            self.run_task(seq, task, options, self._int("#lens-limit"))
+            where = {"src": src, "tgt": tgt} if task == "translate" else {"lang": tgt}
+            self.run_task(seq, LensTask(task, **where, shots=self._int("#lens-shots") or 4, model=self.app.start_model,
+                                        limit=self._int("#lens-limit")))
 
     @on(Button.Pressed, "#lens-cancel")
     def cancel(self) -> None:
@@ -91,13 +92,13 @@ class LensPane(Pane):
         self.query_one("#lens-status", Static).update(f"{label}: {done}/{total}")
 
     @background(exclusive=True, group="lens")
-    def run_task(self, seq: int, task: str, options: dict, limit: int | None) -> None:
-        from explorer.lens.session import items_for, run_task
+    def run_task(self, seq: int, spec: LensTask) -> None:
+        from explorer.services import lens
 
         try:
-            items, config, label = items_for(task, **options)
-            result = run_task(self.engine, task, items, config, model=self.app.start_model,
-                              limit=limit, progress=self._progress, report=self._report, lock=self.app.lock)
+            prompts = lens.prepare(spec)
+            label = prompts.target_label
+            result = lens.lens_task(self.engine, spec, prompts, progress=self._progress, report=self._report)
         except Cancelled:
             self.post(self._done, seq, "cancelled; nothing was recorded")
             return
@@ -113,7 +114,7 @@ class LensPane(Pane):
             self.query_one("#lens-status", Static).update(message)
 
     def _show_result(self, seq: int, result, label: str) -> None:
-        from explorer.lens.plot import terminal_plot
+        from explorer.services.lens import terminal_plot
 
         self._done(seq, escape(f"{result.model} {result.task}: {result.entries} entries, last-layer accuracy "
                                f"{result.accuracy:.2f} (shown form alone {result.accuracy_first:.2f}), recorded as "
@@ -130,11 +131,11 @@ class LensPane(Pane):
 
     @background(exclusive=True, group="lens")
     def run_prompt(self, seq: int, text: str) -> None:
-        from explorer.lens.trajectory import trajectory
+        from explorer.services.lens import TrajectoryOptions, trajectory
 
         try:
-            runner = self.app.runner(self.app.start_model)
-            traj = self.locked(trajectory, self.engine, runner, text, None, 5)
+            traj = trajectory(self.engine, TrajectoryOptions(text, None, self.app.start_model, 5, export=False),
+                              runner_for=lambda row: self.app.runner(row.name))
         except ExplorerError as exc:
             self.post(self._done, seq, f"[red]{escape(str(exc))}[/]")
             return
