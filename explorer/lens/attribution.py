@@ -104,77 +104,117 @@ def check_entries(model: str, items: Sequence[PromptItem], vocab: TokenSets, str
 
 
 def attribute(runner, items: Sequence[PromptItem], vocab: TokenSets, *, task: str, strategy: str, config: dict,
-        labels: Callable[[list[int]], dict[int, str]], batch_size: int = 8,
-        progress: Progress | None = None) -> LensResult:
+              labels: Callable[[list[int]], dict[int, str]], batch_size: int = 8,
+              progress: Progress | None = None) -> LensResult:
+    """Run the surviving entries through ``runner`` in batches and read each one's last
+    position at every layer with the logit lens; ``labels(ids)`` names the top-1 tokens."""
     import torch
 
-    from explorer.models.capture import capture, tokenize
-
     kept, dropped = check_entries(runner.row.name, items, vocab, strategy, config)
-    anat, model = runner.anatomy, runner.model
+    decode = _lens_decoder(runner)
+    curves = _Curves.empty(len(kept), runner.anatomy.n_layers + 1)
+    per_entry = []
+    if progress:
+        progress("entries", 0, len(kept))
+    for start in range(0, len(kept), batch_size):
+        chunk = kept[start : start + batch_size]
+        states = _last_states(runner, [it.prompt for it, *_ in chunk])
+        with torch.inference_mode():
+            for b, (entry, h) in enumerate(zip(chunk, states)):
+                per_entry.append(curves.read(start + b, entry, *decode(h)))
+        if progress:
+            progress("entries", min(start + batch_size, len(kept)), len(kept))
+    names = labels(sorted(set(curves.top1.flatten().tolist())))
+    for e in per_entry:
+        e["top1_last_token"] = names.get(e["top1_last"], str(e["top1_last"]))
+    n = len(kept)
+    accuracy = sum(e["correct"] for e in per_entry) / n
+    accuracy_first = sum(e["correct_first"] for e in per_entry) / n
+    return LensResult(task, runner.row.name, config, n, dropped, accuracy, curves.layer_stats(names), per_entry,
+                      accuracy_first=accuracy_first)
+
+
+def _lens_decoder(runner):
+    """``decode(h)`` for the (L+1, d) states of one position: (energy, entropy in bits,
+    next-token probabilities) per layer, through the final norm and the unembedding."""
+    import torch
+
+    anat = runner.anatomy
     if anat.final_norm is None or anat.unembed is None:
         raise ExplorerError(f"{anat.architecture}: the logit lens needs a final norm and an unembedding; found "
                             f"{'no final norm' if anat.final_norm is None else 'no unembedding'}")
     W = anat.unembed.weight.detach()
     u_fro = float((W.float() ** 2).sum()) / W.shape[1]
-    cap_val = getattr(model.config, "final_logit_softcapping", None)
-    n_layers = anat.n_layers + 1
-    pt = np.zeros((len(kept), n_layers))
-    pe = np.zeros_like(pt)
-    ent = np.zeros_like(pt)
-    energy = np.zeros_like(pt)
-    top1 = np.zeros((len(kept), n_layers), dtype=np.int64)
-    per_entry = []
-    pad = runner.tokenizer.pad_token_id or 0
-    if progress:
-        progress("entries", 0, len(kept))
-    for start in range(0, len(kept), batch_size):
-        chunk = kept[start : start + batch_size]
-        ids = tokenize(runner.tokenizer, [it.prompt for it, *_ in chunk], 4096)
-        cap = capture(model, anat, ids, pad)
-        with torch.inference_mode():
-            for b, (it, tgt, eng, correct, first) in enumerate(chunk):
-                last = len(ids[b]) - 1
-                h = torch.stack([layer[b, last] for layer in cap.layers]).float()  # (L+1, d)
-                normed = anat.final_norm(h)
-                logits = anat.unembed(normed).float()
-                energy[start + b] = ((logits**2).sum(-1) / (normed**2).sum(-1).clamp_min(1e-30) / u_fro).numpy()
-                if cap_val:
-                    logits = torch.tanh(logits / cap_val) * cap_val
-                logp = torch.log_softmax(logits, dim=-1)
-                p = logp.exp()
-                ent[start + b] = (-(p * logp).nan_to_num().sum(-1) / math.log(2)).numpy()
-                pt[start + b] = p[:, sorted(tgt)].sum(-1).numpy()
-                pe[start + b] = p[:, sorted(eng)].sum(-1).numpy()
-                top1[start + b] = p.argmax(-1).numpy()
-                per_entry.append({
-                    "concept": it.concept, "target": it.target, "english": it.english, "prompt": it.prompt,
-                    "top1_last": int(top1[start + b, -1]),
-                    "accepted": list(it.targets),
-                    "correct": int(top1[start + b, -1]) in correct,
-                    "correct_first": int(top1[start + b, -1]) in first,
-                    "n_target_tokens": len(tgt), "n_english_tokens": len(eng),
-                    "p_target": pt[start + b].tolist(), "p_english": pe[start + b].tolist(),
-                })
-        if progress:
-            progress("entries", min(start + batch_size, len(kept)), len(kept))
-    names = labels(sorted(set(top1.flatten().tolist())))
-    for e in per_entry:
-        e["top1_last_token"] = names.get(e["top1_last"], str(e["top1_last"]))
-    n = len(kept)
+    cap_val = getattr(runner.model.config, "final_logit_softcapping", None)
 
-    def ci(x: np.ndarray) -> np.ndarray:
-        return 1.96 * x.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.zeros(x.shape[1])
+    def decode(h):
+        normed = anat.final_norm(h)
+        logits = anat.unembed(normed).float()
+        energy = ((logits**2).sum(-1) / (normed**2).sum(-1).clamp_min(1e-30) / u_fro).numpy()
+        if cap_val:
+            logits = torch.tanh(logits / cap_val) * cap_val
+        logp = torch.log_softmax(logits, dim=-1)
+        p = logp.exp()
+        return energy, (-(p * logp).nan_to_num().sum(-1) / math.log(2)).numpy(), p
 
-    pt_ci, pe_ci = ci(pt), ci(pe)  # once, not once per layer
-    layers = [
-        LayerStats(
-            layer, float(pt[:, layer].mean()), float(pt_ci[layer]), float(pe[:, layer].mean()), float(pe_ci[layer]),
-            float(ent[:, layer].mean()), float(energy[:, layer].mean()),
-            names.get(Counter(top1[:, layer].tolist()).most_common(1)[0][0], "?"),
-        )
-        for layer in range(n_layers)
-    ]
-    accuracy = sum(e["correct"] for e in per_entry) / n
-    accuracy_first = sum(e["correct_first"] for e in per_entry) / n
-    return LensResult(task, runner.row.name, config, n, dropped, accuracy, layers, per_entry, accuracy_first=accuracy_first)
+    return decode
+
+
+def _last_states(runner, prompts: list[str]) -> list:
+    """Each prompt's last position at every layer, as an (L+1, d) float tensor (one forward pass)."""
+    import torch
+
+    from explorer.models.capture import capture, tokenize
+
+    ids = tokenize(runner.tokenizer, prompts, 4096)
+    cap = capture(runner.model, runner.anatomy, ids, runner.tokenizer.pad_token_id or 0)
+    with torch.inference_mode():
+        return [torch.stack([layer[b, len(ids[b]) - 1] for layer in cap.layers]).float() for b in range(len(prompts))]
+
+
+@dataclass
+class _Curves:
+    """Per entry (row) and layer (column): p(target), p(English), entropy, energy, top-1 id."""
+
+    pt: np.ndarray
+    pe: np.ndarray
+    ent: np.ndarray
+    energy: np.ndarray
+    top1: np.ndarray
+
+    @classmethod
+    def empty(cls, entries: int, layers: int) -> _Curves:
+        z = np.zeros((entries, layers))
+        return cls(z, z.copy(), z.copy(), z.copy(), np.zeros((entries, layers), dtype=np.int64))
+
+    def read(self, row: int, entry: tuple, energy: np.ndarray, entropy: np.ndarray, p) -> dict:
+        """Store one entry's curves from its decoded layers; its per-entry record."""
+        it, tgt, eng, correct, first = entry
+        self.energy[row], self.ent[row] = energy, entropy
+        self.pt[row] = p[:, sorted(tgt)].sum(-1).numpy()
+        self.pe[row] = p[:, sorted(eng)].sum(-1).numpy()
+        self.top1[row] = p.argmax(-1).numpy()
+        last = int(self.top1[row, -1])
+        return {
+            "concept": it.concept, "target": it.target, "english": it.english, "prompt": it.prompt,
+            "top1_last": last, "accepted": list(it.targets), "correct": last in correct, "correct_first": last in first,
+            "n_target_tokens": len(tgt), "n_english_tokens": len(eng),
+            "p_target": self.pt[row].tolist(), "p_english": self.pe[row].tolist(),
+        }
+
+    def layer_stats(self, names: dict[int, str]) -> list[LayerStats]:
+        """Means over entries per layer, with 95% confidence intervals (1.96 standard errors)."""
+        n = self.pt.shape[0]
+
+        def ci(x: np.ndarray) -> np.ndarray:
+            return 1.96 * x.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.zeros(x.shape[1])
+
+        pt_ci, pe_ci = ci(self.pt), ci(self.pe)  # once, not once per layer
+        return [
+            LayerStats(
+                layer, float(self.pt[:, layer].mean()), float(pt_ci[layer]), float(self.pe[:, layer].mean()),
+                float(pe_ci[layer]), float(self.ent[:, layer].mean()), float(self.energy[:, layer].mean()),
+                names.get(Counter(self.top1[:, layer].tolist()).most_common(1)[0][0], "?"),
+            )
+            for layer in range(self.pt.shape[1])
+        ]

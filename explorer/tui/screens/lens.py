@@ -135,7 +135,7 @@ class LensPane(Pane):
 
         try:
             traj = trajectory(self.engine, TrajectoryOptions(text, None, self.app.start_model, 5, export=False),
-                              runner_for=lambda row: self.app.runner(row.name))
+                              runner_for=self.app.runners.get)
         except ExplorerError as exc:
             self.post(self._done, seq, f"[red]{escape(str(exc))}[/]")
             return
