@@ -36,7 +36,7 @@ def main() -> None:
     import torch
 
     from explorer.services.engine import Engine
-    from explorer.models import sources
+    from explorer.models.loading import load_model
     from explorer.models.states import read_corpus, sample_corpus_path
     from explorer.services.states import export_states
     from explorer.store.states import StateStore
@@ -48,7 +48,7 @@ def main() -> None:
     corpus.write_text("lang\ttext\n" + "".join(f"{lang}\t{text}\n" for lang, text in docs))
     name = f"bench-export-{args.docs}"
 
-    model, tok = sources.load(Path(m.model_dir))
+    model, tok = load_model(Path(m.model_dir))
     tok.padding_side = "right"
     texts = [t for _, t in docs]
     model(**tok(texts[:2], return_tensors="pt", padding=True))  # warm-up

@@ -187,7 +187,7 @@ def test_compressed_indexes_meet_recall(tmp_path, kind, bar):
     rep = compressed.build_and_measure(vs, kind, tmp_path / f"{kind}.faiss")
     assert rep.recall_at_10 >= bar, rep
     assert rep.bytes < x.nbytes / 3
-    hits = compressed.search(compressed.load(tmp_path / f"{kind}.faiss", kind), kind, vs, x[:3], 5)
+    hits = compressed.search_compressed(compressed.load_compressed(tmp_path / f"{kind}.faiss", kind), kind, vs, x[:3], 5)
     assert hits.ids[:, 0].tolist() == [0, 1, 2]
 
 

@@ -35,12 +35,12 @@ def evaluate(
     with surrounding whitespace removed; questions and pairs with an unknown word are
     skipped, as in gensim's KeyedVectors.evaluate_word_analogies / evaluate_word_pairs.
     """
-    from explorer.services.evaluate import evaluate as run, evaluation_files
+    from explorer.services.evaluate import evaluate_set, evaluation_files
 
     analogy_file, pair_files = evaluation_files(analogies, pairs)
     engine = state(ctx).engine()
     with StageProgress() as sp:
-        out = run(engine, model, vectors, analogy_file, pair_files, restrict, report=sp.report, progress=sp.progress)
+        out = evaluate_set(engine, model, vectors, analogy_file, pair_files, restrict, report=sp.report, progress=sp.progress)
     if as_json:
         print_json({**out, "analogies": out["analogies"].to_dict() if "analogies" in out else None,
                     "pairs": [p if isinstance(p, dict) else p.to_dict() for p in out["pairs"]]})

@@ -35,7 +35,7 @@ def sql(
     lists the tables and views.
     """
     from explorer.errors import ExplorerError
-    from explorer.services.sql import check_output, run, write_parquet, write_text
+    from explorer.services.sql import check_output, run_sql, write_parquet, write_text
 
     fmt = fmt.lower()
     if fmt not in ("table", "csv", "json", "parquet"):
@@ -45,7 +45,7 @@ def sql(
     if output is not None:
         check_output(output)  # before the query runs
     engine = state(ctx).engine()
-    res = run(engine.root, query, write=write, want_arrays=(fmt == "parquet"))
+    res = run_sql(engine.root, query, write=write, want_arrays=(fmt == "parquet"))
     if fmt == "parquet":
         write_parquet(res, output)
         print(f"wrote {output}", file=sys.stderr)

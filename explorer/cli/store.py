@@ -32,11 +32,11 @@ def export(
     its checkpoint) gets its input embedding only. Re-running a killed export completes
     it; a model already stored and verified is reported without loading it.
     """
-    from explorer.services.catalog import export_model
+    from explorer.services.catalog import export_embeddings
 
     engine = state(ctx).engine()
     with StageProgress() as sp:
-        rep = export_model(engine, model, force=force, report=sp.report, progress=sp.progress)
+        rep = export_embeddings(engine, model, force=force, report=sp.report, progress=sp.progress)
     if as_json:
         print_json(rep.to_dict())
         return
@@ -127,7 +127,7 @@ def verify(
     """Check every stored file against the catalog: vector sets (vectors, norms, FAISS
     index), hidden-state layer files and their compressed indexes."""
     from explorer.errors import ExplorerError
-    from explorer.services.catalog import verify as run
+    from explorer.services.catalog import verify_files as run
 
     problems: list[str] = []
     for c in run(state(ctx).engine(), model, full):

@@ -68,10 +68,11 @@ def stored_dir(model_row: ModelRow) -> Path:
 
 class ModelRunner:
     def __init__(self, model_row: ModelRow, tokenizer=None):
-        from explorer.models import sources, surgery
+        from explorer.models import surgery
+        from explorer.models.loading import load_model
 
         self.row = model_row
-        self.model, self.tokenizer = sources.load(stored_dir(model_row), tokenizer=tokenizer)
+        self.model, self.tokenizer = load_model(stored_dir(model_row), tokenizer=tokenizer)
         self.anatomy = surgery.anatomy(self.model)
 
     def run(self, text: str, max_tokens: int = 512) -> TextStates:

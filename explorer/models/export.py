@@ -12,6 +12,7 @@ from pathlib import Path
 
 from explorer.core.types import Progress, Report
 from explorer.models import sources, surgery
+from explorer.models.loading import load_model
 from explorer.models.loading import check_dir
 from explorer.paths import model_cache_dir
 from explorer.query.tokeninfo import token_columns
@@ -21,7 +22,7 @@ from explorer.store.files import remove_stale_temps
 
 
 @dataclass
-class ExportReport:
+class ModelExportReport:
     model: str
     source: dict
     model_dir: str
@@ -43,8 +44,8 @@ def export_model(
     force: bool = False,
     report: Report = lambda s: None,
     progress: Progress | None = None,
-) -> ExportReport:
-    source = sources.resolve(spec)  # a bad spec or file fails here, before the catalog is touched
+) -> ModelExportReport:
+    source = sources.resolve_source(spec)  # a bad spec or file fails here, before the catalog is touched
     cache = model_cache_dir(root)
     catalog = Catalog(root)
     if not force:
@@ -55,7 +56,7 @@ def export_model(
     directory = sources.convert(source, cache, report)
     check_dir(directory)  # a broken directory is one line, before the stage line below
     report(f"loading {source.name} from {directory}")
-    model, tokenizer = sources.load(directory, report)
+    model, tokenizer = load_model(directory, report)
     anat = surgery.anatomy(model)
     config = model.config.to_dict()
     catalog.migrate()  # only now: a file that fails to convert or load leaves the store as it was
@@ -74,7 +75,7 @@ def export_model(
         model_dir=str(directory),
         config=json.dumps(config, default=str),
     )
-    out = ExportReport(
+    out = ModelExportReport(
         source.name, source.to_dict(), str(directory), anat.tied if anat.unembed is not None else None,
         anat.embed_scale, anat.vocab_rows, anat.d_model, anat.n_layers,
     )
@@ -113,7 +114,7 @@ def _write_sets(catalog: Catalog, model_id: int, name: str, anat: surgery.Anatom
     return steps
 
 
-def _already_stored(catalog: Catalog, source: sources.ModelSource, cache: Path) -> ExportReport | None:
+def _already_stored(catalog: Catalog, source: sources.ModelSource, cache: Path) -> ModelExportReport | None:
     """The report of a finished export of ``source`` whose files pass the quick check
     (size and mtime, SHA-256 when they differ), read from the catalog without loading
     the model; None when anything is missing or differs."""
@@ -136,7 +137,7 @@ def _already_stored(catalog: Catalog, source: sources.ModelSource, cache: Path) 
         done = out is not None and out.same_as is None and _intact(catalog, out, m.name)
     if not done:
         return None
-    return ExportReport(m.name, source.to_dict(), m.model_dir, m.tied, m.embed_scale or 1.0, m.vocab_size,
+    return ModelExportReport(m.name, source.to_dict(), m.model_dir, m.tied, m.embed_scale or 1.0, m.vocab_size,
                         m.d_model or 0, m.n_layers or 0)
 
 

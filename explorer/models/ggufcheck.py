@@ -69,7 +69,7 @@ def check_header(path: Path, label: str | None = None) -> tuple[int, int, int]:
     return version, n_tensors, n_kv
 
 
-def check_file(path: Path, label: str | None = None) -> GGUFInfo:
+def check_gguf(path: Path, label: str | None = None) -> GGUFInfo:
     """The header check, then the whole structure: metadata, tensor table, tensor extents."""
     label = label or path.name
     version, n_tensors, n_kv = check_header(path, label)

@@ -17,11 +17,11 @@ import contextlib
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
+from explorer.core.types import Report
 from explorer.errors import UnknownModel
 
-Report = Callable[[str], None]
 CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")
 # weights a bare encoder may lack without changing any hidden state
 _UNUSED = ("pooler.",)
@@ -115,7 +115,7 @@ def load_tokenizer(directory: Path):
         raise UnknownModel(f"cannot load the tokenizer in {directory}: {first}") from None
 
 
-def load(directory: Path, report: Report = lambda s: None, tokenizer: Any = None):
+def load_model(directory: Path, report: Report = lambda s: None, tokenizer: Any = None):
     """(model, tokenizer) in float32 from safetensors, eval mode, no remote code; ``tokenizer``
     if one was already loaded (:func:`load_tokenizer`)."""
     import torch

@@ -61,7 +61,7 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "model"
 
 
-def resolve(spec: str) -> ModelSource:
+def resolve_source(spec: str) -> ModelSource:
     """Map a user's model spec to a source, or raise :class:`UnknownModel`."""
     if spec in BUNDLED:
         if spec == "smollm2-135m" and _smollm2_gguf() is None:
@@ -71,7 +71,7 @@ def resolve(spec: str) -> ModelSource:
     if path.suffix == ".gguf":
         if not path.is_file():
             raise UnknownModel(f"GGUF file not found: {spec}")
-        ggufcheck.check_file(path, spec)  # text, noise, cut-off files: one line, before anything else
+        ggufcheck.check_gguf(path, spec)  # text, noise, cut-off files: one line, before anything else
         return ModelSource(safe_name(path.stem), spec, "gguf", path.resolve())
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -147,7 +147,7 @@ def _read_gguf(gguf: Path, report: Report):
 
     from explorer.models.loading import quiet
 
-    ggufcheck.check_supported(ggufcheck.check_file(gguf), gguf.name)
+    ggufcheck.check_supported(ggufcheck.check_gguf(gguf), gguf.name)
     try:
         with quiet(progress_bars=True):  # the dequantisation bar stays: it takes a minute
             report(f"dequantising {gguf.name} (about a minute on 2 cores)")
@@ -175,12 +175,3 @@ def _gguf_path(source: ModelSource, work: Path, report: Report) -> Path:
     if path is None:
         raise UnknownModel(f"bundled model {source.name} is not installed")
     return path
-
-
-def load(directory: Path, report: Report = lambda s: None, tokenizer=None):
-    """Load a converted model and its tokenizer (float32, safetensors only, no remote code):
-    a causal LM with its head, anything else as the bare model (see :mod:`loading`).
-    ``tokenizer``: one already loaded with :func:`loading.load_tokenizer`."""
-    from explorer.models.loading import load as load_model
-
-    return load_model(directory, report, tokenizer=tokenizer)

@@ -104,7 +104,8 @@ def check_dtype(dtype: str) -> None:
 def export_corpus(m: ModelRow, root: Path, catalog: Catalog, job: StatesJob, *,
                   report: Report = lambda s: None, progress: Progress | None = None) -> StatesReport:
     """Run model ``m`` (a catalog row) over ``job.docs`` and store every layer's states."""
-    from explorer.models import sources, surgery
+    from explorer.models import surgery
+    from explorer.models.loading import load_model
     from explorer.models.capture import tokenize
 
     check_dtype(job.dtype)
@@ -120,7 +121,7 @@ def export_corpus(m: ModelRow, root: Path, catalog: Catalog, job: StatesJob, *,
     if row is not None and ((row.n_docs, row.dim, row.n_layers) != (len(docs), m.d_model, (m.n_layers or 0) + 1) or row.dtype != dtype):
         raise ExplorerError(f"corpus {name} exists with different contents or settings; pass --force to redo it")
     report(f"loading {m.name} (5-80 s)")
-    model, tokenizer = sources.load(Path(m.model_dir), report)
+    model, tokenizer = load_model(Path(m.model_dir), report)
     anat = surgery.anatomy(model)
     created = row is None
     if row is None:
@@ -277,13 +278,14 @@ def _worker(args) -> tuple[int, float]:
     import torch
 
     torch.set_num_threads(threads)
-    from explorer.models import sources, surgery
+    from explorer.models import surgery
+    from explorer.models.loading import load_model
 
     catalog = Catalog(Path(root))
     store = StateStore(catalog)
     row = next(c for c in store.corpora() if c.corpus_id == corpus_id)
     m = catalog.model_by_id(row.model_id)
-    model, tokenizer = sources.load(Path(m.model_dir))
+    model, tokenizer = load_model(Path(m.model_dir))
     anat = surgery.anatomy(model)
     max_tokens = max((n for _, _, n, _ in store.pending_docs(corpus_id, lo, hi)), default=1)
     return hi - lo, _run_range(model, anat, tokenizer, store, row, lo, hi, batch_size, max_tokens, None)

@@ -9,7 +9,7 @@ from explorer.services.engine import Engine
 from explorer.store import tokens as repo
 from explorer.store.tokens import TokenSearch
 
-__all__ = ["TokenSearch", "Tokens", "find_tokens", "stored_sets", "token_scripts"]
+__all__ = ["TokenSearch", "Tokens", "script_counts", "sets_and_corpora", "tokens_matching"]
 
 
 @dataclass(frozen=True)
@@ -21,16 +21,16 @@ class Tokens:
     total: int
 
 
-def find_tokens(engine: Engine, search: TokenSearch, limit: int) -> Tokens:
+def tokens_matching(engine: Engine, search: TokenSearch, limit: int) -> Tokens:
     with engine.catalog.session():
         rows, total = repo.find_tokens(engine.catalog, search, limit)
     return Tokens(rows, total)
 
 
-def stored_sets(engine: Engine) -> list[tuple]:
+def sets_and_corpora(engine: Engine) -> list[tuple]:
     """``(model_id, model, set, kind, rows, dim, dtype, note)`` for every stored set and corpus."""
     return repo.stored_sets(engine.catalog)
 
 
-def token_scripts(engine: Engine, model_id: int) -> list[tuple[str, int]]:
+def script_counts(engine: Engine, model_id: int) -> list[tuple[str, int]]:
     return repo.token_scripts(engine.catalog, model_id)

@@ -11,10 +11,10 @@ from explorer.errors import CorruptFile, ExplorerError
 from explorer.services.engine import Engine
 from explorer.store.catalog import FileRow, ModelRow
 
-__all__ = ["Check", "check_readable", "export_model", "model_summary", "rebuild_indexes", "verify"]
+__all__ = ["FileCheck", "check_readable", "export_embeddings", "model_summary", "rebuild_indexes", "verify_files"]
 
 
-def export_model(engine: Engine, model: str, *, force: bool = False, report: Report = lambda s: None,
+def export_embeddings(engine: Engine, model: str, *, force: bool = False, report: Report = lambda s: None,
                  progress: Progress | None = None):
     """``explorer export``: input embedding and unembedding into FAISS + DuckDB."""
     from explorer.models.export import export_model as run
@@ -42,7 +42,7 @@ def _model_dict(engine: Engine, m: ModelRow) -> dict:
 
 
 @dataclass(frozen=True)
-class Check:
+class FileCheck:
     """One stored item checked: ``problem`` is None when it matched the catalog."""
 
     label: str
@@ -50,7 +50,7 @@ class Check:
     problem: str | None
 
 
-def verify(engine: Engine, model: str | None = None, full: bool = True) -> Iterator[Check]:
+def verify_files(engine: Engine, model: str | None = None, full: bool = True) -> Iterator[FileCheck]:
     """Check every stored file of ``model`` (default: all) against the catalog: vector sets
     (vectors, norms, FAISS index), hidden-state layer files and their compressed indexes.
     Yields as it goes (a full check reads every byte)."""
@@ -69,11 +69,11 @@ def verify(engine: Engine, model: str | None = None, full: bool = True) -> Itera
             yield _check(f"{m.name}/{c.name}", lambda: verify_corpus(store, c, m.name, full=full))
 
 
-def _check(label: str, fn) -> Check:
+def _check(label: str, fn) -> FileCheck:
     try:
-        return Check(label, fn() or None, None)
+        return FileCheck(label, fn() or None, None)
     except CorruptFile as exc:
-        return Check(label, None, str(exc))
+        return FileCheck(label, None, str(exc))
 
 
 def rebuild_indexes(engine: Engine, model: str, vectors: str | None = None, *,

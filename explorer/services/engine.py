@@ -69,7 +69,7 @@ class Engine:
             raise UnknownModel(f"model {name!r} is not in the catalog; run `explorer export {name}`")
         from explorer.models import sources  # no torch at import time
 
-        source = sources.resolve(name)  # UnknownModel for nonsense, before any heavy import
+        source = sources.resolve_source(name)  # UnknownModel for nonsense, before any heavy import
         stored = self.catalog.model(source.name) if self.catalog.exists() else None
         if stored is not None and self.catalog.vector_set(stored.model_id, "input") is not None:
             return stored

@@ -16,7 +16,7 @@ from explorer.query.vocab import VARIANTS
 from explorer.services.engine import Engine
 from explorer.store.tokens import token_texts
 
-__all__ = ["evaluation_files", "evaluate", "vocabulary_directions"]
+__all__ = ["evaluate_set", "evaluation_files", "vocabulary_directions"]
 
 
 def evaluation_files(analogies: Path | None, pairs: list[Path] | None) -> tuple[Path | None, list[Path]]:
@@ -38,7 +38,7 @@ def evaluation_files(analogies: Path | None, pairs: list[Path] | None) -> tuple[
     return analogies, list(pairs or [])
 
 
-def evaluate(engine: Engine, model: str | None, vectors: str, analogy_file: Path | None, pair_files: list[Path],
+def evaluate_set(engine: Engine, model: str | None, vectors: str, analogy_file: Path | None, pair_files: list[Path],
              restrict: int, *, report: Report = lambda s: None, progress: Progress | None = None) -> dict[str, Any]:
     """Scores as gensim computes them: ``analogies`` (an AnalogyResult or absent) and
     ``pairs`` (a PairsResult per file, or ``{"path", "error"}`` when none can be scored)."""

@@ -109,7 +109,7 @@ def _state_neighbours(engine: Engine, vector: np.ndarray, model: str | None, cor
             raise ExplorerError(
                 f"no {index} index for {c.name} layer {layer}; build it with `explorer states-index --layer {layer} --kind {index}`"
             )
-        hits = compressed.search(compressed.load(engine.root / path, index), index, vs, vector, k, allowed)
+        hits = compressed.search_compressed(compressed.load_compressed(engine.root / path, index), index, vs, vector, k, allowed)
     ids = [int(i) for i in hits.ids[0] if i >= 0]
     meta = store.hits(c, m.name, ids)
     out = []

@@ -95,7 +95,7 @@ def build(vs: VectorSet, kind: str, seed: int = 0):
     return index, params
 
 
-def search(index, kind: str, vs: VectorSet, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Hits:
+def search_compressed(index, kind: str, vs: VectorSet, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Hits:
     faiss = faiss_module()
     q = np.ascontiguousarray(unit_rows(np.atleast_2d(queries)), dtype=np.float32)
     fetch = min(k * REFINE[kind], vs.n_rows)
@@ -127,7 +127,7 @@ def measure_recall(index, kind: str, vs: VectorSet, queries: int = 200, k: int =
     n = min(queries, vs.n_rows)
     ids = rng.choice(vs.n_rows, size=n, replace=False)
     q = vs.rows(ids)
-    approx = search(index, kind, vs, q, k)  # scores are exact cosines (re-ranked)
+    approx = search_compressed(index, kind, vs, q, k)  # scores are exact cosines (re-ranked)
     exact_scores = topk_dense(vs.cosines(q).T.astype(np.float32), k)[0]
     kk = min(k, vs.n_rows)
     kth = exact_scores[:, kk - 1]
@@ -148,7 +148,7 @@ def build_and_measure(vs: VectorSet, kind: str, path, seed: int = 0) -> BuildRep
     return BuildReport(kind, vs.n_rows, recall, nq, path.stat().st_size, seconds, params)
 
 
-def load(path, kind: str):
+def load_compressed(path, kind: str):
     from explorer.store.index import read_index
 
     index = read_index(path)

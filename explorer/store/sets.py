@@ -9,13 +9,13 @@ from typing import Callable
 
 import numpy as np
 
+from explorer.core.types import Progress
 from explorer.errors import CorruptFile
 from explorer.store import index as index_mod
 from explorer.store.catalog import Catalog, FileRow, VectorSetRow
 from explorer.store.files import atomic_dir, read_into_cache, resident_fraction, sha256_file
 from explorer.store.vectorset import INDEX, NORMS, VECTORS, VectorSet
 
-Progress = Callable[[str, int, int], None]
 
 # Reads shorter than this show no progress (nothing flashes by; a user error stays one line).
 PROGRESS_AFTER = 1.0

@@ -75,9 +75,9 @@ from explorer.store.interchange.encoding import (
 )
 from explorer.store.interchange.ingest import ImportReport, default_name, import_arrays, import_file
 from explorer.store.interchange.readers import detect_format, read_vectors
-from explorer.store.interchange.writers import ExportReport, export_set
+from explorer.store.interchange.writers import VectorFileReport, export_set
 
 __all__ = [
-    "EMPTY_WORD", "EXPORT_FORMATS", "IMPORT_FORMATS", "ExportReport", "ImportReport", "default_name", "detect_format",
+    "EMPTY_WORD", "EXPORT_FORMATS", "IMPORT_FORMATS", "VectorFileReport", "ImportReport", "default_name", "detect_format",
     "export_set", "import_arrays", "import_file", "read_vectors", "tsv_escape", "tsv_unescape", "word2vec_word",
 ]

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import duckdb
 import numpy as np
 
 from explorer.errors import ExplorerError
 
-Progress = Callable[[str, int, int], None]
 
 EXPORT_FORMATS = ("projector", "parquet", "word2vec", "word2vec-binary")
 IMPORT_FORMATS = ("word2vec", "word2vec-binary", "glove", "projector", "parquet")

@@ -38,9 +38,9 @@ class SetsPane(Pane):
 
     @background(exclusive=True, group="sets")
     def load_sets(self) -> None:
-        from explorer.services.browse import stored_sets
+        from explorer.services.browse import sets_and_corpora
 
-        rows = stored_sets(self.engine)
+        rows = sets_and_corpora(self.engine)
         self.post(self._show_sets, rows)
 
     def _show_sets(self, rows: list[tuple]) -> None:
@@ -64,9 +64,9 @@ class SetsPane(Pane):
 
     @background(exclusive=True, group="scripts")
     def load_scripts(self, model_id: int) -> None:
-        from explorer.services.browse import token_scripts
+        from explorer.services.browse import script_counts
 
-        scripts = token_scripts(self.engine, model_id)
+        scripts = script_counts(self.engine, model_id)
         self.post(self._set_scripts, model_id, scripts)
 
     def _set_scripts(self, model_id: int, scripts: list[tuple]) -> None:
@@ -94,9 +94,9 @@ class SetsPane(Pane):
 
     @background(exclusive=True, group="tokens")
     def search_tokens(self, seq: int, search) -> None:
-        from explorer.services.browse import find_tokens
+        from explorer.services.browse import tokens_matching
 
-        found = find_tokens(self.engine, search, TOKEN_LIMIT + 1)
+        found = tokens_matching(self.engine, search, TOKEN_LIMIT + 1)
         self.post(self._show_tokens, seq, found.rows, found.total)
 
     def _show_tokens(self, seq: int, rows: list[tuple], total: int) -> None:

@@ -55,10 +55,10 @@ class SqlPane(Pane):
 
     @background(exclusive=True, group="sql")
     def run_sql(self, seq: int, sql: str) -> None:
-        from explorer.services.sql import run
+        from explorer.services.sql import run_sql
 
         try:
-            res = run(self.engine.root, sql)
+            res = run_sql(self.engine.root, sql)
         except ExplorerError as exc:
             self.post(self._error, seq, str(exc))
             return
