@@ -132,6 +132,32 @@ def test_missing_vector_set_is_a_note_not_a_crash(two_root):
     assert rows["tiny-llama"]["top"] and rows["toy"]["top"] == [] and "no 'output' vector set" in rows["toy"]["note"]
 
 
+def test_a_comparison_is_stored_whole_or_not_at_all(two_root, tmp_path):
+    """The repository writes a comparison and its results in one transaction (a failure
+    half-way leaves nothing); ids come from a sequence."""
+    from dataclasses import replace
+
+    from explorer.services.compare import CompareOptions, compare_models, expression_question
+    from explorer.store.comparisons import record_comparison
+
+    root = tmp_path / "root"
+    shutil.copytree(two_root, root)
+    engine = Engine(root)
+    first = compare_models(engine, expression_question("woman - man + king", "queen"), CompareOptions(("toy",)))
+    cat = engine.catalog
+
+    def counts():
+        return [cat.query(f"SELECT count(*) FROM {t}")[0][0] for t in ("comparisons", "comparison_results")]
+
+    before = counts()
+    unwritable = replace(first.outcomes[0], top=({"token": object()},))  # fails after the comparison row was inserted
+    with pytest.raises(TypeError):
+        record_comparison(cat, replace(first, outcomes=(first.outcomes[0], unwritable)))
+    assert counts() == before
+    second = record_comparison(cat, first)
+    assert second > first.comparison_id and counts() == [before[0] + 1, before[1] + 1]
+
+
 @pytest.mark.parametrize(
     "args, content, pattern",
     [

@@ -161,3 +161,38 @@ def test_bundled_word_list_and_cloze_sentences():
             s = sentences[(c.concept, lang)]
             assert s.count("___") == 1, (c.concept, lang)
             assert not any(f.lower() in s.lower() for f in c.forms[lang]), (c.concept, lang, s)
+
+
+def test_a_lens_run_is_stored_whole_or_not_at_all(tiny_root, tmp_path):
+    """The repository writes a run, its layers and its entries in one transaction; ids come
+    from a sequence, so a later run gets a larger id."""
+    import shutil
+
+    from explorer.lens.attribution import LayerStats, LensResult
+    from explorer.store.lensruns import record_lens_run
+
+    root = tmp_path / "root"
+    shutil.copytree(tiny_root, root)
+    cat = Catalog(root)
+    model_id = cat.model("tiny-llama").model_id
+    entry = {"concept": "water", "target": "水", "english": "water", "prompt": "p", "top1_last_token": "水",
+             "correct": True, "correct_first": True, "accepted": ["水"], "p_target": [0.1, 0.7], "p_english": [0.5, 0.1]}
+    layers = [LayerStats(i, 0.1, 0.0, 0.2, 0.0, 1.0, 1.0, "水") for i in range(2)]
+
+    def result(entries):
+        return LensResult("translate", "tiny-llama", {"from": "en", "to": "zh"}, len(entries), {}, 1.0, layers, entries,
+                          accuracy_first=1.0)
+
+    def counts():
+        return [cat.query(f"SELECT count(*) FROM {t}")[0][0] for t in ("lens_runs", "lens_layers", "lens_entries")]
+
+    first = record_lens_run(cat, model_id, result([entry]))
+    before = counts()
+    broken = {k: v for k, v in entry.items() if k != "prompt"}  # fails after the run and its layers were inserted
+    with pytest.raises(KeyError):
+        record_lens_run(cat, model_id, result([entry, broken]))
+    assert counts() == before
+    second = record_lens_run(cat, model_id, result([entry, entry]))
+    assert second > first
+    assert counts() == [before[0] + 1, before[1] + 2, before[2] + 2]
+    assert cat.query("SELECT entries, config FROM lens_runs WHERE run_id = ?", [second]) == [(2, '{"from": "en", "to": "zh"}')]

@@ -65,6 +65,7 @@ def test_bad_word_lists_are_one_line_before_the_model_loads(tiny_root, tmp_path,
     (["map-path", " king", "--position", "50"], "position 50"),
     (["map-path", " king", "--fit", "sideways"], "--fit"),
     (["trajectory", " king queen", "--position", "999"], "position 999"),
+    (["trajectory", " king queen", "-k", "100000"], "-k 100000"),
 ])
 def test_ranges_are_checked_before_the_model_loads(tiny_root, no_weights, args, needle):
     line = one_line_error(run(tiny_root, *args, "--model", "tiny-llama"))
@@ -143,3 +144,29 @@ def test_evaluate_says_what_it_is_doing(tiny_root, tmp_path):
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["analogies"]["questions"] == 2
     assert "scoring" in res.stderr and "q.txt" in res.stderr
+
+
+def test_the_trajectory_service_gives_the_cli_answer_with_a_given_runner(tiny_root):
+    """The TUI passes its loaded models (runner_for); the answer is the CLI's, and an
+    empty prompt is refused before any runner is asked for."""
+    import json
+
+    from explorer.errors import ExplorerError
+    from explorer.jsonsafe import clean
+    from explorer.services.engine import Engine
+    from explorer.services.lens import ModelRunner, TrajectoryOptions, trajectory
+
+    engine, asked = Engine(tiny_root), []
+
+    def runner_for(row):
+        asked.append(row.name)
+        return ModelRunner(row)
+
+    options = TrajectoryOptions(" king queen man", 1, "tiny-llama", 3, export=False)
+    got = json.loads(json.dumps(clean(trajectory(engine, options, runner_for=runner_for).to_dict())))
+    res = run(tiny_root, "trajectory", " king queen man", "-p", "1", "-k", "3", "--model", "tiny-llama", "--json")
+    assert res.exit_code == 0, res.output
+    assert asked == ["tiny-llama"] and got == json.loads(res.stdout) and len(got["layers"]) == 3
+    with pytest.raises(ExplorerError, match="empty text"):
+        trajectory(engine, TrajectoryOptions("", model="tiny-llama", export=False), runner_for=runner_for)
+    assert asked == ["tiny-llama"]
