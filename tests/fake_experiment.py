@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from explorer.experiments.base import RunOutput, Summary, Vectors
+from explorer.experiments.base import RunOutput, Summary, TrainedVectors
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Fake:
             ctx.metric(step, "loss", config.scale / step)
             ctx.progress(step, config.steps, loss=config.scale / step)
             time.sleep(config.sleep)
-        vectors = [Vectors(f"fake-{config.x}", ["a", "b", "c"], [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])] if config.vectors else []
+        vectors = [TrainedVectors(f"fake-{config.x}", ["a", "b", "c"], [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])] if config.vectors else []
         return RunOutput({"x": config.x, "final": config.scale / config.steps, "seed": ctx.seed}, vectors,
                          {"fake_rows": [{"x": config.x}]})
 

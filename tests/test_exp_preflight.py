@@ -67,7 +67,7 @@ def test_a_grid_overriding_a_scalar_is_named(tmp_path):
     line = one_line_error(run(tmp_path, "experiment", "run", "counting", "--set", "d=16", "--dry-run"))
     assert "no effect" in line and "dims" in line
     # with the grid emptied, d is what runs
-    plan = runner.plan("counting", None, {"dims": "", "d": "12", "ms": "4"})
+    plan = runner.make_plan("counting", None, {"dims": "", "d": "12", "ms": "4"})
     assert [p.label for p in plan.points] == ["d=12 m=4"]
 
 
@@ -86,11 +86,11 @@ def test_a_grid_overriding_a_scalar_is_named(tmp_path):
 ])
 def test_other_experiments_settings(name, sets, names):
     with pytest.raises(ExplorerError, match="^" + re.escape(names)):
-        runner.plan(name, None, sets)
+        runner.make_plan(name, None, sets)
 
 
 def test_tuple_settings_are_typed_even_when_their_default_is_empty():
-    plan = runner.plan("counting", "smoke", {"ms": "3,5"})
+    plan = runner.make_plan("counting", "smoke", {"ms": "3,5"})
     assert plan.config.ms == (3, 5) and [p.config.m for p in plan.points][:2] == [3, 5]
 
 
@@ -113,7 +113,7 @@ def test_unreadable_corpus(tmp_path):
     corpus.write_text("some words here\n")
     corpus.chmod(0)
     with pytest.raises(ExplorerError, match="cannot read"):
-        runner.plan("word2vec", None, {"corpus": str(corpus)})
+        runner.make_plan("word2vec", None, {"corpus": str(corpus)})
 
 
 def test_every_preset_passes_its_checks_and_rules_name_real_settings():
@@ -123,15 +123,15 @@ def test_every_preset_passes_its_checks_and_rules_name_real_settings():
         assert set(exp.rules.checks) <= fields
         assert set(exp.rules.unused(exp.Config())) <= fields
         for preset in [None, *exp.presets]:
-            plan = runner.plan(name, preset)
+            plan = runner.make_plan(name, preset)
             assert plan.estimate() > 0
 
 
 def test_estimates_tell_minutes_from_days():
     # the cost model is rough, but must put a smoke run under the --yes limit and the paper grid far above it
-    assert runner.plan("counting", "smoke").estimate() < checks.LONG_SWEEP_S
-    assert runner.plan("counting", "paper").estimate() > 86400
-    assert runner.plan("counting", None, {"steps": "1000"}).estimate() < runner.plan("counting", None).estimate()
+    assert runner.make_plan("counting", "smoke").estimate() < checks.LONG_SWEEP_S
+    assert runner.make_plan("counting", "paper").estimate() > 86400
+    assert runner.make_plan("counting", None, {"steps": "1000"}).estimate() < runner.make_plan("counting", None).estimate()
     assert checks.duration(30) == "about 30 s" and checks.duration(600) == "about 10 min"
     assert checks.duration(5 * 3600) == "about 5.0 h" and checks.duration(30 * 86400) == "about 30 days"
 
@@ -208,7 +208,7 @@ def test_any_setting_value_is_a_plan_or_one_error(name, data, value):
     exp = registry.get(name)
     key = data.draw(st.sampled_from([f.name for f in dataclasses.fields(exp.Config)]))
     try:
-        plan = runner.plan(name, "smoke", {key: value})
+        plan = runner.make_plan(name, "smoke", {key: value})
     except ExplorerError as exc:
         assert "\n" not in str(exc) and str(exc)
         return

@@ -138,7 +138,7 @@ def test_word2vec_vocab_subsampling_and_sweep():
     assert vocab.words == ["b", "a"] and vocab.counts.tolist() == [3, 2]
     keep = w2v.keep_probability(np.array([1000, 10, 1]), 1e-3)
     assert keep[2] == 1.0 and keep[0] < keep[1] <= 1.0
-    assert w2v.tokenize("Don't STOP, 42 times!") == ["don", "t", "stop", "times"]
+    assert w2v.word_tokens("Don't STOP, 42 times!") == ["don", "t", "stop", "times"]
     assert w2v.EXPERIMENT.points(w2v.Config(arch="sg,cbow")) == [{"arch": "sg"}, {"arch": "cbow"}]
     assert w2v.EXPERIMENT.points(w2v.Config(arch="sg")) == [{}]
     table = w2v.noise_table(np.array([100, 10, 1]))

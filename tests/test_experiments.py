@@ -42,7 +42,7 @@ def sweep(root: Path, plan, options=sweeps.RunOptions(), on_event=None):
 
 
 def test_sweep_records_runs_metrics_rows_and_vectors(tmp_path):
-    plan = runner.plan(FAKE, "smoke", {"vectors": "true", "scale": "2"})
+    plan = runner.make_plan(FAKE, "smoke", {"vectors": "true", "scale": "2"})
     assert [p.label for p in plan.points] == ["x=0", "x=1", "x=2"]
     seen = []
     result = sweep(tmp_path, plan, on_event=seen.append).run()
@@ -62,14 +62,14 @@ def test_sweep_records_runs_metrics_rows_and_vectors(tmp_path):
 
 
 def test_failed_point_does_not_stop_the_others(tmp_path):
-    result = sweep(tmp_path, runner.plan(FAKE, None, {"fail_point": "1"})).run()
+    result = sweep(tmp_path, runner.make_plan(FAKE, None, {"fail_point": "1"})).run()
     assert result.status == "failed"
     assert [r["status"] for r in result.runs] == ["finished", "failed", "finished"]
     assert "boom" in q(tmp_path, "SELECT error FROM runs WHERE point = 'x=1'")[0][0]
 
 
 def test_cancel_keeps_finished_points_and_resume_skips_them(tmp_path):
-    plan = runner.plan(FAKE, None, {"points_n": "4", "steps": "40", "sleep": "0.02"})
+    plan = runner.make_plan(FAKE, None, {"points_n": "4", "steps": "40", "sleep": "0.02"})
     finished = threading.Event()
 
     def on_event(e):
@@ -88,7 +88,7 @@ def test_cancel_keeps_finished_points_and_resume_skips_them(tmp_path):
     assert [r["point"] for r in resumed.runs] == ["x=1", "x=2", "x=3"]
     assert resumed.status == "finished" and resumed.summary.result["n"] == 4
     # without --resume the same settings start a new sweep
-    assert sweep(tmp_path, runner.plan(FAKE, None, {"points_n": "1"})).run().sweep_id == result.sweep_id + 1
+    assert sweep(tmp_path, runner.make_plan(FAKE, None, {"points_n": "1"})).run().sweep_id == result.sweep_id + 1
 
 
 def test_killed_sweep_keeps_finished_points(tmp_path):
@@ -131,8 +131,8 @@ def test_killed_sweep_keeps_finished_points(tmp_path):
 
 def test_parallel_workers_match_a_serial_sweep(tmp_path):
     settings = {"points_n": "4", "scale": "3"}
-    serial = sweep(tmp_path / "a", runner.plan(FAKE, None, settings)).run()
-    parallel = sweep(tmp_path / "b", runner.plan(FAKE, None, settings), sweeps.RunOptions(workers=2)).run()
+    serial = sweep(tmp_path / "a", runner.make_plan(FAKE, None, settings)).run()
+    parallel = sweep(tmp_path / "b", runner.make_plan(FAKE, None, settings), sweeps.RunOptions(workers=2)).run()
     assert parallel.status == "finished"
     key = lambda r: r["point"]  # noqa: E731
     assert [r["summary"] for r in sorted(parallel.runs, key=key)] == [r["summary"] for r in sorted(serial.runs, key=key)]
@@ -141,7 +141,7 @@ def test_parallel_workers_match_a_serial_sweep(tmp_path):
 
 def test_ray_local_cluster(tmp_path):
     pytest.importorskip("ray")
-    result = sweep(tmp_path, runner.plan(FAKE, None, {"points_n": "2"}), sweeps.RunOptions(workers=2, ray="local")).run()
+    result = sweep(tmp_path, runner.make_plan(FAKE, None, {"points_n": "2"}), sweeps.RunOptions(workers=2, ray="local")).run()
     assert result.status == "finished", result.runs
     assert sorted(r["point"] for r in result.runs) == ["x=0", "x=1"]
     assert q(tmp_path, "SELECT count(*) FROM metrics")[0][0] == 2 * 5
@@ -151,11 +151,11 @@ def test_settings_are_typed_and_checked():
     cfg = base.apply(base.apply(registry.get(FAKE).Config(), {"steps": "7", "vectors": "yes"}), {})
     assert cfg.steps == 7 and cfg.vectors is True
     with pytest.raises(Exception, match="expected int"):
-        runner.plan(FAKE, None, {"steps": "many"})
+        runner.make_plan(FAKE, None, {"steps": "many"})
     with pytest.raises(Exception, match="unknown setting"):
-        runner.plan(FAKE, None, {"stepz": "1"})
+        runner.make_plan(FAKE, None, {"stepz": "1"})
     with pytest.raises(Exception, match="no preset"):
-        runner.plan(FAKE, "huge")
+        runner.make_plan(FAKE, "huge")
 
 
 @pytest.mark.parametrize(

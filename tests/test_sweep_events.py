@@ -63,7 +63,7 @@ def test_every_event_round_trips_through_dicts_and_json_lines():
 
 def test_in_process_sweep_streams_the_documented_events(tmp_path):
     seen = []
-    plan = runner.plan(FAKE, "smoke")
+    plan = runner.make_plan(FAKE, "smoke")
     result = sweeps.run(Engine(tmp_path), plan, on_event=seen.append)
     assert kinds_in_order([e.kind for e in seen], 3)
     assert seen[0] == events.PlanStated(3, None, plan.describe())
@@ -134,7 +134,7 @@ class Reversed:
 
 def test_a_sweep_runs_on_any_executor(tmp_path):
     executor = Reversed()
-    result = runner.Sweep(Catalog(tmp_path), runner.plan(FAKE, "smoke"), executor).run()
+    result = runner.Sweep(Catalog(tmp_path), runner.make_plan(FAKE, "smoke"), executor).run()
     assert executor.order == ["x=2", "x=1", "x=0"]
     assert [(r["point"], r["status"]) for r in result.runs] == [("x=2", "finished"), ("x=1", "finished"), ("x=0", "failed")]
     assert result.status == "failed"

@@ -35,7 +35,7 @@ class Cancelled(Exception):
 
 
 @dataclass(frozen=True)
-class Vectors:
+class TrainedVectors:
     """Trained embeddings to register as a vector set (model ``name``, set ``input``)."""
 
     name: str
@@ -47,7 +47,7 @@ class Vectors:
 @dataclass
 class RunOutput:
     summary: dict[str, Any]  # JSON-safe final results of this run (stored in runs.summary)
-    vectors: list[Vectors] = field(default_factory=list)
+    vectors: list[TrainedVectors] = field(default_factory=list)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # extra per-experiment rows, by table
 
 

@@ -256,7 +256,7 @@ def measure(g: np.ndarray) -> dict[str, Any]:
 # -- training (torch, imported inside) -------------------------------------------------------
 
 
-def build_model(config: Config):
+def build_concept_model(config: Config):
     import torch
     from torch import nn
 
@@ -300,7 +300,7 @@ def run(config: Config, ctx: RunContext) -> RunOutput:
     torch.manual_seed(ctx.seed)
     rng = np.random.default_rng(ctx.seed)
     task = make_task(config)
-    model = build_model(config)
+    model = build_concept_model(config)
     opt_cls = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
     opt = opt_cls(model.parameters(), lr=config.lr)
     live = task.p_context > 0

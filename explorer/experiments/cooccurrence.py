@@ -41,7 +41,7 @@ import numpy as np
 
 from explorer.errors import ExplorerError
 from explorer.experiments import rules
-from explorer.experiments.base import RunContext, RunOutput, Summary, Vectors
+from explorer.experiments.base import RunContext, RunOutput, Summary, TrainedVectors
 
 GLITTERS = ("all that glitters is not gold", "all is well that ends well")
 TABLE_WORDS = 30  # the matrix is returned (and printed) up to this many words
@@ -176,7 +176,7 @@ def corpus(config: Config) -> tuple[list[str], np.ndarray, np.ndarray, str]:
     from explorer.experiments import word2vec as w2v
 
     if config.corpus == "glitters":
-        sentences, stem = [w2v.tokenize(s) for s in GLITTERS], "glitters"
+        sentences, stem = [w2v.word_tokens(s) for s in GLITTERS], "glitters"
     else:
         sentences, stem = w2v.read_sentences(config.corpus), w2v.corpus_stem(config.corpus)
     words = w2v.build_vocab(sentences, config.min_count).words[: max(1, config.max_vocab)]
@@ -205,7 +205,7 @@ def run(config: Config, ctx: RunContext) -> RunOutput:
         if config.ppmi:
             summary["ppmi"] = matrix.dense().tolist()
     note = f"co-occurrence window {config.window} ({config.weighting}){' PPMI' if config.ppmi else ''}, SVD k={config.dim}, alpha={config.alpha}"
-    return RunOutput(summary=summary, vectors=[Vectors(name, words, vectors, note)])
+    return RunOutput(summary=summary, vectors=[TrainedVectors(name, words, vectors, note)])
 
 
 # -- summary ---------------------------------------------------------------------------

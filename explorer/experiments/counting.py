@@ -138,7 +138,7 @@ def sample_batch(config: Config, batch: int, generator: Any, device: str = "cpu"
     return tokens, labels.clamp_(max=num_classes(config) - 1)
 
 
-def build_model(config: Config) -> Any:
+def build_counter(config: Config) -> Any:
     """The counting transformer (an ``nn.Module``: tokens -> logits at the readout position)."""
     from torch import nn
 
@@ -227,7 +227,7 @@ def run(config: Config, ctx: RunContext) -> RunOutput:
     torch.set_num_threads(config.threads or ctx.threads or 1)  # small models: more threads mostly spin
     torch.manual_seed(ctx.seed)
     device, check = ctx.device, Checker(ctx)
-    model = build_model(config).to(device)
+    model = build_counter(config).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator(device=device).manual_seed(ctx.seed)
     test_tokens, test_labels = make_test_set(config, device)

@@ -28,7 +28,7 @@ def _ray():
     return ray
 
 
-def connect(address: str) -> Any:
+def connect_cluster(address: str) -> Any:
     ray = _ray()
     if not ray.is_initialized():
         try:
@@ -77,7 +77,7 @@ class RayExecutor:
 
     def run(self, points: Sequence[Any], driver: Driver, root: str | None) -> None:
         """``root`` is not used: the tasks read nothing from the data root."""
-        ray = connect(self.address)
+        ray = connect_cluster(self.address)
         from ray.util.queue import Queue
 
         cpus = int(ray.cluster_resources().get("CPU", os.cpu_count() or 1))
@@ -142,4 +142,4 @@ def _drain(events: Any, driver: Driver) -> None:
             driver.report(event)
 
 
-__all__ = ["RayExecutor", "connect"]
+__all__ = ["RayExecutor", "connect_cluster"]

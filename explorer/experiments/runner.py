@@ -114,7 +114,7 @@ def _label(overrides: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in overrides.items()) or "single"
 
 
-def plan(name: str, preset: str | None = None, settings: dict[str, str] | None = None) -> Plan:
+def make_plan(name: str, preset: str | None = None, settings: dict[str, str] | None = None) -> Plan:
     """The sweep for ``name``: defaults, then the preset, then ``--set`` values."""
     exp = registry.get(name)
     config = exp.Config()

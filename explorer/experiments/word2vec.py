@@ -51,7 +51,7 @@ import numpy as np
 
 from explorer.errors import ExplorerError
 from explorer.experiments import rules
-from explorer.experiments.base import RunContext, RunOutput, Summary, Vectors
+from explorer.experiments.base import RunContext, RunOutput, Summary, TrainedVectors
 from explorer.query.evaluate import evaluate_files, gensim_test_file
 
 MIN_LR = 1e-4  # the learning rate decays linearly to this (gensim's min_alpha)
@@ -91,7 +91,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # -- corpus ----------------------------------------------------------------------------
 
 
-def tokenize(line: str) -> list[str]:
+def word_tokens(line: str) -> list[str]:
     """Lowercased runs of letters: ``"Don't stop!"`` -> ``["don", "t", "stop"]``."""
     return _WORD.findall(line.lower())
 
@@ -127,7 +127,7 @@ def read_sentences(corpus: str) -> list[list[str]]:
         col, lcol = header.index("text"), header.index("lang") if "lang" in header else -1
         rows = [r.split("\t") for r in lines[1:]]
         lines = [r[col] for r in rows if len(r) > col and (lang is None or (lcol >= 0 and r[lcol] == lang))]
-    return [s for s in (tokenize(x) for x in lines) if s]
+    return [s for s in (word_tokens(x) for x in lines) if s]
 
 
 @dataclass(frozen=True)
@@ -402,7 +402,7 @@ def run(config: Config, ctx: RunContext) -> RunOutput:
     summary = {"arch": config.arch, "name": name, "vocab": len(vocab.words), "raw_words": raw, **stats,
                **evaluate_files(vocab.words, matrix, config.analogies, config.pairs)}
     note = f"word2vec {config.arch} dim {config.dim} window {config.window} negative {config.negative}, {config.epochs} epochs"
-    return RunOutput(summary=summary, vectors=[Vectors(name, vocab.words, matrix, note)])
+    return RunOutput(summary=summary, vectors=[TrainedVectors(name, vocab.words, matrix, note)])
 
 
 def points(config: Config) -> list[dict[str, Any]]:
