@@ -102,7 +102,7 @@ class RunOptions:
 
 def plan(request: SweepRequest) -> Plan:
     """The checked plan (points, effective settings, estimate); ExplorerError if a setting is wrong."""
-    return runner.plan(request.experiment, request.preset or None, runner.parse_settings(request.settings))
+    return runner.make_plan(request.experiment, request.preset or None, runner.parse_settings(request.settings))
 
 
 def _executor(options: RunOptions) -> executors.Executor:
