@@ -95,7 +95,11 @@ class ExplorerApp(App):
         return self.runners.get(self.engine.model(model, auto_export=False))
 
 
-def make_app(root: Path | None = None, backend: str = "auto", **kw) -> ExplorerApp:
+def make_app(root: Path | None = None, backend: str = "auto", *, model: str | None = None,
+             experiments: list[str] | None = None, expression: str = "woman - man + king",
+             expect: str = "queen") -> ExplorerApp:
+    """The app over the data root ``root``; tests build it on small data."""
     from explorer.services.engine import Engine
 
-    return ExplorerApp(Engine(root, backend=backend), **kw)
+    return ExplorerApp(Engine(root, backend=backend), model=model, experiments=experiments, expression=expression,
+                       expect=expect)
