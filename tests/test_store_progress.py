@@ -54,10 +54,10 @@ def test_cold_matrix_is_read_once_with_progress(root, monkeypatch):
     monkeypatch.setattr(sets, "resident_fraction", lambda path: 0.0)  # as after a reboot
     rec = Recorder()
     eng = Engine(root)
-    eng.query("woman - man + king", model="tiny-llama", k=3, progress=rec)
+    analogy(eng, "woman - man + king", QueryOptions(SetChoice("tiny-llama"), k=3), progress=rec)
     assert rec.finished("from disk"), rec.calls
     n = len(rec.calls)
-    eng.query("king", model="tiny-llama", k=3, progress=rec)  # same process: already read
+    analogy(eng, "king", QueryOptions(SetChoice("tiny-llama"), k=3), progress=rec)  # same process: already read
     assert len(rec.calls) == n
     warm = Recorder()
     monkeypatch.setattr(sets, "resident_fraction", lambda path: 1.0)
