@@ -82,7 +82,6 @@ def test_new_catalog_stays_in_the_15_format_after_writes(tmp_path):
     cat.migrate()
     assert compat.storage_version(cat.path) <= compat.READABLE_STORAGE
     cat.upsert_model(name="m", source="m", source_kind="test")  # later, default connections write
-    cat.close()
     assert compat.storage_version(cat.path) <= compat.READABLE_STORAGE
     assert _cli_json(cat.path, "SELECT name FROM models") == [{"name": "m"}]
 
@@ -100,7 +99,6 @@ def test_old_catalog_is_converted_without_loss(tmp_path):
     before = _describe(path)
     cat = Catalog(tmp_path)
     assert [m.name for m in cat.models()] == ["old-model"]
-    cat.close()
     assert compat.storage_version(path) <= compat.READABLE_STORAGE
     after = _describe(path)
     assert after == before
@@ -145,6 +143,5 @@ def test_conversion_killed_midway_loses_nothing(tmp_path):
     assert _sha(path) == digest
     cat = Catalog(tmp_path)
     assert [m.name for m in cat.models()] == ["old-model"]
-    cat.close()
     assert compat.storage_version(path) <= compat.READABLE_STORAGE
     assert not list(tmp_path.glob("*.tmp-*"))

@@ -126,16 +126,13 @@ def test_token_lookups_stay_inside_their_model(tmp_path):
     import_arrays(tmp_path, "first", ["king", "queen", "▁king", "man"], rng.normal(size=(4, 3)))
     import_arrays(tmp_path, "second", ["queen", "King", "king"], rng.normal(size=(3, 3)))
     cat = Catalog(tmp_path)
-    try:
-        first, second = (CatalogTokens(cat, cat.model(n).model_id, n) for n in ("first", "second"))
-        assert [(r.token_id, r.raw) for r in first.candidates("king")] == [(0, "king")]  # imported: '▁' is a letter
-        assert [(r.token_id, r.raw) for r in first.candidates("▁king")] == [(2, "▁king")]
-        assert [(r.token_id, r.raw) for r in second.candidates("king")] == [(1, "King"), (2, "king")]
-        assert second.candidates("man") == []
-        assert first.labels([3, 1, 1]) == {1: "queen", 3: "man"}
-        assert second.labels([0, 2, 7]) == {0: "queen", 2: "king"}  # an id the model lacks has no label
-    finally:
-        cat.close()
+    first, second = (CatalogTokens(cat, cat.model(n).model_id, n) for n in ("first", "second"))
+    assert [(r.token_id, r.raw) for r in first.candidates("king")] == [(0, "king")]  # imported: '▁' is a letter
+    assert [(r.token_id, r.raw) for r in first.candidates("▁king")] == [(2, "▁king")]
+    assert [(r.token_id, r.raw) for r in second.candidates("king")] == [(1, "King"), (2, "king")]
+    assert second.candidates("man") == []
+    assert first.labels([3, 1, 1]) == {1: "queen", 3: "man"}
+    assert second.labels([0, 2, 7]) == {0: "queen", 2: "king"}  # an id the model lacks has no label
 
 
 def test_models_piped_output_never_cuts_names(tmp_path):
@@ -147,7 +144,6 @@ def test_models_piped_output_never_cuts_names(tmp_path):
 
     long_name = "a-rather-long-model-name-that-no-40-column-table-could-hold." + "x" * 40
     import_arrays(tmp_path, long_name, ["king", "queen", "man"], np.eye(3, dtype=np.float32))
-    Catalog(tmp_path).close()
     r = CliRunner().invoke(app, ["--root", str(tmp_path), "models"], env={"COLUMNS": "40"})
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()

@@ -78,7 +78,6 @@ def test_changed_mtime_is_hashed_with_progress_then_recorded(root):
     again = Recorder()
     analogy(Engine(root), "king", QueryOptions(SetChoice("tiny-llama"), k=3), progress=again)
     assert again.labels("SHA-256") == []
-    cat.close()
 
 
 def test_changed_file_with_changed_mtime_is_still_refused(root):
@@ -93,7 +92,6 @@ def test_changed_file_with_changed_mtime_is_still_refused(root):
     with pytest.raises(CorruptFile, match="vectors.npy"):
         analogy(Engine(root), "king", QueryOptions(SetChoice("tiny-llama"), k=3))
     assert cat.files(row.set_id)["vectors"].mtime_ns != vectors.stat().st_mtime_ns  # not vouched for
-    cat.close()
 
 
 def test_quick_reads_show_no_progress(root, monkeypatch):

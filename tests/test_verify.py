@@ -28,17 +28,12 @@ def states_root(tmp_path, tiny_model_dir) -> Path:
     corpus = tmp_path / "docs.txt"
     corpus.write_text("\n".join(DOCS) + "\n")
     export_states("tiny-llama", root, corpus=corpus, batch_size=2)
-    Catalog(root).close()
     return root
 
 
 def _corpus(root: Path):
-    cat = Catalog(root)
-    try:
-        (c,) = StateStore(cat).corpora()
-        return c
-    finally:
-        cat.close()
+    (c,) = StateStore(Catalog(root)).corpora()
+    return c
 
 
 def _flip_byte(path: Path, keep_mtime: bool) -> None:
@@ -54,7 +49,6 @@ def test_finished_corpus_records_every_layer_file(states_root):
     c = _corpus(states_root)
     cat = Catalog(states_root)
     rows = StateStore(cat).files(c.corpus_id)
-    cat.close()
     assert sorted((r.layer, r.role) for r in rows) == sorted((i, role) for i in range(c.n_layers) for role in ("states", "norms"))
     assert {r.path for r in rows} == {f"{c.path}/{f(i)}" for i in range(c.n_layers) for f in (layer_file, norms_file)}
     r = run(states_root, "index", "verify")
@@ -89,29 +83,25 @@ def test_corpus_without_recorded_checksums_gets_them(states_root):
     """A corpus exported before checksums were kept: its shapes are checked, its
     checksums recorded, and later corruption is caught."""
     c = _corpus(states_root)
-    con = Catalog(states_root).writer()
-    con.execute("DELETE FROM state_files")
-    con.close()
+    with Catalog(states_root).write() as con:
+        con.execute("DELETE FROM state_files")
     r = run(states_root, "index", "verify")
     assert r.exit_code == 0, r.output
     cat = Catalog(states_root)
     assert len(StateStore(cat).files(c.corpus_id)) == 2 * c.n_layers
-    cat.close()
     _flip_byte(states_root / c.path / layer_file(0), keep_mtime=False)
     assert layer_file(0) in one_line_error(run(states_root, "index", "verify"))
 
 
 def test_unrecorded_corpus_with_a_short_layer_file_is_not_recorded(states_root):
     c = _corpus(states_root)
-    con = Catalog(states_root).writer()
-    con.execute("DELETE FROM state_files")
-    con.close()
+    with Catalog(states_root).write() as con:
+        con.execute("DELETE FROM state_files")
     path = states_root / c.path / layer_file(1)
     path.write_bytes(path.read_bytes()[:-64])
     assert layer_file(1) in one_line_error(run(states_root, "index", "verify"))
     cat = Catalog(states_root)
     assert StateStore(cat).files(c.corpus_id) == []
-    cat.close()
 
 
 def test_touched_layer_file_is_hashed_once_then_recorded(states_root):
@@ -122,6 +112,5 @@ def test_touched_layer_file_is_hashed_once_then_recorded(states_root):
     open_layer(Engine(states_root), "tiny-llama", None, 1)
     cat = Catalog(states_root)
     (row,) = [f for f in StateStore(cat).files(c.corpus_id) if f.layer == 1 and f.role == "states"]
-    cat.close()
     assert row.mtime_ns == st.st_mtime_ns + 10**9
     assert run(states_root, "index", "verify", "--quick").exit_code == 0
