@@ -76,8 +76,6 @@ def test_write_inside_a_session_and_read_inside_a_write(tmp_path):
             with cat.write() as inner:  # joins the same transaction
                 assert inner is con
         assert _names(cat) == {"a"}
-        cat.close()  # the deprecated close is harmless inside a session
-        assert _names(cat) == {"a"}
     assert _other_process_writes(cat, "b")
 
 
