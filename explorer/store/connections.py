@@ -149,12 +149,12 @@ class CatalogFile:
     def open_reader(self) -> Connection:
         """A new read-only connection to an up-to-date catalog (created if missing)."""
         with self.lock:
-            self._close_reader()
             return self._open_reader()
 
     def open_writer(self) -> Connection:
         """A new read-write connection; migrations applied once per file and process."""
         with self.lock:
+            self._refuse_inside_read("open a read-write connection")
             self._close_reader()
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fresh = not self.path.exists()
@@ -184,6 +184,8 @@ class CatalogFile:
         if not self.path.exists():
             self.migrate()
         if compat.needs_migration(self.path) and _writable(self.path):
+            self._refuse_inside_read("convert the catalog")
+            self._close_reader()  # the conversion holds the write lock
             compat.migrate_storage(self.path, connect_rw)
         con = connect(self.path, read_only=True)
         found = version(con)
