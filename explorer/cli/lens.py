@@ -127,9 +127,5 @@ def prompt(
 ) -> None:
     """Per-layer top tokens of the logit lens for one position of a prompt (see also `trajectory`)."""
     from explorer.cli.states import trajectory
-    from explorer.services.lens import TrajectoryOptions, check_trajectory
 
-    with StageProgress() as sp:  # stored (or exported) before anything is checked against it
-        check_trajectory(state(ctx).engine(), TrajectoryOptions(text, position, model, k),
-                         report=sp.report, progress=sp.progress)  # before the weights load
-    trajectory(ctx, text, position, model, k, as_json)
+    trajectory(ctx, text, position, model, k, as_json)  # its service checks -k and the position before the weights load
