@@ -3,7 +3,7 @@
 
 Counting (Yehudai et al. 2024): N training steps through ``EXPERIMENT.run`` with a null
 context (metrics, progress and cancel checks go nowhere) versus a hand-written loop on the
-same model (``build_model``), the same batches (``sample_batch``, same generator seed), the
+same model (``build_counter``), the same batches (``sample_batch``, same generator seed), the
 same Adam and the same final test-set evaluation. Both do identical arithmetic, so their
 final accuracies must agree exactly. Prints steps/s of each and the ratio ours / plain
 (target >= 0.9). Runs alternate, best of ``--repeat``.
@@ -40,7 +40,7 @@ def plain_counting(cfg: counting.Config, seed: int, device: str) -> float:
     """The reference: a bare training loop on the experiment's model and data; test accuracy."""
     torch.set_num_threads(1)
     torch.manual_seed(seed)
-    model = counting.build_model(cfg).to(device)
+    model = counting.build_counter(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     gen = torch.Generator(device=device).manual_seed(seed)
     test_gen = torch.Generator(device=device).manual_seed(counting.TEST_SEED_OFFSET + cfg.seed)

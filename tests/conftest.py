@@ -50,10 +50,7 @@ def first_model(root: Path) -> str:
     from explorer.store.catalog import Catalog
 
     cat = Catalog(root)
-    try:
-        return cat.models()[0].name
-    finally:
-        cat.close()
+    return cat.models()[0].name
 
 
 @pytest.fixture(scope="session")

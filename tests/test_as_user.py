@@ -17,7 +17,6 @@ import pytest
 import typer.main
 
 from explorer.cli.main import app
-from explorer.store.catalog import Catalog
 from usertools import (
     EXPLORER, LONG, REPO, explorer, ok, one_line_error, run_in_pty, store_state, subprocess_sql, user_env, words,
 )
@@ -93,7 +92,6 @@ def user_files(tmp_path_factory, tiny_model_dir) -> Path:
 
 
 def copy_root(tiny_root: Path, dest: Path) -> Path:
-    Catalog(tiny_root).close()
     shutil.copytree(tiny_root, dest)
     return dest
 

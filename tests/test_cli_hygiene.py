@@ -125,30 +125,30 @@ def _boom(*a, **kw):
 
 
 def test_an_unexpected_exception_is_one_line(tiny_root, monkeypatch):
-    import explorer.store.sql
+    import explorer.services.sql
 
     monkeypatch.delenv("EXPLORER_DEBUG", raising=False)
-    monkeypatch.setattr(explorer.store.sql, "run_sql", _boom)
+    monkeypatch.setattr(explorer.services.sql, "run_sql", _boom)
     line = one_line_error(run(tiny_root, "sql", "SELECT 1"), 1)
     assert "internal error (TypeError: boom [x])" in line and "EXPLORER_DEBUG=1" in line
 
 
 def test_debug_shows_the_traceback(tiny_root, monkeypatch):
-    import explorer.store.sql
+    import explorer.services.sql
 
     monkeypatch.setenv("EXPLORER_DEBUG", "1")
-    monkeypatch.setattr(explorer.store.sql, "run_sql", _boom)
+    monkeypatch.setattr(explorer.services.sql, "run_sql", _boom)
     r = run(tiny_root, "sql", "SELECT 1")
     assert r.exit_code == 1 and isinstance(r.exception, TypeError)
 
 
 def test_interrupt_in_a_command_is_one_line(tiny_root, monkeypatch):
-    import explorer.store.sql
+    import explorer.services.sql
 
     def interrupt(*a, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(explorer.store.sql, "run_sql", interrupt)
+    monkeypatch.setattr(explorer.services.sql, "run_sql", interrupt)
     assert "interrupted" in one_line_error(run(tiny_root, "sql", "SELECT 1"), 130)
 
 
@@ -238,10 +238,7 @@ def test_reflow_keeps_paragraphs_blocks_and_bullets():
 
 def _model_count(root: Path) -> int:
     cat = Catalog(root)
-    try:
-        return len(cat.models()) if cat.exists() else 0
-    finally:
-        cat.close()
+    return len(cat.models()) if cat.exists() else 0
 
 
 @pytest.mark.parametrize("kind", ["binary", "empty", "missing", "directory", "truncated", "nan", "wrong header"])

@@ -27,7 +27,6 @@ from typer.testing import CliRunner
 from clitools import one_line_error
 from conftest import WORDS
 from explorer.cli.main import app
-from explorer.store.catalog import Catalog
 from usertools import StoreState, checksums, count_sql
 
 runner = CliRunner()
@@ -71,7 +70,6 @@ def store(tmp_path_factory, tiny_root) -> Store:
     from explorer.services.states import export_states
 
     root = tmp_path_factory.mktemp("props") / "root"
-    Catalog(tiny_root).close()
     shutil.copytree(tiny_root, root)
     corpus = root.parent / "corpus.txt"
     corpus.write_text("the king and the queen\nman woman boy girl\nParis France Berlin Germany\n", encoding="utf-8")

@@ -71,7 +71,6 @@ def test_any_script_and_unknown_words(gemma_root):
     # vocabulary has for all three (next to the bare '花', 'flower', 'water'): ids from the catalog
     cat = Catalog(gemma_root)
     ids = dict(cat.query("SELECT raw, token_id FROM tokens WHERE raw IN ('▁花', '▁flower', '▁water')"))
-    cat.close()
     assert [(i["word"], i["token"], i["token_id"]) for i in res["inputs"]] == [
         ("花", " 花", ids["▁花"]), ("flower", " flower", ids["▁flower"]), ("water", " water", ids["▁water"])]
     assert "水" in [h["token"].strip() for h in res["results"][:5]]  # flower -> 花 as water -> 水

@@ -16,7 +16,7 @@ from safetensors.numpy import load_file, save_file
 
 from clitools import one_line_error, run
 from conftest import WORDS, build_tiny_model
-from explorer.models import sources
+from explorer.models import loading
 from explorer.models.export import export_model
 from explorer.services.states import export_states
 from explorer.store.catalog import Catalog
@@ -117,7 +117,7 @@ def test_lens_commands_refuse_an_encoder_before_loading_it(bert_root, monkeypatc
     def refuse(*a, **k):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(sources, "load", refuse)
+    monkeypatch.setattr(loading, "load_model", refuse)
     line = one_line_error(run(bert_root, *args, "--model", "tiny-bert"))
     assert "no unembedding" in line and "tiny-bert" in line
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from clitools import one_line_error, run
-from explorer.models import sources
+from explorer.models import loading, sources
 from explorer.models.export import export_model
 
 
@@ -104,7 +104,7 @@ def test_already_stored_model_is_reported_without_loading(stored_root, tiny_mode
     def refuse(*a, **k):
         raise AssertionError("the model was loaded or converted")
 
-    monkeypatch.setattr(sources, "load", refuse)
+    monkeypatch.setattr(loading, "load_model", refuse)
     monkeypatch.setattr(sources, "convert", refuse)
     messages: list[str] = []
     rep = export_model(str(tiny_model_dir), stored_root, report=messages.append)
@@ -148,7 +148,7 @@ def test_gemma_already_stored_is_answered_from_the_catalog(gemma_root, model_cac
         raise AssertionError("the model was loaded or converted")
 
     monkeypatch.setenv("EXPLORER_MODEL_CACHE", str(model_cache))
-    monkeypatch.setattr(sources, "load", refuse)
+    monkeypatch.setattr(loading, "load_model", refuse)
     monkeypatch.setattr(sources, "convert", refuse)
     rep = export_model("gemma3-270m", gemma_root)
     assert rep.steps == [] and rep.tied is True and (rep.vocab_rows, rep.d_model, rep.n_layers) == (262144, 640, 18)

@@ -45,13 +45,10 @@ def bits(a: np.ndarray) -> np.ndarray:
 def stored(root: Path, model: str, vectors: str = "input") -> tuple[np.ndarray, list[str]]:
     """A stored set's matrix and its tokens' raw strings, straight from the store."""
     cat = Catalog(root)
-    try:
-        m = cat.model(model)
-        row = storage_row(cat, cat.vector_set(m.model_id, vectors))
-        matrix = np.array(VectorSet.open(root / row.path).vectors)
-        raws = [r[0] for r in cat.query("SELECT raw FROM tokens WHERE model_id = ? ORDER BY token_id", [m.model_id])]
-    finally:
-        cat.close()
+    m = cat.model(model)
+    row = storage_row(cat, cat.vector_set(m.model_id, vectors))
+    matrix = np.array(VectorSet.open(root / row.path).vectors)
+    raws = [r[0] for r in cat.query("SELECT raw FROM tokens WHERE model_id = ? ORDER BY token_id", [m.model_id])]
     return matrix, raws
 
 
@@ -147,7 +144,6 @@ def test_tied_output_set_follows_its_alias(tmp_path_factory):
     cat = Catalog(root)
     m = cat.model("tiny-tied")
     assert cat.vector_set(m.model_id, "output").same_as is not None
-    cat.close()
     out = tmp_path_factory.mktemp("tied-out")
     ix.export_set(root, "tiny-tied", "output", "word2vec-binary", out / "o.bin")
     ix.export_set(root, "tiny-tied", "input", "word2vec-binary", out / "i.bin")
@@ -309,7 +305,6 @@ def test_limit_and_where_select_rows(tiny_root, tmp_path):
     want = [r[0] for r in cat.query(
         "SELECT token_id FROM tokens WHERE model_id = (SELECT model_id FROM models WHERE name = 'tiny-llama') "
         "AND script = 'cyrillic' ORDER BY token_id")]
-    cat.close()
     assert want
     rep = ix.export_set(tiny_root, "tiny-llama", "input", "parquet", tmp_path / "w.parquet", where="script = 'cyrillic'")
     assert rep.rows == len(want)
@@ -352,7 +347,6 @@ def test_text_word_column(tiny_root, tmp_path):
     texts = [r[0] for r in cat.query(
         "SELECT text FROM tokens WHERE model_id = (SELECT model_id FROM models WHERE name = 'tiny-llama') "
         "ORDER BY token_id LIMIT 8")]
-    cat.close()
     assert ix.read_vectors(tmp_path / "t.parquet")[0] == texts
 
 
@@ -399,7 +393,6 @@ def test_import_names_and_replace(tmp_path, tiny_root):
     r = run(root, "vectors", "import", str(src), "--replace", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["replaced"] is True
     assert len(Catalog(root).models()) == 1
-    Catalog(root).close()
     assert "invalid model name" in one_line_error(run(root, "vectors", "import", str(src), "--name", "a/b"))
     assert "invalid model name" in one_line_error(run(root, "vectors", "import", str(src), "--name", ""))
     # an exported (not imported) model is never overwritten
@@ -460,7 +453,6 @@ def test_malformed_files_are_refused_with_their_line(tmp_path, case):
     line = one_line_error(run(root, "vectors", "import", str(path), *(["--format", fmt] if fmt else [])))
     assert str(path) in line and where in line and words in line
     assert not Catalog(root).exists() or not Catalog(root).models()
-    Catalog(root).close()
 
 
 def test_malformed_projector_and_parquet(tmp_path):

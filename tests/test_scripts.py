@@ -59,10 +59,7 @@ def test_bench_export(tiny_model_dir, tmp_path):
     assert out["bytes_per_token"] >= out["expected_bytes_per_token"]
     assert positive(out["ratio_ours_over_reference"])
     cat = Catalog(tmp_path)
-    try:
-        assert cat.query("SELECT count(*) FROM corpora")[0][0] == 0  # the bench cleans up after itself
-    finally:
-        cat.close()
+    assert cat.query("SELECT count(*) FROM corpora")[0][0] == 0  # the bench cleans up after itself
 
 
 def test_bench_experiments():

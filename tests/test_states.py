@@ -84,7 +84,6 @@ def test_killed_export_resumes_without_duplicates(tiny_root, corpus_file, tmp_pa
     import shutil
 
     shutil.copytree(tiny_root, root, ignore=shutil.ignore_patterns("states"))
-    Catalog(root).close()
     con = __import__("duckdb").connect(str(root / "catalog.duckdb"))
     for t in ("state_indexes", "states", "documents", "corpora"):
         con.execute(f"DELETE FROM {t}")
@@ -211,10 +210,7 @@ def loud_root(tmp_path_factory):
 
 def _catalog_rows(root):
     cat = Catalog(root)
-    try:
-        return [cat.query(f"SELECT count(*) FROM {t}")[0][0] for t in ("corpora", "documents", "states")]
-    finally:
-        cat.close()
+    return [cat.query(f"SELECT count(*) FROM {t}")[0][0] for t in ("corpora", "documents", "states")]
 
 
 def test_float16_overflow_is_refused_and_nothing_is_kept(loud_root, corpus_file):
@@ -286,7 +282,4 @@ def test_gemma_float16_overflow_is_refused(gemma_root, model_cache, monkeypatch)
     with pytest.raises(StatesOverflow, match=r"layer\(s\) 8-18 exceed float16's range"):
         export_states("gemma3-270m", gemma_root, prompts=["The capital of France is Paris."], name="half", dtype="float16")
     cat = Catalog(gemma_root)
-    try:
-        assert not [c for c in StateStore(cat).corpora() if c.name == "half"]
-    finally:
-        cat.close()
+    assert not [c for c in StateStore(cat).corpora() if c.name == "half"]

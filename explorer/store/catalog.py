@@ -111,19 +111,6 @@ class Catalog:
         """Create the catalog or bring it up to date; the schema version."""
         return self._file.migrate()
 
-    # -- deprecated: callers outside store/ move to read()/write()/session() --------
-    def close(self) -> None:
-        """Deprecated: release the cached read connection (a session reopens it)."""
-        self._file.release()
-
-    def reader(self) -> duckdb.DuckDBPyConnection:
-        """Deprecated: a new read-only connection that the caller closes."""
-        return self._file.open_reader()
-
-    def writer(self) -> duckdb.DuckDBPyConnection:
-        """Deprecated: a new read-write connection (no transaction) that the caller closes."""
-        return self._file.open_writer()
-
     # -- reads -------------------------------------------------------------------
     def models(self) -> list[ModelRow]:
         rows = self.query(f"SELECT {_cols(ModelRow)} FROM models ORDER BY model_id")

@@ -104,7 +104,7 @@ class CatalogFile:
                 return
             self._refuse_inside_read("write")
             self._close_reader()
-            con = self.open_writer()
+            con = self._open_writer()
             self.writer = con
             try:
                 con.execute("BEGIN")
@@ -139,19 +139,8 @@ class CatalogFile:
             self._close_reader()
             yield
 
-    def release(self) -> None:
-        """Close the cached reader unless a read block is using it (a session reopens it)."""
-        with self.lock:
-            if not self.reading:
-                self._close_reader()
-
     # -- opening and migrating -----------------------------------------------------
-    def open_reader(self) -> Connection:
-        """A new read-only connection to an up-to-date catalog (created if missing)."""
-        with self.lock:
-            return self._open_reader()
-
-    def open_writer(self) -> Connection:
+    def _open_writer(self) -> Connection:
         """A new read-write connection; migrations applied once per file and process."""
         with self.lock:
             self._refuse_inside_read("open a read-write connection")
@@ -174,7 +163,7 @@ class CatalogFile:
         with self.lock:
             self._refuse_inside_read("migrate")
             self.migrated = False
-            con = self.open_writer()
+            con = self._open_writer()
             try:
                 return version(con)
             finally:
