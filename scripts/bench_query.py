@@ -2,7 +2,7 @@
 """Speed of explorer's query paths against references run in the same process.
 
 Prints RATIOS ours / reference (<= 1.0: we are at least as fast); no timing assertions.
-1. Engine.query analogies (3CosAdd, 3CosMul) vs gensim most_similar[_cosmul] on the same matrix.
+1. services.query.analogy (the whole query path) (3CosAdd, 3CosMul) vs gensim most_similar[_cosmul] on the same matrix.
 2. Batched top-10, SearchIndex.search (auto/numpy/faiss) vs numpy matmul + argpartition.
 3. ``explorer --help`` vs ``python -c pass``; 4. ``explorer query`` wall time + import probe.
 
@@ -89,7 +89,7 @@ def bench_analogy(engine, s, repeat: int) -> list[dict]:
         ref_ids = [kv.key_to_index[key] for key, _ in got]
         same = "same order" if ours_ids == ref_ids else ("same set" if set(ours_ids) == set(ref_ids) else "DIFFER")
         log(f"  {method}: ours {ours_ids}\n  {' ' * len(method)}  gensim {ref_ids}")
-        rows.append(row("analogy", f"Engine.query {method}", t_ours, t_ref, f"top-{K} {same}",
+        rows.append(row("analogy", f"analogy() {method}", t_ours, t_ref, f"top-{K} {same}",
                         "incl. DuckDB word resolution + labels"))
         same_core = "same" if [h.token_id for h in core.results] == ours_ids else "DIFFER"
         rows.append(row("analogy", f"run_query {method} (pre-resolved)", t_core, t_ref, f"top-{K} {same_core}",

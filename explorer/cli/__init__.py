@@ -1,1 +1,1 @@
-"""Typer front end: thin commands over :mod:`explorer.engine`."""
+"""Typer front end: thin commands over the service layer (:mod:`explorer.services`)."""
