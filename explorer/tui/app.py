@@ -90,10 +90,6 @@ class ExplorerApp(App):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
-    # -- shared model access (torch imported on first use) ---------------------------
-    def runner(self, model: str | None):
-        return self.runners.get(self.engine.model(model, auto_export=False))
-
 
 def make_app(root: Path | None = None, backend: str = "auto", *, model: str | None = None,
              experiments: list[str] | None = None, expression: str = "woman - man + king",
