@@ -7,20 +7,16 @@ itself makes that safe (it owns its connections), so there is no app-wide lock.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Header, TabbedContent, TabPane
 
-from explorer.tui.screens.analogy import AnalogyPane
 from explorer.tui.screens.base import Pane
-from explorer.tui.screens.experiments import ExperimentsPane
 from explorer.tui.screens.help import HelpScreen
-from explorer.tui.screens.lens import LensPane
-from explorer.tui.screens.neighbours import NeighboursPane
 from explorer.tui.screens.sets import SetsPane
-from explorer.tui.screens.sql import SqlPane
 
 TABS = ("sets", "analogy", "neighbours", "lens", "experiments", "sql")
 TITLES = {"sets": "Vector sets", "analogy": "Analogy", "neighbours": "Neighbours", "lens": "Lens",
@@ -40,13 +36,12 @@ class ExplorerApp(App):
     def __init__(self, engine, model: str | None = None, experiments: list[str] | None = None,
                  expression: str = "woman - man + king", expect: str = "queen"):
         super().__init__()
-        from explorer.services.states import Runners
-
         self.engine = engine
         self.start_model = model
         self.experiments = experiments
         self.expression, self.expect = expression, expect
-        self.runners = Runners(engine)  # models loaded for forward passes, kept while the app runs
+        self._runners = None
+        self._runners_made = threading.Lock()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -58,11 +53,28 @@ class ExplorerApp(App):
         yield Footer()
 
     def _make(self, tab: str) -> Pane:
+        """A tab's pane; its module (and the services behind it) is imported on first use."""
         if tab == "analogy":
+            from explorer.tui.screens.analogy import AnalogyPane
+
             return AnalogyPane(self.expression, self.expect)
         if tab == "experiments":
+            from explorer.tui.screens.experiments import ExperimentsPane
+
             return ExperimentsPane(self.experiments)
-        return {"sets": SetsPane, "neighbours": NeighboursPane, "lens": LensPane, "sql": SqlPane}[tab]()
+        if tab == "neighbours":
+            from explorer.tui.screens.neighbours import NeighboursPane
+
+            return NeighboursPane()
+        if tab == "lens":
+            from explorer.tui.screens.lens import LensPane
+
+            return LensPane()
+        if tab == "sql":
+            from explorer.tui.screens.sql import SqlPane
+
+            return SqlPane()
+        return SetsPane()
 
     async def _ensure(self, tab: str) -> Pane:
         """Screens other than the first are built when first shown: the app opens fast."""
@@ -73,6 +85,16 @@ class ExplorerApp(App):
         widget = self._make(tab)
         await pane.mount(widget)
         return widget
+
+    @property
+    def runners(self):
+        """Models loaded for forward passes, kept while the app runs (made on first use)."""
+        with self._runners_made:  # two panes' workers may ask at once
+            if self._runners is None:
+                from explorer.services.states import Runners
+
+                self._runners = Runners(self.engine)
+        return self._runners
 
     def on_mount(self) -> None:
         self.sub_title = str(self.engine.root)
