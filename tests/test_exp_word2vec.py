@@ -35,8 +35,37 @@ def glitters(**overrides):
     return config, words, cooc.count(ids, sent, len(words), config.window, config.weighting)
 
 
-def test_glitters_cooccurrence_matrix_is_the_hand_counted_one():
+def test_glitters_with_markers_is_the_sources_ten_word_example():
+    """As the source gives it: each document wrapped in <START> ... <END> (on by default for
+    this corpus), 10 words, 14 adjacent pairs, and <START>-all counted twice."""
     _, words, x = glitters()
+    assert words == ["<START>", "all", "that", "is", "<END>", "well", "glitters", "not", "gold", "ends"]
+    docs = (["<START>", "all", "that", "glitters", "is", "not", "gold", "<END>"],
+            ["<START>", "all", "is", "well", "that", "ends", "well", "<END>"])
+    i = {w: k for k, w in enumerate(words)}
+    expected = np.zeros((10, 10))
+    for doc in docs:
+        for a, b in zip(doc, doc[1:]):
+            expected[i[a], i[b]] += 1
+            expected[i[b], i[a]] += 1
+    m = x.dense()
+    np.testing.assert_array_equal(m, expected)
+    assert m.shape == (10, 10) and m.sum() == 28 and m[i["<START>"], i["all"]] == 2
+    config, _, _ = glitters()
+    out = cooc.EXPERIMENT.run(config, RunContext(1, 0))
+    assert out.summary["markers"] is True and out.summary["vocab"] == 10 and out.vectors[0].matrix.shape == (10, 2)
+    summary = cooc.EXPERIMENT.summarize(config, [(config, json.loads(json.dumps(out.summary)))])
+    header = next(line for line in summary.text.splitlines() if "<START>" in line and "ends" in line)
+    assert header.split() == words  # the 10 x 10 table, then singular values and 2-D vectors
+    assert "singular values" in summary.text and "2-D vectors" in summary.text
+    np.testing.assert_allclose(out.summary["spectrum"], np.linalg.svd(expected, compute_uv=False))
+    np.testing.assert_allclose(out.summary["spectrum"][:2], out.summary["singular_values"], rtol=1e-12)
+    off = cooc.corpus(apply(cooc.Config(), {"corpus": "sample"}))[0]
+    assert "<START>" not in off  # auto: other corpora get no markers
+
+
+def test_glitters_cooccurrence_matrix_is_the_hand_counted_one():
+    _, words, x = glitters(markers="off")
     assert words == ["all", "that", "is", "well", "glitters", "not", "gold", "ends"]  # frequency, then first seen
     neighbours = {  # window 1 in "all that glitters is not gold" / "all is well that ends well"
         "all": {"that", "is"}, "that": {"all", "glitters", "well", "ends"}, "is": {"glitters", "not", "all", "well"},
@@ -49,12 +78,12 @@ def test_glitters_cooccurrence_matrix_is_the_hand_counted_one():
     assert np.array_equal(m, m.T) and m.sum() == 20  # 10 adjacent pairs, counted both ways
     i = {w: k for k, w in enumerate(words)}
     assert m[i["all"], i["that"]] == 1 and m[i["that"], i["ends"]] == 1 and m[i["all"], i["glitters"]] == 0
-    _, _, h = glitters(window=2, weighting="harmonic")
+    _, _, h = glitters(window=2, weighting="harmonic", markers="off")
     assert h.dense()[i["all"], i["glitters"]] == 0.5 and h.dense()[i["glitters"], i["all"]] == 0.5
 
 
 def test_glitters_svd_vectors_are_the_best_rank_2_approximation():
-    config, words, x = glitters()
+    config, words, x = glitters(markers="off")
     u, s, vt = cooc.truncated_svd(x, 2, config)
     emb = cooc.embed(u, s, 1.0)
     full_u, full_s, full_vt = np.linalg.svd(x.dense())

@@ -278,12 +278,12 @@ def _word2vec_sweep(r: Reader, proc) -> None:
 
 
 def _glitters(r: Reader, proc) -> None:
-    """'all that glitters is not gold' / 'all is well that ends well' (window 1): its 8 words'
-    co-occurrence matrix and 2-D vectors are printed."""
+    """'all that glitters is not gold' / 'all is well that ends well' (window 1), each between
+    <START> and <END>: its 10 words' co-occurrence matrix and 2-D vectors are printed."""
     shown = set(proc.stdout.split())
-    assert {"all", "that", "glitters", "is", "not", "gold", "well", "ends"} <= shown
+    assert {"<START>", "<END>", "all", "that", "glitters", "is", "not", "gold", "well", "ends"} <= shown
     (m,) = [m for m in r.explorer_json("models", "--json")["models"] if m["name"] == "cooc-glitters"]
-    assert (m["vocab"], m["d_model"]) == (8, 2)
+    assert (m["vocab"], m["d_model"]) == (10, 2)
 
 
 def _status(r: Reader, proc) -> None:

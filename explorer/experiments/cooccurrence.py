@@ -5,6 +5,9 @@
   as word2vec's corpora (:func:`explorer.experiments.word2vec.read_sentences`: ``""`` =
   gensim's lee_background.cor, ``"sample"``, or a file, one sentence per line, lowercased
   letters only).
+* **Markers.** ``markers="on"`` wraps each document (line) in ``<START>`` and ``<END>``, as
+  the example's source does: its matrix is then 10 x 10, and ``<START>``-``all`` counts 2.
+  ``"auto"`` (the default) is on for the glitters example and off for other corpora.
 * **Vocabulary.** Words seen ``min_count`` times, most frequent first (ties: first
   appearance), at most ``max_vocab`` of them. Other words still take up their position.
 * **Counts.** ``X[w, c]`` = how often ``c`` occurs within ``window`` words of ``w`` (left
@@ -26,8 +29,8 @@
   similarity; ``alpha=0`` gives plain ``U_k``.
 
 The run registers the vectors (model ``name``, default ``cooc-<corpus>[-ppmi]``) and
-returns the co-occurrence matrix (up to 30 words), the first two coordinates (up to 200
-words) and the singular values; ``summarize`` prints the matrix as a labelled table and
+returns the co-occurrence matrix and its whole spectrum (up to 30 words), the first two
+coordinates (up to 200 words) and the top ``dim`` singular values; ``summarize`` prints the matrix as a labelled table and
 the 2-D coordinates, and draws them (matplotlib, Agg) with word labels.
 """
 
@@ -44,6 +47,7 @@ from explorer.experiments import rules
 from explorer.experiments.base import RunContext, RunOutput, Summary, TrainedVectors
 
 GLITTERS = ("all that glitters is not gold", "all is well that ends well")
+START, END = "<START>", "<END>"
 TABLE_WORDS = 30  # the matrix is returned (and printed) up to this many words
 PLOT_WORDS = 200
 
@@ -65,6 +69,7 @@ class Config:
     power_iters: int = 4
     seed: int = 0
     name: str = ""  # model name; "" = cooc-<corpus>[-ppmi]
+    markers: str = "auto"  # "auto" (on for glitters) | "on" | "off": <START> ... <END> around each document
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -179,8 +184,14 @@ def corpus(config: Config) -> tuple[list[str], np.ndarray, np.ndarray, str]:
         sentences, stem = [w2v.word_tokens(s) for s in GLITTERS], "glitters"
     else:
         sentences, stem = w2v.read_sentences(config.corpus), w2v.corpus_stem(config.corpus)
+    if uses_markers(config):
+        sentences = [[START, *s, END] for s in sentences]
     words = w2v.build_vocab(sentences, config.min_count).words[: max(1, config.max_vocab)]
     return (words, *w2v.encode(sentences, words, keep_oov=True), stem)
+
+
+def uses_markers(config: Config) -> bool:
+    return config.markers == "on" or (config.markers == "auto" and config.corpus == "glitters")
 
 
 def run(config: Config, ctx: RunContext) -> RunOutput:
@@ -197,11 +208,12 @@ def run(config: Config, ctx: RunContext) -> RunOutput:
     u, s, vt = truncated_svd(matrix, config.dim, config)
     vectors = embed(u, s, config.alpha)
     ctx.progress(3, 3)
-    summary: dict[str, Any] = {"name": name, "vocab": len(words), "nnz": int(len(matrix.vals)),
+    summary: dict[str, Any] = {"name": name, "vocab": len(words), "nnz": int(len(matrix.vals)), "markers": uses_markers(config),
                                "singular_values": s.tolist(), "seconds": time.perf_counter() - start,
                                "words": words[:PLOT_WORDS], "coords": vectors[:PLOT_WORDS, :2].tolist()}
     if len(words) <= TABLE_WORDS:
         summary["cooccurrence"] = counts.dense().tolist()
+        summary["spectrum"] = np.linalg.svd(matrix.dense(), compute_uv=False).tolist()  # all of them, small matrices only
         if config.ppmi:
             summary["ppmi"] = matrix.dense().tolist()
     note = f"co-occurrence window {config.window} ({config.weighting}){' PPMI' if config.ppmi else ''}, SVD k={config.dim}, alpha={config.alpha}"
@@ -264,6 +276,8 @@ def summarize(config: Config, finished: list[tuple[Any, dict[str, Any]]]) -> Sum
             parts.append(f"co-occurrence counts (window {cfg.window}):\n" + table(s["words"], s["cooccurrence"]))
         if "ppmi" in s:
             parts.append("PPMI:\n" + table(s["words"], s["ppmi"]))
+        if "spectrum" in s:
+            parts.append("all singular values: " + ", ".join(f"{v:.4g}" for v in s["spectrum"]))
         shown = min(len(s["words"]), TABLE_WORDS)
         parts.append(f"2-D vectors (U_k * S_k^{cfg.alpha}, first two columns):\n"
                      + coordinates(s["words"][:shown], s["coords"][:shown]))

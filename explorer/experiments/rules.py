@@ -200,7 +200,7 @@ COOCCURRENCE_CHECKS = {
     "window": at_least(1, 1000), "weighting": one_of("flat", "harmonic"), "min_count": at_least(1, 10**12),
     "max_vocab": at_least(1, 10_000_000), "cds": above(0, 10), "dim": at_least(1, 65536), "alpha": between(0, 10),
     "svd": one_of("auto", "full", "randomized"), "full_limit": at_least(1, 100_000), "oversample": at_least(0, 10_000),
-    "power_iters": at_least(0, 1000), "seed": SEED,
+    "power_iters": at_least(0, 1000), "seed": SEED, "markers": one_of("auto", "on", "off"),
 }
 
 
