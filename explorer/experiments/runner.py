@@ -241,4 +241,4 @@ class Sweep:
         self.store.close(result.sweep_id, result.status, summary)
 
 
-__all__ = ["Plan", "Point", "Sweep", "SweepResult", "parse_settings", "plan"]
+__all__ = ["Plan", "Point", "Sweep", "SweepResult", "make_plan", "parse_settings"]

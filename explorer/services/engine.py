@@ -23,9 +23,6 @@ from explorer.store.predicate import check_where
 from explorer.store.tokens import CatalogTokens, token_ids
 from explorer.store.vectorset import INDEX, VECTORS, VectorSet
 
-VECTOR_NAMES = ("input", "output")
-
-
 @dataclass
 class OpenSet:
     model: ModelRow

@@ -90,16 +90,17 @@ def state_neighbours(engine: Engine, vector: np.ndarray, *, model: str | None, c
     """Nearest stored hidden states at ``layer`` to ``vector``, with their context (the
     catalog is read in one session)."""
     with engine.catalog.session():
-        return _state_neighbours(engine, vector, model, corpus, layer, k, where, index, progress)
+        m, c, vs = open_layer(engine, model, corpus, layer, progress)
+        return m, c, _nearest_states(engine, c, m.name, layer, vs, vector, k, where, index)
 
 
-def _state_neighbours(engine: Engine, vector: np.ndarray, model: str | None, corpus: str | None, layer: int, k: int,
-                      where: str | None, index: str, progress: Progress | None):
+def _nearest_states(engine: Engine, c, model_name: str, layer: int, vs: VectorSet, vector: np.ndarray, k: int,
+                    where: str | None, index: str) -> tuple[StateHit, ...]:
+    """The search itself, over a layer already opened (and checked) by :func:`open_layer`."""
     from explorer.store import compressed
     from explorer.store.index import SearchIndex
 
     store = StateStore(engine.catalog)
-    m, c, vs = open_layer(engine, model, corpus, layer, progress)
     allowed = states_mask(engine, c, vs.n_rows, where)
     if index == "exact":
         hits = SearchIndex(vs, None, "numpy").search(vector, k, allowed)
@@ -111,12 +112,12 @@ def _state_neighbours(engine: Engine, vector: np.ndarray, model: str | None, cor
             )
         hits = compressed.search_compressed(compressed.load_compressed(engine.root / path, index), index, vs, vector, k, allowed)
     ids = [int(i) for i in hits.ids[0] if i >= 0]
-    meta = store.hits(c, m.name, ids)
+    meta = store.hits(c, model_name, ids)
     out = []
     for n, (sid, score) in enumerate(zip(ids, hits.scores[0])):
         doc, pos, tok, tid, lang = meta[sid]
         out.append(StateHit(n + 1, float(score), sid, doc, pos, tok, tid, lang, _snippet(store, c.corpus_id, doc, pos)))
-    return m, c, tuple(out)
+    return tuple(out)
 
 
 def _snippet(store: StateStore, corpus_id: int, doc: int, pos: int, before: int = 6, after: int = 3) -> str:
@@ -194,16 +195,15 @@ def neighbours_of_text(engine: Engine, q: StateQuery, runners: Runners | None = 
 
     with engine.catalog.session():
         m = engine.model(q.model, auto_export=False)
-        for layer in q.layers:
-            open_layer(engine, m.name, q.corpus, layer)  # fail fast on a bad corpus or layer
+        opened = [(layer, open_layer(engine, m.name, q.corpus, layer)) for layer in q.layers]  # fail fast, before the model
     check_position(m, q.text, q.position)
     st = (runners or Runners(engine)).get(m, loading).run(q.text)
     p = st.position(q.position)
     out = []
-    for layer in q.layers:
-        if not 0 <= layer < st.layers.shape[0]:
-            raise ExplorerError(f"layer {layer} is outside 0..{st.layers.shape[0] - 1}")
-        m, c, hits = state_neighbours(engine, st.layers[layer, p], model=m.name, corpus=q.corpus, layer=layer, k=q.k,
-                                      where=q.where, index=q.index)
-        out.append(StateNeighbours(m.name, c.name, layer, q.text, p, st.tokens[p], q.index, hits))
+    with engine.catalog.session():
+        for layer, (_, c, vs) in opened:
+            if not 0 <= layer < st.layers.shape[0]:
+                raise ExplorerError(f"layer {layer} is outside 0..{st.layers.shape[0] - 1}")
+            hits = _nearest_states(engine, c, m.name, layer, vs, st.layers[layer, p], q.k, q.where, q.index)
+            out.append(StateNeighbours(m.name, c.name, layer, q.text, p, st.tokens[p], q.index, hits))
     return out

@@ -102,9 +102,7 @@ class CatalogFile:
             if self.writer is not None:  # nested in this thread's write block: one transaction
                 yield self.writer
                 return
-            self._refuse_inside_read("write")
-            self._close_reader()
-            con = self._open_writer()
+            con = self._open_writer()  # refused inside a read block; closes the cached reader
             self.writer = con
             try:
                 con.execute("BEGIN")
