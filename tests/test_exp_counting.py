@@ -6,7 +6,13 @@ import pytest
 
 from explorer.experiments import base
 from explorer.experiments.base import RunContext, apply
-from explorer.experiments.counting import EXPERIMENT, Config, m_values, sample_batch, summarize
+from explorer.experiments.counting import (
+    EXPERIMENT,
+    Config,
+    m_values,
+    sample_batch,
+    summarize,
+)
 
 torch = pytest.importorskip("torch")
 
@@ -67,8 +73,8 @@ def test_summarize_threshold_and_fit():
     assert thr[8]["m_thr"] == pytest.approx(10.0)
     assert thr[16]["m_thr"] == pytest.approx(18.0)
     assert thr[32]["m_thr"] == pytest.approx(32.0)
-    assert thr[64] == {"d": 64, "m_thr": None, "censored": "above"}
-    assert thr[4] == {"d": 4, "m_thr": None, "censored": "below"}
+    assert thr[64] == {"d": 64, "m_thr": None, "censored": "above", "probes": 2}
+    assert thr[4] == {"d": 4, "m_thr": None, "censored": "below", "probes": 1}
     # least squares through (8, 10), (16, 18), (32, 32): mean d 56/3, mean m_thr 20;
     # Sxy = 272, Sxx = 896/3 -> slope 51/56, intercept 20 - 17 = 3; residuals -2/7, 3/7, -1/7
     # -> SSres = 2/7, SStot = 100 + 4 + 144 = 248
@@ -84,8 +90,8 @@ def test_summarize_threshold_and_fit():
 def test_summarize_averages_repeats_and_handles_no_fit():
     s = summarize(Config(), [result(8, 4, 1.0), result(8, 4, 0.8), result(8, 8, 0.5)])
     assert {"d": 8, "m": 4, "accuracy": pytest.approx(0.9)} in s.result["accuracy"]
-    assert s.result["m_thr"] == [{"d": 8, "m_thr": pytest.approx(4 + 0.1 * 4 / 0.4)}]
-    assert s.result["fit"] == {"slope": None, "intercept": None, "r2": None}
+    assert s.result["m_thr"] == [{"d": 8, "m_thr": pytest.approx(4 + 0.1 * 4 / 0.4), "probes": 2}]
+    assert s.result["fit"] == {"slope": None, "intercept": None, "r2": None, "slope_ci95": None, "n": 1}
 
 
 def test_cancel_raises():
@@ -105,9 +111,13 @@ def test_points_grid():
     cfg = apply(Config(), {"dims": (4, 8), "ms": (2, 5)})
     assert EXPERIMENT.points(cfg) == [{"d": 4, "m": 2}, {"d": 4, "m": 5}, {"d": 8, "m": 2}, {"d": 8, "m": 5}]
     paper = apply(Config(), EXPERIMENT.presets["paper"])
-    ms = m_values(paper)
+    # the paper's widths and both tasks, m_thr searched from m = d (one first point per task and d)
+    assert EXPERIMENT.searches(paper) and min(paper.dims) == 8 and max(paper.dims) == 128
+    assert EXPERIMENT.points(paper) == [{"task": t, "d": d, "m": d} for t in ("qc", "mfc") for d in paper.dims]
+    grid = apply(paper, {"m_search": "grid"})
+    ms = m_values(grid)
     assert len(ms) == 20 and ms[0] == 5 and ms[-1] == 150 and ms == sorted(ms)
-    assert len(EXPERIMENT.points(paper)) == 20 * len(paper.dims) and min(paper.dims) == 8 and max(paper.dims) == 128
+    assert len(EXPERIMENT.points(grid)) == 20 * len(paper.dims) * 2 and not EXPERIMENT.searches(grid)
     smoke = apply(Config(), EXPERIMENT.presets["smoke"])
     assert all(set(p) == {"d", "m"} for p in EXPERIMENT.points(smoke))
     assert EXPERIMENT.name == "counting" and EXPERIMENT.description

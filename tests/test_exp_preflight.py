@@ -142,7 +142,7 @@ def test_long_sweep_without_preset_needs_yes(tmp_path):
     assert nothing_recorded(tmp_path)
     # the same with the counting command
     line = one_line_error(run(tmp_path, "experiment", "run", "counting", "--set", "steps=1"))
-    assert "--yes" in line and "120 points" in line
+    assert "--yes" in line and "a search from 6 points" in line and "runs expected" in line
     res = run(tmp_path, "experiment", "run", SLOW, "--set", "steps=4", "--yes", "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["status"] == "finished"
@@ -156,10 +156,11 @@ def test_dry_run_shows_the_effective_settings(tmp_path):
     res = run(tmp_path, "experiment", "run", "counting", "--preset", "smoke", "--set", "steps=7", "--dry-run")
     assert res.exit_code == 0, res.output
     assert "(defaults)" not in res.stdout
-    for token in ("preset smoke", "--set steps=7", "steps=7", "dims=4,8", "12 points", "estimated"):
+    for token in ("preset smoke", "--set steps=7", "steps=7", "dims=4,8", "a search from 2 points", "estimated"):
         assert token in res.stdout.replace("\n", " ")
     out = json.loads(run(tmp_path, "experiment", "run", "counting", "--set", "steps=7", "--dry-run", "--json").stdout)
-    assert out["settings"] == {"steps": 7} and out["config"]["steps"] == 7 and len(out["points"]) == 120
+    assert out["settings"] == {"steps": 7} and out["config"]["steps"] == 7 and len(out["points"]) == 6
+    assert out["search"]["expected_points"] > 6  # the first probe per d, then the search
     assert out["estimated_seconds"] > checks.LONG_SWEEP_S  # dry runs need no --yes
     assert nothing_recorded(tmp_path)
 

@@ -9,7 +9,8 @@ An experiment may carry ``rules``, a :class:`Rules`:
   files a run reads, applied to every point's settings;
 * ``unused(config)``: settings that have no effect with these settings, and why (a scalar
   that a grid sets at every point); setting one of them with ``--set`` is an error;
-* ``estimate(config)``: rough seconds for one point, from a cost model (no torch).
+* ``estimate(config)``: rough seconds for one point, from a cost model (no torch);
+* ``gpu_estimate(config)``: the same on one GPU, where the experiment has a model of it.
 
 Every failure is one :class:`ExplorerError` line naming the setting.
 """
@@ -18,8 +19,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from explorer.errors import ExplorerError
 
@@ -41,6 +43,7 @@ class Rules:
     validate: Callable[[Any], None] = _fine
     unused: Callable[[Any], dict[str, str]] = _none
     estimate: Callable[[Any], float] | None = None
+    gpu_estimate: Callable[[Any], float] | None = None
 
 
 # -- checks of one value -----------------------------------------------------------------
@@ -147,6 +150,14 @@ def estimate(exp: Any, points: Sequence[Any], workers: int = 1) -> float | None:
         return None
     total = sum(rules.estimate(p.config) for p in points)
     return total / max(1, min(workers, len(points), os.cpu_count() or 1))
+
+
+def gpu_estimate(exp: Any, points: Sequence[Any]) -> float | None:
+    """Rough seconds for ``points`` one after another on one GPU (None without a GPU cost model)."""
+    rules = _rules(exp)
+    if rules.gpu_estimate is None or not points:
+        return None
+    return sum(rules.gpu_estimate(p.config) for p in points)
 
 
 def duration(seconds: float) -> str:

@@ -65,8 +65,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from explorer.errors import ExplorerError
-from explorer.experiments import rules
+from explorer.experiments import counting_report, rules
 from explorer.experiments.base import RunContext, RunOutput, Summary
+from explorer.experiments.threshold import Bounds, next_probe, simulate
 
 TEST_SEED_OFFSET = 1_000_003
 CHECK_EVERY = 25  # ctx.check() at least every this many steps (and every 0.5 s)
@@ -78,11 +79,16 @@ class Config:
     task: str = "qc"  # "qc" (query count) | "mfc" (most-frequent count)
     d: int = 32  # model width (one run)
     m: int = 16  # vocabulary size (one run)
+    tasks: tuple[str, ...] = ()  # sweep over tasks; () = task alone
     dims: tuple[int, ...] = (8, 16, 32, 64, 96, 128)  # sweep over d; () = d alone
-    ms: tuple[int, ...] = ()  # sweep over m; () = m_count values from m_min to m_max
-    m_min: int = 5
+    m_search: str = "auto"  # "bisect" (search m_thr per d) | "grid" (ms or m_count values) | "auto": grid iff ms given
+    ms: tuple[int, ...] = ()  # grid: these m
+    m_min: int = 5  # the range of m (grid: m_count values across it; bisect: the search's bounds)
     m_max: int = 150
     m_count: int = 20
+    m_start: int = 0  # bisect: the first m probed (0: m = d)
+    bracket: float = 1.5  # bisect: step factor while bracketing the crossing
+    tolerance: float = 0.1  # bisect: stop once the crossing is bracketed within max(1, tolerance * m)
     n_factor: int = 10  # sequence length n = n_factor * m
     count_cap: int = 0  # 0: classes 0..n; else labels clipped to min(count_cap, n)
     layers: int = 2
@@ -100,8 +106,8 @@ class Config:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
-    "smoke": {"dims": (4, 8), "ms": (2, 4, 6, 8, 12, 16), "n_factor": 3, "lr": 5e-3,
+    "paper": {"tasks": ("qc", "mfc")},
+    "smoke": {"dims": (4, 8), "m_min": 2, "m_max": 32, "n_factor": 3, "lr": 5e-3,
               "lr_schedule": "cosine", "batch": 32, "steps": 1500, "test_samples": 400, "eval_every": 500},
 }
 
@@ -262,8 +268,13 @@ def set_lr(opt: Any, lr: float) -> None:
 
 
 # -- the sweep --------------------------------------------------------------------------
+def searching(config: Config) -> bool:
+    """Does this sweep bisect m (rather than run a grid)?"""
+    return config.m_search == "bisect" or (config.m_search == "auto" and not config.ms)
+
+
 def m_values(config: Config) -> list[int]:
-    """The swept m values: ``config.ms``, or ``m_count`` rounded values from m_min to m_max."""
+    """The grid's m values: ``config.ms``, or ``m_count`` rounded values from m_min to m_max."""
     if config.ms:
         return list(config.ms)
     k = max(1, config.m_count)
@@ -271,110 +282,52 @@ def m_values(config: Config) -> list[int]:
     return sorted({round(config.m_min + i * step) for i in range(k)})
 
 
+def chains(config: Config) -> list[dict[str, Any]]:
+    """One curve per (task, d): ``[{"task": t, "d": d}, ...]`` (no "task" key when ``tasks = ()``)."""
+    tasks = [{"task": t} for t in config.tasks] or [{}]
+    return [{**t, "d": d} for t in tasks for d in config.dims or (config.d,)]
+
+
+def bounds(config: Config, d: int) -> Bounds:
+    return Bounds(config.m_min, config.m_max, config.m_start or d, config.bracket, config.tolerance)
+
+
 def points(config: Config) -> list[dict[str, Any]]:
-    """The (d, m) grid, d-major: ``[{"d": d, "m": m}, ...]`` (``dims = ()``: d alone)."""
-    return [{"d": d, "m": m} for d in config.dims or (config.d,) for m in m_values(config)]
+    """A grid: every (task, d, m), task- then d-major. A search: the first m of every (task, d)."""
+    if searching(config):
+        return [{**c, "m": next_probe([], config.threshold, bounds(config, c["d"]))} for c in chains(config)]
+    return [{**c, "m": m} for c in chains(config) for m in m_values(config)]
 
 
-def threshold_m(curve: list[tuple[int, float]], level: float = 0.8) -> tuple[float | None, str | None]:
-    """``(m_thr, censored)`` for one d's ``[(m, accuracy), ...]`` (see module doc)."""
-    curve = sorted(curve)
-    for j, (m, acc) in enumerate(curve):
-        if acc < level:
-            if j == 0:
-                return None, "below"
-            m0, a0 = curve[j - 1]
-            return m0 + (a0 - level) * (m - m0) / (a0 - acc), None
-    return None, "above"
+def _key(config: Any) -> tuple[str, int]:
+    return config.task, config.d
 
 
-def linear_fit(xs: list[float], ys: list[float]) -> dict[str, float | None]:
-    """Least-squares ``y ~ slope*x + intercept`` with r^2 (all None for fewer than 2 x values)."""
-    if len(set(xs)) < 2:
-        return {"slope": None, "intercept": None, "r2": None}
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
-    intercept = my - slope * mx
-    ss_res = sum((y - slope * x - intercept) ** 2 for x, y in zip(xs, ys))
-    ss_tot = sum((y - my) ** 2 for y in ys)
-    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else (1.0 if ss_res == 0 else 0.0)
-    return {"slope": slope, "intercept": intercept, "r2": r2}
+def next_points(config: Config, finished: list[tuple[Any, dict[str, Any]]], pending: list[Any]) -> list[dict[str, Any]]:
+    """The search's next probe for every (task, d) with none running: bracket, then bisect the
+    accuracy-``threshold`` crossing (:func:`explorer.experiments.threshold.next_probe`)."""
+    busy = {_key(c) for c in pending}
+    out = []
+    for chain in chains(config):
+        key = (chain.get("task", config.task), chain["d"])
+        if key in busy:
+            continue
+        curve = [(c.m, float(s["accuracy"])) for c, s in finished if _key(c) == key and s.get("accuracy") is not None]
+        m = next_probe(curve, config.threshold, bounds(config, chain["d"]))
+        if m is not None:
+            out.append({**chain, "m": m})
+    return out
 
 
-def accuracy_table(finished: list[tuple[Any, dict[str, Any]]]) -> dict[tuple[int, int], float]:
-    """Mean final accuracy per (d, m) over the finished runs."""
-    acc: dict[tuple[int, int], list[float]] = {}
-    for _, s in finished:
-        if s.get("accuracy") is not None:
-            acc.setdefault((int(s["d"]), int(s["m"])), []).append(float(s["accuracy"]))
-    return {k: sum(v) / len(v) for k, v in sorted(acc.items())}
+def expected_points(config: Config) -> list[dict[str, Any]]:
+    """The probes a search makes if m_thr(d) = d (about what the paper found): for the estimate."""
+    return [{**c, "m": m} for c in chains(config)
+            for m in simulate(lambda m, d=c["d"]: m <= d, config.threshold, bounds(config, c["d"]))]
 
 
 def summarize(config: Config, finished: list[tuple[Any, dict[str, Any]]]) -> Summary:
-    """Accuracy per (d, m), m_thr(d) and the fit m_thr ~ a*d + b, as a table and a figure."""
-    table = accuracy_table(finished)
-    dims = sorted({d for d, _ in table})
-    thr = []
-    for d in dims:
-        m_thr, censored = threshold_m([(m, a) for (dd, m), a in table.items() if dd == d], config.threshold)
-        thr.append({"d": d, "m_thr": m_thr, **({"censored": censored} if censored else {})})
-    have = [t for t in thr if t["m_thr"] is not None]
-    fit = linear_fit([t["d"] for t in have], [t["m_thr"] for t in have])
-    result = {"task": config.task,
-              "accuracy": [{"d": d, "m": m, "accuracy": a} for (d, m), a in table.items()],
-              "m_thr": thr, "fit": fit}
-    return Summary(result=result, text=summary_text(table, dims, thr, fit, config),
-                   figure=summary_figure(table, dims, thr, fit, config))
-
-
-def summary_text(table: dict, dims: list[int], thr: list[dict], fit: dict, config: Config) -> str:
-    """Accuracy table (rows m, columns d), then m_thr per d and the fit."""
-    ms = sorted({m for _, m in table})
-    lines = [f"{config.task.upper()} test accuracy (rows m, columns d)",
-             "m \\ d " + "".join(f"{d:>7}" for d in dims)]
-    for m in ms:
-        cells = "".join(f"{table[(d, m)]:>7.3f}" if (d, m) in table else f"{'-':>7}" for d in dims)
-        lines.append(f"{m:>6}" + cells)
-    cells = "".join(f"{t['m_thr']:>7.1f}" if t["m_thr"] is not None else f"{t['censored'][:5]:>7}" for t in thr)
-    lines.append("m_thr " + cells + f"   (accuracy {config.threshold:g} crossing)")
-    if fit["slope"] is not None:
-        b = fit["intercept"]
-        lines.append(f"fit: m_thr = {fit['slope']:.3f} * d {'-' if b < 0 else '+'} {abs(b):.2f}   (r^2 = {fit['r2']:.3f})")
-    else:
-        lines.append("fit: fewer than two d values with a threshold")
-    return "\n".join(lines)
-
-
-def summary_figure(table: dict, dims: list[int], thr: list[dict], fit: dict, config: Config) -> Any:
-    """Accuracy vs m (one curve per d, dotted line at m = d) and m_thr vs d with the fit."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 4))
-    ax, ax2 = fig.subplots(1, 2)
-    for i, d in enumerate(dims):
-        curve = sorted((m, a) for (dd, m), a in table.items() if dd == d)
-        line, = ax.plot([m for m, _ in curve], [a for _, a in curve], marker="o", ms=3, label=f"d={d}")
-        ax.axvline(d, color=line.get_color(), ls=":", lw=1)
-    ax.axhline(config.threshold, color="grey", lw=0.8, ls="--")
-    ax.set(xlabel="vocabulary size m", ylabel="test accuracy", ylim=(-0.02, 1.02),
-           title=f"{config.task.upper()}: accuracy vs m (dotted: m = d)")
-    ax.legend(fontsize=7)
-    have = [t for t in thr if t["m_thr"] is not None]
-    ax2.plot([t["d"] for t in have], [t["m_thr"] for t in have], "o", label="m_thr")
-    if fit["slope"] is not None:
-        xs = [min(dims), max(dims)]
-        ax2.plot(xs, [fit["slope"] * x + fit["intercept"] for x in xs], "-",
-                 label=f"{fit['slope']:.2f} d {fit['intercept']:+.1f} (r²={fit['r2']:.2f})")
-    ax2.plot(dims, dims, ":", color="grey", label="m = d")
-    ax2.set(xlabel="d", ylabel=f"m at accuracy {config.threshold:g}", title="threshold m_thr(d)")
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    """Accuracy per (task, d, m), m_thr(d) and its fit per task (:mod:`explorer.experiments.counting_report`)."""
+    return counting_report.summarize(config, finished, "bisect" if searching(config) else "grid")
 
 
 class CountingExperiment:
@@ -388,6 +341,16 @@ class CountingExperiment:
 
     def points(self, config: Config) -> list[dict[str, Any]]:
         return points(config)
+
+    def searches(self, config: Config) -> bool:
+        return searching(config)
+
+    def next_points(self, config: Config, finished: list[tuple[Any, dict[str, Any]]],
+                    pending: list[Any]) -> list[dict[str, Any]]:
+        return next_points(config, finished, pending)
+
+    def expected_points(self, config: Config) -> list[dict[str, Any]]:
+        return expected_points(config)
 
     def run(self, config: Config, ctx: RunContext) -> RunOutput:
         return run(config, ctx)

@@ -4,6 +4,8 @@ runs them through the sweep's public :class:`Driver` interface:
 * ``task = driver.begin(point)`` records the point's run row (and says so) before it starts;
 * ``driver.report(event)`` passes on an event of a running point (metrics, progress, logs);
 * ``driver.end(task, outcome)`` stores how it ended, as soon as it ends;
+* ``driver.more()``, after each ``end``: points an adaptive sweep adds now that a result is
+  in (an experiment searching, e.g. bisecting m for the counting threshold); queue them;
 * ``driver.cancelled`` turns true once the user cancels: start no more points and let
   the running ones see it at their next ``ctx.check()``.
 
@@ -15,7 +17,8 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from explorer.experiments.events import Event
 from explorer.experiments.point import Outcome, PointTask, execute
@@ -33,6 +36,8 @@ class Driver(Protocol):
 
     def end(self, task: PointTask, outcome: Outcome) -> None: ...
 
+    def more(self) -> list[Any]: ...
+
 
 class Executor(Protocol):
     workers: int  # points at a time (the estimate divides by it)
@@ -46,11 +51,11 @@ class InProcess:
     workers = 1
 
     def run(self, points: Sequence[Any], driver: Driver, root: str | None) -> None:
-        for point in points:
-            if driver.cancelled:
-                break
-            task = driver.begin(point)
+        queue = list(points)
+        while queue and not driver.cancelled:
+            task = driver.begin(queue.pop(0))
             driver.end(task, execute(task, driver.report, lambda: driver.cancelled, os.cpu_count() or 1, root))
+            queue += driver.more()
 
 
 # -- local worker processes ----------------------------------------------------------------
@@ -74,7 +79,7 @@ class ProcessPool:
         self.workers = max(1, workers)
 
     def run(self, points: Sequence[Any], driver: Driver, root: str | None) -> None:
-        if self.workers == 1 or len(points) <= 1:
+        if self.workers == 1 or len(points) <= 1:  # (a search from one point goes on one at a time)
             InProcess().run(points, driver, root)
             return
         import multiprocessing as mp
@@ -111,6 +116,7 @@ class ProcessPool:
                     out = Outcome("failed", error=f"worker died: {exc}")
                 _drain(events, driver)
                 driver.end(task, out)
+                queue_points += driver.more()
 
 
 def _drain(events: Any, driver: Driver) -> None:

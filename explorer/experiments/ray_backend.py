@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from explorer.errors import ExplorerError
 from explorer.experiments.executors import Driver
@@ -111,6 +112,7 @@ class RayExecutor:
                     out = Outcome("failed", error=f"Ray task failed: {str(exc).splitlines()[0]}")
                 _drain(events, driver)
                 driver.end(task, out)
+                queue_points += driver.more()
 
 
 def _flag_actor(ray: Any) -> Any:

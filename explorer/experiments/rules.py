@@ -20,8 +20,10 @@ SEED = at_least(0, 2**32 - 1)
 # -- counting ----------------------------------------------------------------------------
 
 COUNTING_CHECKS = {
-    "task": one_of("qc", "mfc"), "d": at_least(1, 65536), "m": at_least(1, BIG), "dims": each(at_least(1, 65536)),
-    "ms": each(at_least(1, BIG)), "m_min": at_least(1, BIG), "m_max": at_least(1, BIG), "m_count": at_least(1, 10_000),
+    "task": one_of("qc", "mfc"), "d": at_least(1, 65536), "m": at_least(1, BIG), "tasks": each(one_of("qc", "mfc")),
+    "dims": each(at_least(1, 65536)), "m_search": one_of("auto", "bisect", "grid"), "ms": each(at_least(1, BIG)),
+    "m_start": at_least(0, BIG), "bracket": above(1, 100), "tolerance": between(0, 1), "m_min": at_least(1, BIG),
+    "m_max": at_least(1, BIG), "m_count": at_least(1, 10_000),
     "n_factor": at_least(1, 10_000), "count_cap": at_least(0, BIG), "layers": at_least(1, 1000),
     "heads": at_least(1, 65536), "mlp_ratio": at_least(1, 1000), "lr": above(0, 10),
     "lr_schedule": one_of("constant", "cosine"), "batch": at_least(1, BIG), "steps": at_least(1, 10**10),
@@ -30,21 +32,32 @@ COUNTING_CHECKS = {
 }
 
 
+def _bisect(c: Any) -> bool:
+    return c.m_search == "bisect" or (c.m_search == "auto" and not c.ms)
+
+
 def counting_validate(c: Any) -> None:
     if c.d % c.heads:
         raise problem("heads", c.heads, f"d={c.d} is not divisible by it")
-    if not c.ms and c.m_min > c.m_max:
+    if (_bisect(c) or not c.ms) and c.m_min > c.m_max:
         raise problem("m_min", c.m_min, f"is larger than m_max={c.m_max}")
 
 
 def counting_unused(c: Any) -> dict[str, str]:
-    out = {"m": "the sweep sets m at every point (ms, or m_count values from m_min to m_max); "
-                "for one m use --set ms=N"}
+    out = {"m": "the sweep sets m at every point (a search of m_thr, or a grid: ms); for one m use --set ms=N"}
     if c.dims:
         out["d"] = f"the dims grid ({show(c.dims)}) sets d at every point; for one width use --set dims=N"
-    if c.ms:
-        for name in ("m_min", "m_max", "m_count"):
-            out[name] = f"ms ({show(c.ms)}) is given, so the m_min..m_max range is not used"
+    if c.tasks:
+        out["task"] = f"tasks ({show(c.tasks)}) sets the task at every point; for one task use --set tasks=qc"
+    if _bisect(c):
+        for name in ("ms", "m_count"):
+            out[name] = "m_search=bisect searches m between m_min and m_max; for a grid use --set m_search=grid"
+    else:
+        for name in ("m_start", "bracket", "tolerance"):
+            out[name] = "a grid of m is run (ms given, or m_search=grid), no search"
+        if c.ms:
+            for name in ("m_min", "m_max", "m_count"):
+                out[name] = f"ms ({show(c.ms)}) is given, so the m_min..m_max range is not used"
     return out
 
 
@@ -59,7 +72,18 @@ def counting_estimate(c: Any) -> float:
     return 1.0 + c.steps * (2.5e-3 + work) + evals * c.test_samples / c.batch * work / 3
 
 
-COUNTING = Rules(COUNTING_CHECKS, counting_validate, counting_unused, counting_estimate)
+def counting_gpu_estimate(c: Any) -> float:
+    """One GPU, not measured (no GPU was at hand): a step of these small models is bound by
+    kernel launches (~4 ms for forward, backward and Adam over 2 layers) plus its arithmetic
+    at an effective 20 TFLOP/s; evaluations are forward passes."""
+    seq = c.n_factor * c.m + 2
+    flops = 2 * c.layers * c.batch * seq * ((4 + 2 * c.mlp_ratio) * c.d**2 + 2 * seq * c.d)
+    step = 4e-3 + 3 * flops / 20e12
+    evals = c.steps // c.eval_every + 1
+    return 5.0 + c.steps * step + evals * (c.test_samples / c.batch) * (1.5e-3 + flops / 20e12)
+
+
+COUNTING = Rules(COUNTING_CHECKS, counting_validate, counting_unused, counting_estimate, counting_gpu_estimate)
 
 # -- concepts ----------------------------------------------------------------------------
 
