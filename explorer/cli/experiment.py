@@ -83,6 +83,10 @@ class _Display:
                                          info=f"{e.skipped} done earlier" if e.skipped else "")
         elif isinstance(e, sweeps.RunStarted) and p is not None:
             self.started[e.run_id] = time.monotonic()
+            if self.sweep_task is not None:  # a search may run more points than it expected
+                bar = next(t for t in p.tasks if t.id == self.sweep_task)
+                if bar.total is not None and bar.completed + len(self.bars) + 1 > bar.total:
+                    p.update(self.sweep_task, total=bar.completed + len(self.bars) + 1)
             self.bars[e.run_id] = p.add_task(escape(f"  {e.point}"), total=None, info="")
         elif isinstance(e, sweeps.RunProgress) and p is not None and e.run_id in self.bars:
             rate = e.step / max(time.monotonic() - self.started.get(e.run_id, time.monotonic()), 1e-9)

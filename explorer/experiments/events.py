@@ -54,9 +54,10 @@ class PlanStated(_Event):
 class SweepOpened(_Event):
     kind: ClassVar[str] = "sweep"
     sweep_id: int
-    total: int  # points in the sweep
+    total: int  # points in the sweep (a search: the points it expects to run in all, an estimate)
     skipped: int  # finished earlier (--resume)
-    todo: int  # points this run will start
+    todo: int  # points this run will start (a search: its first points; it adds more as results come)
+    search: bool = False  # the experiment searches: points are added as results come in
 
 
 @dataclass(frozen=True)

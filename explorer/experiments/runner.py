@@ -283,7 +283,8 @@ class Sweep:
         if p.searching:
             todo = self._start_search(sweep_id, done, todo)
             result.skipped = len(done)
-        self.on_event(SweepOpened(sweep_id, len(p.points), result.skipped, len(todo)))
+        total = max(len(p.expected), result.skipped + len(todo)) if p.searching else len(p.points)
+        self.on_event(SweepOpened(sweep_id, total, result.skipped, len(todo), p.searching))
         try:
             self.executor.run(todo, self, str(self.catalog.root))
         finally:

@@ -146,7 +146,8 @@ class ExperimentsPane(Pane):
         if isinstance(e, sweeps.PlanStated):
             status.update(escape(e.text))
         elif isinstance(e, sweeps.SweepOpened):
-            status.update(f"sweep {e.sweep_id}: {e.todo} points to run ({e.skipped} done earlier)")
+            more = f", a search: about {e.total} in all" if e.search else ""
+            status.update(f"sweep {e.sweep_id}: {e.todo} points to run ({e.skipped} done earlier{more})")
         elif isinstance(e, sweeps.RunStarted):
             status.update(escape(f"run {e.run_id}: {e.point}"))
         elif isinstance(e, sweeps.RunProgress):
