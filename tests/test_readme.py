@@ -232,7 +232,7 @@ def _compare_file(r: Reader, proc) -> None:
 
 def _experiment_list(r: Reader, proc) -> None:
     names = {e["name"] for e in r.explorer_json("experiment", "list", "--json")}
-    assert names == {"counting", "concepts", "word2vec", "cooccurrence"}
+    assert names == {"counting", "concepts", "word2vec", "cooccurrence", "llm-counting"}
 
 
 def _latest_sweep(r: Reader, experiment: str) -> dict:
@@ -252,9 +252,12 @@ def _counting(r: Reader, proc) -> None:
     assert (f"{thr[4]:.1f}", f"{thr[8]:.1f}") == (m4, m8)
     acc = {(x["d"], x["m"]): x["accuracy"] for x in s["accuracy"]}
     for d in (4, 8):  # 'accuracy falls once m reaches about d': >= 80% up to d / 2, below from 1.5 d on
-        assert all(acc[d, m] >= 0.8 for m in (2, 4) if m <= d / 2)
-        assert all(acc[d, m] < 0.8 for m in (6, 8, 12, 16) if m >= 1.5 * d)
+        assert all(a >= 0.8 for (dd, m), a in acc.items() if dd == d and m <= d / 2)
+        assert all(a < 0.8 for (dd, m), a in acc.items() if dd == d and m >= 1.5 * d)
         assert 0.75 * d <= thr[d] <= 1.25 * d
+    # the search: a handful of probes per d, bracketing the crossing from m = d
+    probes = {x["d"]: x["probes"] for x in s["m_thr"]}
+    assert s["search"] == "bisect" and all(2 <= probes[d] <= 6 for d in (4, 8)), probes
     fit = s["fit"]
     assert f"{fit['slope']:.2f}" == slope and f"{abs(fit['intercept']):.2f}" == icept
     assert (fit["intercept"] < 0) == (sign == "-")

@@ -107,9 +107,9 @@ class Plan:
         points it expects, and the time on one GPU where the experiment has a model of it."""
         seconds = self.estimate(workers)
         n = len(self.points)
-        when = (f", estimated {checks.duration(seconds)} on this machine with {workers} worker"
-                f"{'s' if workers != 1 else ''} (a rough cost model, calibrated on one CPU core)"
-                if seconds is not None else "")
+        at_once = max(1, min(workers, os.cpu_count() or 1))
+        when = (f", estimated {checks.duration(seconds)} on this machine ({at_once} at a time; a rough cost model, "
+                f"calibrated on one CPU core)" if seconds is not None else "")
         if self.expected is None:
             return f"{self.experiment}: {n} point{'s' if n != 1 else ''}{when}"
         gpu = self.gpu_estimate()
