@@ -177,6 +177,6 @@ def test_cli_list_shows_every_experiment():
     res = CliRunner().invoke(app, ["experiment", "list", "--json"])
     assert res.exit_code == 0, res.output
     items = {it["name"]: it for it in json.loads(res.stdout)}
-    assert set(items) == {"counting", "concepts", "word2vec", "cooccurrence"}
+    assert set(items) == {"counting", "concepts", "word2vec", "cooccurrence", "llm-counting"}
     for it in items.values():
         assert {"smoke", "paper"} <= set(it["presets"]) and it["settings"]

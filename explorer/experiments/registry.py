@@ -12,6 +12,7 @@ MODULES = {
     "concepts": "explorer.experiments.concepts",
     "word2vec": "explorer.experiments.word2vec",
     "cooccurrence": "explorer.experiments.cooccurrence",
+    "llm-counting": "explorer.experiments.llm_counting",
 }
 
 
