@@ -145,6 +145,7 @@ WORD2VEC_CHECKS = {
     "arch": _archs, "dim": at_least(1, 65536), "window": at_least(1, 1000), "negative": at_least(1, 1000),
     "min_count": at_least(1, 10**12), "sample": between(0, 1), "epochs": at_least(1, 100_000),
     "lr": at_least(0, 10), "batch": at_least(1, BIG), "seed": SEED, "threads": at_least(0, 1024),
+    "kernel": one_of("auto", "numba", "batched"),
 }
 
 
@@ -184,7 +185,17 @@ def _model_name(value: str) -> None:
             raise problem("name", value, str(exc)) from None
 
 
+def _kernel(c: Any) -> None:
+    from importlib.util import find_spec
+
+    if c.kernel == "numba" and c.shared_negatives:
+        raise problem("kernel", c.kernel, "draws negatives per pair; shared_negatives needs kernel=batched")
+    if c.kernel == "numba" and find_spec("numba") is None:
+        raise problem("kernel", c.kernel, "needs numba, which is not installed: pip install 'explorer[fast]'")
+
+
 def word2vec_validate(c: Any) -> None:
+    _kernel(c)
     _corpus("corpus", c.corpus)
     _model_name(c.name)
     if c.analogies not in ("", "-"):
@@ -195,9 +206,10 @@ def word2vec_validate(c: Any) -> None:
 
 
 def word2vec_unused(c: Any) -> dict[str, str]:
-    if "sg" not in c.arch:
-        return {"shared_negatives": "only skip-gram (arch=sg) shares negatives"}
-    return {}
+    out = {} if "sg" in c.arch else {"shared_negatives": "only skip-gram (arch=sg) shares negatives"}
+    if c.kernel == "numba":
+        out.update(batch="the numba kernel trains one pair at a time", threads="the numba kernel runs on one thread")
+    return out
 
 
 def _corpus_words(corpus: str) -> int:
@@ -211,8 +223,13 @@ def _corpus_words(corpus: str) -> int:
 
 
 def word2vec_estimate(c: Any) -> float:
-    """Skip-gram ~1e7 / dim words/s at window 5, negative 5 (scaling with both); CBOW 3x that."""
+    """Skip-gram ~1e7 / dim words/s at window 5, negative 5 (scaling with both), twice
+    that with the numba kernel (auto: when numba is installed); CBOW 3x that."""
+    from importlib.util import find_spec
+
     rate = 1e7 / c.dim * 5 / c.window * 6 / (c.negative + 1)
+    if c.kernel == "numba" or (c.kernel == "auto" and not c.shared_negatives and find_spec("numba") is not None):
+        rate *= 2
     if c.arch == "cbow":
         rate *= 3
     return 2.0 + _corpus_words(c.corpus) * c.epochs / rate + (5.0 if c.analogies != "-" else 0.0)

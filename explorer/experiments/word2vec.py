@@ -1,9 +1,9 @@
 """word2vec from scratch: skip-gram and CBOW with negative sampling (Mikolov et al. 2013).
 
-Written in torch without gensim; it follows word2vec.c / gensim where that matters:
+Written without gensim; it follows word2vec.c / gensim where that matters:
 
 * **Corpus.** One sentence per line, lowercased, split on anything but letters
-  (:func:`tokenize`). ``corpus=""`` (or ``"lee"``): gensim's test corpus
+  (:func:`word_tokens`). ``corpus=""`` (or ``"lee"``): gensim's test corpus
   ``lee_background.cor`` if gensim is installed, else (or ``"sample"``) the English lines
   of ``explorer/data/sample_corpus.tsv``. A ``.tsv`` with a ``text`` header column is read
   from that column.
@@ -18,22 +18,29 @@ Written in torch without gensim; it follows word2vec.c / gensim where that matte
   words (gensim's ``cbow_mean=1``).
 * **Negatives.** ``negative`` noise words per positive from unigram^0.75 (word2vec.c's
   table, up to 2e7 slots), fresh for every pair; a noise word equal to the positive is
-  skipped. ``shared_negatives`` (sg only; not gensim's algorithm) draws one set per
-  centre word for all its context words, as pWord2Vec (Ji et al. 2016): a batch is then
-  a few matrix products, about twice as fast.
+  skipped. ``shared_negatives`` (sg, batched kernel only; not gensim's algorithm) draws one
+  set per centre word for all its context words, as pWord2Vec (Ji et al. 2016).
 * **Updates.** SGD on the logistic loss, ``lr`` decaying linearly to 1e-4 with the words
-  processed (``lr = 0``: 0.025 for sg, 0.05 for CBOW). Instead of one pair at a time,
-  ``batch`` shuffled pairs (CBOW / shared negatives: centre words) at once: rows
-  gathered with ``index_select``, scored with ``bmm``, gradients scattered with
-  ``index_add_`` (a row seen k times in a batch gets the sum of k gradients taken at the
-  batch's start). Input vectors start uniform in ``±0.5/dim``, output vectors at zero.
+  processed (``lr = 0``: 0.025 for sg, 0.05 for CBOW). Input vectors start uniform in
+  ``±0.5/dim``, output vectors at zero.
+* **Kernels.** ``kernel=numba`` (:mod:`explorer.experiments.w2v_kernel`; the ``fast``
+  extra, ``pip install 'explorer[fast]'``): word2vec.c's loop, one pair at a time on one
+  thread (``batch`` and ``threads`` have no effect), its sigmoid table included; compiled
+  on first use and cached on disk. ``kernel=batched``
+  (:mod:`explorer.experiments.w2v_batched`): torch on any device, ``batch`` shuffled pairs
+  (CBOW / shared negatives: centre words) per step, rows gathered with ``index_select``,
+  scored with ``bmm``, gradients scattered with ``index_add_`` (a row seen k times in a
+  batch gets the sum of k gradients taken at the batch's start); ``threads`` torch threads.
+  ``kernel=auto``: numba when it imports and the run is on the CPU, else batched.
 
 The run returns the input vectors as a vector set ``name`` (default
-``w2v-<arch>-<corpus stem>``) and a summary: words/s (raw corpus words incl. those under
-``min_count``, times epochs, over the training wall time: gensim's raw words), vocabulary
-size, the last epoch's mean loss per positive pair (incl. its negatives), and gensim's
-analogy and word-pair scores when the files are found (:mod:`explorer.query.evaluate`;
-``analogies="-"`` / ``pairs="-"`` skip them). ``arch="sg,cbow"`` sweeps both.
+``w2v-<arch>-<corpus stem>``) and a summary: the kernel that ran, words/s (raw corpus words
+incl. those under ``min_count``, times epochs, over the training wall time: gensim's raw
+words), ``compile_s`` (numba: compiling or loading the kernel, before the training clock
+starts; batched: 0), vocabulary size, the last epoch's mean loss per positive pair (incl.
+its negatives), and gensim's analogy and word-pair scores when the files are found
+(:mod:`explorer.query.evaluate`; ``analogies="-"`` / ``pairs="-"`` skip them).
+``arch="sg,cbow"`` sweeps both.
 
 Smoke preset: sg on the default corpus, dim 50, 1 epoch (about a second on one core).
 """
@@ -42,10 +49,11 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +63,8 @@ from explorer.experiments.base import RunContext, RunOutput, Summary, TrainedVec
 from explorer.query.evaluate import evaluate_files, gensim_test_file
 
 MIN_LR = 1e-4  # the learning rate decays linearly to this (gensim's min_alpha)
-CHUNK = 200_000  # centre words whose pairs are generated and shuffled together
+KERNELS = ("auto", "numba", "batched")
+FAST_EXTRA = "pip install 'explorer[fast]'"
 REPORT_S = 0.5  # seconds between metric/progress reports
 TABLE_MIN, TABLE_MAX, TABLE_PER_WORD = 1_000_000, 20_000_000, 100  # noise table size (word2vec.c: 1e8)
 
@@ -74,9 +83,10 @@ class Config:
     epochs: int = 5
     lr: float = 0.0  # starting learning rate; 0 = 0.025 (sg) / 0.05 (cbow)
     batch: int = 1024  # pairs (sg) or centre words (cbow, shared_negatives) per update
-    shared_negatives: bool = False  # sg: one negative set per centre word for all its contexts (Ji et al.)
+    shared_negatives: bool = False  # sg, batched: one negative set per centre word for all its contexts (Ji et al.)
+    kernel: str = "auto"  # "numba" (per-pair, one thread; the fast extra) | "batched" (torch) | "auto": numba if it imports, on CPU
     seed: int = 1
-    threads: int = 1  # torch threads (small batched ops gain little from more, and lose much on busy cores); 0 = the runner's
+    threads: int = 1  # batched: torch threads (small batched ops gain little from more, and lose much on busy cores); 0 = the runner's
     name: str = ""  # model name of the vectors; "" = w2v-<arch>-<corpus stem>
     analogies: str = ""  # analogy file; "" = gensim's questions-words.txt if found; "-" = none
     pairs: str = ""  # word-pair files, comma-separated; "" = gensim's wordsim353 + simlex999; "-" = none
@@ -174,206 +184,103 @@ def noise_table(counts: np.ndarray) -> np.ndarray:
     return np.repeat(np.arange(len(counts), dtype=np.int32), np.diff(bounds, prepend=0))
 
 
-# -- training data ---------------------------------------------------------------------
+def initial_vectors(rows: int, dim: int, seed: int) -> np.ndarray:
+    """Input vectors at the start: uniform in +-0.5/dim (word2vec.c), float32."""
+    rng = np.random.default_rng([seed, 1])  # a stream apart from the run's subsampling
+    return ((rng.random((rows, dim), dtype=np.float32) - 0.5) / dim).astype(np.float32)
 
 
-def _offsets(ids: np.ndarray, sent: np.ndarray, lo: int, hi: int, window: int,
-             rng: np.random.Generator) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """(column, centre positions, context positions) for each window offset of the
-    centres ``lo..hi-1``, each centre with its reduced window ``b`` in ``1..window``."""
-    centres = np.arange(lo, hi)
-    b = rng.integers(1, window + 1, hi - lo)
-    col = 0
-    for o in range(1, window + 1):
-        for j in (centres - o, centres + o):
-            ok = (b >= o) & (j >= 0) & (j < len(ids))
-            ok[ok] = sent[j[ok]] == sent[centres[ok]]
-            yield col, np.flatnonzero(ok), j[ok]
-            col += 1
+# -- kernels and the training loop -----------------------------------------------------
 
 
-def sg_pairs(ids: np.ndarray, sent: np.ndarray, lo: int, hi: int, window: int,
-             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffled (input = context word, output = centre word) pairs of centres lo..hi-1."""
-    ins, outs = [], []
-    for _, rows, j in _offsets(ids, sent, lo, hi, window, rng):
-        ins.append(ids[j])
-        outs.append(ids[lo + rows])
-    order = rng.permutation(sum(len(x) for x in ins))
-    return np.concatenate(ins)[order], np.concatenate(outs)[order]
+def numba_problem() -> str | None:
+    """Why numba cannot be used (its import error's first line), or None."""
+    try:
+        import numba  # noqa: F401
+    except ImportError as exc:
+        return (str(exc).strip().splitlines() or ["not installed"])[0]
+    return None
 
 
-def cbow_rows(ids: np.ndarray, sent: np.ndarray, lo: int, hi: int, window: int,
-              rng: np.random.Generator, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(contexts, centre words, context counts) of the centres lo..hi-1 that have context:
-    each row's context words first, then ``pad``; rows shuffled, then stably sorted by
-    decreasing count, so that a batch of consecutive rows needs few padded columns."""
-    ctx = np.full((hi - lo, 2 * window), pad, dtype=np.int64)
-    for col, rows, j in _offsets(ids, sent, lo, hi, window, rng):
-        ctx[rows, col] = ids[j]
-    ctx = np.take_along_axis(ctx, np.argsort(ctx == pad, axis=1, kind="stable"), axis=1)
-    count = (ctx != pad).sum(axis=1)
-    order = rng.permutation(hi - lo)
-    order = order[np.argsort(-count[order], kind="stable")]
-    order = order[count[order] > 0]
-    return ctx[order], ids[lo + order], count[order]
-
-
-# -- the model -------------------------------------------------------------------------
-
-
-class SGNS:
-    """Input/output vectors and the negative-sampling update, batched (no autograd).
-
-    Every intermediate lives in a flat buffer allocated once, viewed at the step's shape
-    (``out=``): fresh multi-megabyte tensors per step would cost more in page faults than
-    the arithmetic. Loss and pair count are summed on the device, read when reported."""
-
-    def __init__(self, counts: np.ndarray, dim: int, negative: int, batch: int, width: int,
-                 seed: int, device: str = "cpu"):
-        import torch
-
-        self.torch, self.device, self.negative = torch, device, negative
-        self.gen = torch.Generator(device=device).manual_seed(seed)
-        v, k1 = len(counts), negative + 1
-        init = (torch.rand(v + 1, dim, generator=self.gen, device=device) - 0.5) / dim
-        init[v] = 0  # padding row of context windows: never changes (its gradients are masked)
-        self.w_in, self.w_out, self.pad = init, torch.zeros(v, dim, device=device), v
-        self.table = torch.from_numpy(noise_table(counts)).to(device)
-        self.loss, self.pairs = torch.zeros((), device=device), torch.zeros((), device=device)
-        size = {"h": batch * width * dim, "h2": batch * dim, "out": batch * k1 * dim, "s": batch * width * k1,
-                "gh": batch * width * dim, "gout": batch * k1 * dim}
-        self._buf = {k: torch.empty(n, device=device) for k, n in size.items()}
-        self._buf["draws"] = torch.empty(batch * negative, dtype=torch.int64, device=device)
-        self._buf["targets"] = torch.empty(batch * k1, dtype=torch.int64, device=device)
-
-    def buf(self, name: str, *shape: int):
-        n = int(np.prod(shape))
-        return self._buf[name][:n].view(*shape)
-
-    def _targets(self, positive):
-        """(b, 1 + negative) int64: the positive, then noise words from the table."""
-        b, k = len(positive), self.negative
-        targets = self.buf("targets", b, k + 1)
-        draws = self.torch.randint(0, len(self.table), (b * k,), generator=self.gen, device=self.device,
-                                   out=self.buf("draws", b * k))
-        targets[:, 1:] = self.table.index_select(0, draws).view(b, k)
-        targets[:, 0] = positive
-        return targets
-
-    def _update(self, h, mask, positive, lr: float):
-        """Score each of the ``c`` vectors ``h[i]`` (b, c, d; ``mask`` (b, c) marks the
-        real ones) against ``positive[i]`` and the same fresh negatives; update ``w_out``
-        and return the gradient step for ``h`` (zero where masked)."""
-        torch, f = self.torch, self.torch.nn.functional
-        (b, c, d), k1 = h.shape, self.negative + 1
-        targets = self._targets(positive)
-        out = torch.index_select(self.w_out, 0, targets.view(-1), out=self.buf("out", b * k1, d)).view(b, k1, d)
-        s = torch.bmm(h, out.transpose(1, 2), out=self.buf("s", b, c, k1))
-        weight = (targets != positive.unsqueeze(1)).to(s.dtype)
-        weight[:, 0] = 1  # the positive; a noise word equal to it is skipped
-        weight = weight.unsqueeze(1) * mask.unsqueeze(2)
-        self.loss -= (f.logsigmoid(s[:, :, 0]) * weight[:, :, 0]).sum() + (f.logsigmoid(-s[:, :, 1:]) * weight[:, :, 1:]).sum()
-        g = torch.sigmoid(s).neg_()
-        g[:, :, 0] += 1
-        g.mul_(weight).mul_(lr)
-        gh = torch.bmm(g, out, out=self.buf("gh", b, c, d))
-        gout = self.buf("gout", b, k1, d)
-        if c == 1:  # an outer product: bmm with an inner dimension of 1 is slow on CPU
-            torch.mul(g.transpose(1, 2), h, out=gout)
-        else:
-            torch.bmm(g.transpose(1, 2), h, out=gout)
-        self.w_out.index_add_(0, targets.view(-1), gout.view(-1, d))
-        return gh
-
-    def window_step(self, contexts, centres, lr: float) -> None:
-        """Skip-gram: every context word of a centre against it (``contexts`` (b, c),
-        padded); c = 1: one pair per row, fresh negatives each."""
-        b, c = contexts.shape
-        flat = contexts.reshape(-1)
-        h = self.torch.index_select(self.w_in, 0, flat, out=self.buf("h", b * c, self.w_in.shape[1])).view(b, c, -1)
-        mask = (contexts != self.pad).to(h.dtype)
-        self.pairs += mask.sum()
-        gh = self._update(h, mask, centres, lr)
-        self.w_in.index_add_(0, flat, gh.view(b * c, -1))
-
-    def cbow_step(self, contexts, centres, lr: float) -> None:
-        """CBOW: the mean of each row's context vectors against its centre word."""
-        torch = self.torch
-        (b, c), d = contexts.shape, self.w_in.shape[1]
-        flat = contexts.reshape(-1)
-        mask = (contexts != self.pad).to(self.w_in.dtype)
-        count = mask.sum(1, keepdim=True).unsqueeze(2)
-        self.pairs += b
-        rows = torch.index_select(self.w_in, 0, flat, out=self.buf("h", b * c, d)).view(b, c, d)
-        h = torch.sum(rows, 1, keepdim=True, out=self.buf("h2", b, 1, d)).div_(count)
-        gh = self._update(h, torch.ones_like(count[:, :, 0]), centres, lr).div_(count)
-        self.w_in.index_add_(0, flat, torch.mul(gh, mask.unsqueeze(2), out=self.buf("h", b, c, d)).view(b * c, d))
-
-
-# -- training loop ---------------------------------------------------------------------
-
-
-def _rows(config: Config, ids: np.ndarray, sent: np.ndarray, lo: int, hi: int, rng: np.random.Generator,
-          pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(inputs (rows, width), centre words, inputs per row) of centres lo..hi-1."""
-    if config.arch == "sg" and not config.shared_negatives:
-        a, b = sg_pairs(ids, sent, lo, hi, config.window, rng)
-        return a[:, None], b, np.ones(len(b), dtype=np.int64)
-    return cbow_rows(ids, sent, lo, hi, config.window, rng, pad)
+def choose_kernel(config: Config, device: str, log: Callable[[str], None] | None = None) -> str:
+    """The kernel that runs: ``config.kernel``, or for ``auto`` numba when it imports and
+    the device is the CPU (and not ``shared_negatives``), else batched."""
+    if config.kernel not in KERNELS:
+        raise ExplorerError(f"kernel must be one of {', '.join(KERNELS)}, not {config.kernel!r}")
+    if config.kernel == "batched" or (config.kernel == "auto" and (config.shared_negatives or device != "cpu")):
+        return "batched"
+    if config.shared_negatives:
+        raise ExplorerError("shared_negatives needs kernel=batched (the numba kernel draws negatives per pair)")
+    problem = numba_problem()
+    if problem is None:
+        return "numba"
+    if config.kernel == "numba":
+        raise ExplorerError(f"kernel=numba needs numba ({problem}): {FAST_EXTRA}")
+    if log is not None and "No module named" not in problem:
+        log(f"numba does not import ({problem}): the batched kernel runs")
+    return "batched"
 
 
 def train(config: Config, vocab: Vocab, ids: np.ndarray, sent: np.ndarray, raw_words: int,
-          ctx: RunContext) -> tuple[np.ndarray, dict[str, float]]:
-    """Train; returns (input vectors, stats: words_per_s, loss, seconds, pairs). Uses
-    ``config.threads`` torch threads, restoring the previous setting afterwards."""
-    import torch
-
+          ctx: RunContext) -> tuple[np.ndarray, dict[str, Any]]:
+    """Train; returns (input vectors, stats: kernel, compile_s, words_per_s, loss,
+    seconds, pairs). The batched kernel uses ``config.threads`` torch threads, restoring
+    the previous setting afterwards."""
     if config.arch not in ("sg", "cbow"):
         raise ExplorerError(f"arch must be sg or cbow, not {config.arch!r}")
-    before = torch.get_num_threads()
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
-    try:
-        with torch.no_grad():
-            return _train(config, vocab, ids, sent, raw_words, ctx)
-    finally:
-        torch.set_num_threads(before)
+    kernel = choose_kernel(config, ctx.device, ctx.log)
+    init = initial_vectors(len(vocab.words), config.dim, ctx.seed)
+    table = noise_table(vocab.counts)
+    if kernel == "numba":
+        from explorer.experiments.w2v_kernel import NumbaEngine
+
+        engine = NumbaEngine(init, table, config.arch == "cbow", config.window, config.negative, ctx.seed)
+        return _train(config, vocab, ids, sent, raw_words, ctx, engine)
+    from explorer.experiments.w2v_batched import BatchedEngine, torch_training
+
+    with torch_training(config.threads):
+        engine = BatchedEngine(init, table, config, ctx.seed, ctx.device)
+        return _train(config, vocab, ids, sent, raw_words, ctx, engine)
+
+
+def _mean(loss: tuple[float, int]) -> float:
+    return loss[0] / max(1, loss[1])
 
 
 def _train(config: Config, vocab: Vocab, ids: np.ndarray, sent: np.ndarray, raw_words: int,
-           ctx: RunContext) -> tuple[np.ndarray, dict[str, float]]:
-    import torch
-
+           ctx: RunContext, engine: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """The epochs: subsample, then the engine trains chunks of centre words (an engine:
+    ``kernel``, ``chunk_words``, ``compile_s``, ``new_epoch()``, ``train(ids, sent, lo,
+    hi, sched, rng, tick)``, ``loss()``, ``vectors()``)."""
     lr0 = config.lr or (0.025 if config.arch == "sg" else 0.05)
-    model = SGNS(vocab.counts, config.dim, config.negative, config.batch, 2 * config.window, ctx.seed, ctx.device)
-    step = model.cbow_step if config.arch == "cbow" else model.window_step
     rng = np.random.default_rng(ctx.seed)
     keep = keep_probability(vocab.counts, config.sample)
     total = raw_words * config.epochs
     start = last = time.perf_counter()
-    done, pairs = 0.0, 0
+    pairs = 0
+
+    def tick(done: float) -> None:
+        nonlocal last
+        if time.perf_counter() - last > REPORT_S:
+            last = _report(ctx, done, total, _mean(engine.loss()), start)
+
     for epoch in range(config.epochs):
-        model.loss.zero_(), model.pairs.zero_()
+        engine.new_epoch()
         mask = rng.random(len(ids)) < keep[ids]
         e_ids, e_sent = ids[mask], sent[mask]
-        for lo in range(0, len(e_ids), CHUNK):
-            hi = min(len(e_ids), lo + CHUNK)
-            a, b, width = _rows(config, e_ids, e_sent, lo, hi, rng, model.pad)
-            per_row = (hi - lo) / len(e_ids) * raw_words / max(1, len(b))  # raw words a row stands for
-            a, b = torch.from_numpy(a).to(ctx.device), torch.from_numpy(b).to(ctx.device)
-            for s in rng.permutation(np.arange(0, len(b), config.batch)):
-                lr = max(MIN_LR, lr0 - (lr0 - MIN_LR) * done / total)
-                step(a[s : s + config.batch, : width[s]], b[s : s + config.batch], lr)
-                done += min(config.batch, len(b) - s) * per_row
-                if time.perf_counter() - last > REPORT_S:
-                    last = _report(ctx, done, total, float(model.loss / model.pairs.clamp(min=1)), start)
-        done, pairs = float(raw_words * (epoch + 1)), pairs + int(model.pairs)  # exact at epoch ends
+        # lr schedule: raw words done at centre position p = epoch start + p * per_word
+        sched = np.array([lr0, MIN_LR, raw_words * epoch, raw_words / max(1, len(e_ids)), total], dtype=np.float64)
+        for lo in range(0, len(e_ids), engine.chunk_words):
+            hi = min(len(e_ids), lo + engine.chunk_words)
+            engine.train(e_ids, e_sent, lo, hi, sched, rng, tick)
+            tick(sched[2] + hi * sched[3])
+        pairs += engine.loss()[1]
     seconds = time.perf_counter() - start
-    loss = float(model.loss / model.pairs.clamp(min=1))
+    loss = _mean(engine.loss())
     _report(ctx, total, total, loss, start)
-    stats = {"words_per_s": total / seconds, "loss": loss, "seconds": seconds, "pairs": pairs}
-    return model.w_in[:-1].cpu().numpy().astype(np.float32), stats
+    stats = {"kernel": engine.kernel, "compile_s": engine.compile_s, "words_per_s": total / seconds, "loss": loss,
+             "seconds": seconds, "pairs": pairs}
+    return engine.vectors(), stats
 
 
 def _report(ctx: RunContext, done: float, total: int, loss: float, start: float) -> float:
@@ -393,6 +300,7 @@ def run(config: Config, ctx: RunContext) -> RunOutput:
     from explorer.store.interchange.encoding import check_model_name
 
     name = check_model_name(config.name or f"w2v-{config.arch}-{corpus_stem(config.corpus)}")
+    choose_kernel(config, ctx.device)  # a kernel that cannot run fails before the corpus is read
     sentences = read_sentences(config.corpus)
     vocab = build_vocab(sentences, config.min_count)
     ids, sent = encode(sentences, vocab.words)
@@ -413,10 +321,12 @@ def points(config: Config) -> list[dict[str, Any]]:
 
 
 def summarize(config: Config, finished: list[tuple[Any, dict[str, Any]]]) -> Summary:
-    rows = [{**{k: s.get(k) for k in ("name", "arch", "vocab", "words_per_s", "loss")},
+    rows = [{**{k: s.get(k) for k in ("name", "arch", "kernel", "vocab", "words_per_s", "compile_s", "loss")},
              "analogy_accuracy": (s.get("analogy") or {}).get("accuracy"),
              "wordsim353_spearman": (s.get("wordsim353") or {}).get("spearman")} for _, s in finished]
-    text = [f"{r['name']}: {r['arch']}, vocab {r['vocab']}, {r['words_per_s']:,.0f} words/s, loss {r['loss']:.3f}"
+    text = [f"{r['name']}: {r['arch']}, {r['kernel']} kernel, vocab {r['vocab']}, {r['words_per_s']:,.0f} words/s"
+            + (f" (+ {r['compile_s']:.1f} s to compile or load the kernel)" if r["compile_s"] else "")
+            + f", loss {r['loss']:.3f}"
             + (f", analogies {r['analogy_accuracy']:.1%}" if r["analogy_accuracy"] is not None else "")
             + (f", wordsim353 Spearman {r['wordsim353_spearman']:.3f}" if r["wordsim353_spearman"] is not None else "")
             for r in rows]
@@ -427,7 +337,7 @@ class Word2VecExperiment:
     """word2vec (see the module docstring) as an experiment object."""
 
     name = "word2vec"
-    description = "word2vec skip-gram / CBOW with negative sampling, trained from scratch in torch"
+    description = "word2vec skip-gram / CBOW with negative sampling, trained from scratch (numba or torch)"
     Config, presets, rules = Config, PRESETS, rules.WORD2VEC
     points, run, summarize = staticmethod(points), staticmethod(run), staticmethod(summarize)
 

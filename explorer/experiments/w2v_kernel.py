@@ -1,0 +1,240 @@
+"""word2vec's per-pair SGD compiled with numba (the optional ``fast`` extra): the
+``kernel=numba`` engine of :mod:`explorer.experiments.word2vec`.
+
+The algorithm of word2vec.c / gensim, one update at a time on one thread. For each centre
+word of a chunk, a reduced window ``b`` uniform in ``1..window`` over the (subsampled)
+words of its sentence. Skip-gram trains every (input = context word, output = centre
+word) pair of the window, each against the centre and ``negative`` noise words drawn
+afresh for that pair from the unigram^0.75 table (a noise word equal to the centre is
+skipped); the input row gets the pair's summed error after its last target. CBOW trains
+the mean of the window's input rows against the centre and adds the error, divided by
+the number of context words (gensim's ``cbow_mean=1``), to each of them. The learning
+rate falls linearly with the raw words processed, recomputed at every centre word.
+
+As word2vec.c: random draws (windows, noise words) from its 64-bit linear congruential
+generator, here scaled to a range by a multiplication instead of a modulo (a division
+costs more than the rest of a draw); the sigmoid read from a table of 1000 slots over
+-6..6 (each slot's value taken at its midpoint), 0 below -6 and 1 above 6. The loss,
+``-log sigmoid(f)`` for the centre and ``-log(1 - sigmoid(f))`` per noise word, is read
+from a table at the same slots (beyond +-6: its value at +-6).
+
+Rows are padded to a multiple of 16 floats (64 bytes) and the matrices aligned to 64
+bytes, so that every row starts a cache line and the vector loops have no remainder; the
+padding stays zero (it adds nothing to a dot product, so it never gets a gradient).
+
+Compiled code is cached on disk (numba's ``cache=True``) where a cache directory can be
+written (beside this file, else numba's user cache dir); otherwise it compiles in every
+process. :func:`compile_kernels` compiles (or loads) it; its seconds are reported as
+``compile_s``, never counted as training time.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+
+MUL, ADD = np.uint64(25214903917), np.uint64(11)  # word2vec.c's linear congruential generator
+MAX_EXP, TABLE_SIZE = 6.0, 1000  # the sigmoid table spans -MAX_EXP..MAX_EXP (word2vec.c)
+CHUNK_WORDS = 10_000  # centre words per call into the kernel (gensim's job size)
+ALIGN = 16  # floats: rows padded to a multiple of 64 bytes
+
+
+def _tables() -> tuple[np.ndarray, np.ndarray]:
+    """SIGMOID[i]: 0, then the sigmoid at the midpoint of each of the TABLE_SIZE slots
+    over -6..6, then 1 (index 0: below -6; TABLE_SIZE + 1: above 6). LOSS[i]: -log
+    sigmoid (a centre word's loss) at the same points (+-6 at the ends), then LOSS[TABLE_SIZE
+    + 2 + i]: -log(1 - sigmoid) (a noise word's)."""
+    mid = ((np.arange(TABLE_SIZE) + 0.5) / TABLE_SIZE * 2 - 1) * MAX_EXP
+    x = np.concatenate([[-MAX_EXP], mid, [MAX_EXP]])
+    sigmoid = np.concatenate([[0.0], 1 / (1 + np.exp(-mid)), [1.0]])
+    loss = np.concatenate([np.logaddexp(0, -x), np.logaddexp(0, x)])
+    return sigmoid.astype(np.float32), loss.astype(np.float32)
+
+
+SIGMOID, LOSS = _tables()
+NOISE_SIDE = TABLE_SIZE + 2  # offset of the noise words' losses in LOSS
+# float32 constants: a float64 one would turn the kernel's float32 arithmetic into float64
+_MAX, _SCALE = np.float32(MAX_EXP), np.float32(TABLE_SIZE / (2 * MAX_EXP))
+_ONE, _ZERO = np.float32(1.0), np.float32(0.0)
+
+
+def _jit(fn):
+    """njit with an on-disk cache where one can be written, else without."""
+    try:
+        return numba.njit(nogil=True, fastmath=True, cache=True)(fn)
+    except RuntimeError:  # no writable cache location: compile in every process
+        return numba.njit(nogil=True, fastmath=True)(fn)
+
+
+def _inline(fn):
+    """A helper inlined into its callers (pass it scalars: an array argument costs
+    reference counting on every call)."""
+    return numba.njit(inline="always", fastmath=True)(fn)
+
+
+@_inline
+def _next(rnd):
+    return rnd * MUL + ADD
+
+
+@_inline
+def _below(rnd, n):
+    """A number in 0..n-1 (n < 2^32) from the generator's top 32 bits."""
+    return ((rnd >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32)
+
+
+@_inline
+def _lr(p, lr0, min_lr, done0, per_word, total):
+    """The learning rate at centre position ``p`` (raw words done: done0 + p per_word)."""
+    return np.float32(max(min_lr, lr0 - (lr0 - min_lr) * (done0 + p * per_word) / total))
+
+
+@_inline
+def _slot(f):
+    """The table index of score ``f`` (0 below -6, TABLE_SIZE + 1 above 6)."""
+    if f <= -_MAX:
+        return 0
+    if f >= _MAX:
+        return TABLE_SIZE + 1
+    return 1 + int((f + _MAX) * _SCALE)
+
+
+def _make_chunk(cbow: bool):
+    """The training loop of skip-gram or CBOW (``cbow``: a constant of the compiled code)."""
+
+    def chunk(w_in, w_out, ids, sent, lo, hi, window, negative, table, sched, state, stats):
+        """Train centre positions lo..hi-1 of ``ids`` (sentence ids ``sent``). ``sched``:
+        (lr0, min_lr, raw words done at position 0, raw words per position, total raw
+        words); ``state``: the generator (updated); ``stats`` += (loss, pairs)."""
+        dim, n, n_table = w_in.shape[1], ids.shape[0], table.shape[0]
+        lr0, min_lr, done0, per_word, total = sched[0], sched[1], sched[2], sched[3], sched[4]
+        mean, work = np.zeros((1, dim), np.float32), np.empty(dim, np.float32)
+        h = mean if cbow else w_in  # the input row: CBOW's mean, or skip-gram's context word's
+        rnd, loss, pairs = state[0], 0.0, 0
+        for p in range(lo, hi):
+            lr = _lr(p, lr0, min_lr, done0, per_word, total)
+            rnd = _next(rnd)
+            b = int(_below(rnd, window)) + 1
+            a, z = max(0, p - b), min(n, p + b + 1)
+            inv = _mean_context(w_in, ids, sent, p, a, z, mean) if cbow else _ONE
+            if inv == 0:
+                continue
+            for j in range(p, p + 1) if cbow else range(a, z):
+                if not cbow and (j == p or sent[j] != sent[p]):
+                    continue
+                r = 0 if cbow else ids[j]
+                for d in range(dim):
+                    work[d] = 0
+                pair_loss = _ZERO
+                for k in range(negative + 1):
+                    if k == 0:
+                        t, label, side = ids[p], _ONE, 0
+                    else:
+                        rnd = _next(rnd)
+                        t, label, side = table[_below(rnd, n_table)], _ZERO, NOISE_SIDE
+                        if t == ids[p]:
+                            continue
+                    f = _ZERO
+                    for d in range(dim):
+                        f += h[r, d] * w_out[t, d]
+                    i = _slot(f)
+                    pair_loss += LOSS[side + i]
+                    g = (label - SIGMOID[i]) * lr
+                    for d in range(dim):
+                        work[d] += g * w_out[t, d]
+                        w_out[t, d] += g * h[r, d]
+                loss += pair_loss
+                pairs += 1
+                if cbow:
+                    for c in range(a, z):
+                        if c != p and sent[c] == sent[p]:
+                            for d in range(dim):
+                                w_in[ids[c], d] += work[d] * inv
+                else:
+                    for d in range(dim):
+                        w_in[r, d] += work[d]
+        state[0] = rnd
+        stats[0] += loss
+        stats[1] += pairs
+
+    chunk.__name__ = chunk.__qualname__ = "cbow_chunk" if cbow else "sg_chunk"
+    return _jit(chunk)
+
+
+@_inline
+def _mean_context(w_in, ids, sent, p, a, z, mean):
+    """``mean[0]`` = the mean input row of the window a..z-1 around ``p`` (within its
+    sentence); returns 1 / the number of context words (0: none)."""
+    count = 0
+    for d in range(mean.shape[1]):
+        mean[0, d] = 0
+    for j in range(a, z):
+        if j != p and sent[j] == sent[p]:
+            for d in range(mean.shape[1]):
+                mean[0, d] += w_in[ids[j], d]
+            count += 1
+    if count == 0:
+        return _ZERO
+    inv = _ONE / np.float32(count)
+    for d in range(mean.shape[1]):
+        mean[0, d] *= inv
+    return inv
+
+
+sg_chunk = _make_chunk(False)
+cbow_chunk = _make_chunk(True)
+
+
+def compile_kernels() -> float:
+    """Compile (or load from the cache) both kernels for the argument types training
+    uses; returns the seconds it took."""
+    start = time.perf_counter()
+    ids, sent = np.zeros(3, np.int64), np.zeros(3, np.int64)
+    table, sched = np.zeros(4, np.int32), np.array([0.025, 1e-4, 0.0, 1.0, 1.0])
+    for chunk in (sg_chunk, cbow_chunk):
+        w = np.zeros((2, ALIGN), np.float32)
+        chunk(w, w.copy(), ids, sent, 0, 3, 1, 1, table, sched, np.ones(1, np.uint64), np.zeros(2))
+    return time.perf_counter() - start
+
+
+def aligned_rows(rows: int, dim: int) -> np.ndarray:
+    """A zero float32 (rows, dim padded to ALIGN) matrix whose data starts on 64 bytes."""
+    width = -(-dim // ALIGN) * ALIGN
+    buf = np.zeros(rows * width + ALIGN, np.float32)
+    start = (-buf.ctypes.data % 64) // 4
+    return buf[start : start + rows * width].reshape(rows, width)
+
+
+class NumbaEngine:
+    """The word2vec engine protocol (see :mod:`explorer.experiments.word2vec`) on the
+    compiled kernels: vectors in numpy, one thread."""
+
+    kernel, chunk_words = "numba", CHUNK_WORDS
+
+    def __init__(self, init: np.ndarray, table: np.ndarray, cbow: bool, window: int, negative: int,
+                 seed: int):
+        self.compile_s = compile_kernels()
+        self.dim = init.shape[1]
+        self.w_in, self.w_out = aligned_rows(*init.shape), aligned_rows(*init.shape)
+        self.w_in[:, : self.dim] = init
+        self.table = np.ascontiguousarray(table, dtype=np.int32)
+        self.fn, self.window, self.negative = cbow_chunk if cbow else sg_chunk, window, negative
+        self.state = np.array([np.random.default_rng(seed).integers(1, 2**63)], np.uint64)
+        self.stats = np.zeros(2)
+
+    def new_epoch(self) -> None:
+        self.stats[:] = 0
+
+    def train(self, ids: np.ndarray, sent: np.ndarray, lo: int, hi: int, sched: np.ndarray,
+              rng: np.random.Generator, tick) -> None:
+        self.fn(self.w_in, self.w_out, ids, sent, lo, hi, self.window, self.negative, self.table, sched,
+                self.state, self.stats)
+
+    def loss(self) -> tuple[float, int]:
+        """(summed loss, pairs) of this epoch so far."""
+        return float(self.stats[0]), int(self.stats[1])
+
+    def vectors(self) -> np.ndarray:
+        return np.ascontiguousarray(self.w_in[:, : self.dim])
