@@ -10,11 +10,17 @@ final accuracies must agree exactly. Prints steps/s of each and the ratio ours /
 
     python scripts/bench_experiments.py [--steps 300] [--repeat 3] [--device cpu] [--d 8] [--m 8]
 
-word2vec: our skip-gram (explorer.experiments.word2vec) against gensim's Word2Vec on the
-same corpus, settings (sg=1, negative 5, window 5, dim 100, min_count, sample, epochs) and
-thread count, alternating rounds, best of each; words/s = raw corpus words x epochs /
-training wall time. Also timed: skip-gram with ``shared_negatives`` (one negative set per
-centre word, Ji et al. 2016), which is not gensim's algorithm. Prints the ratio ours/gensim.
+word2vec: our skip-gram (explorer.experiments.word2vec, kernel=auto: the numba per-pair
+kernel when numba is installed) against gensim's Word2Vec on the same corpus, settings
+(sg=1, negative 5, window 5, dim 100, min_count, sample, epochs) and thread count, rounds
+round-robin with seeds seed..seed+rounds-1, words/s from each one's best round (raw corpus
+words x epochs / training wall time). Also timed: the batched torch kernel (the fallback
+without numba, same algorithm) and its ``shared_negatives`` variant (one negative set per
+centre word, Ji et al. 2016; not gensim's algorithm). The numba kernel compiles into a fresh
+cache directory in its first round: ``ratio_first_run`` counts that compile in ours'
+first-round words/s against gensim's first round, ``ratio_first_run_cached`` counts instead
+the time a new process takes to load the compiled code from that cache. Quality: gensim's
+analogy and word-pair scores, averaged over the rounds (seeds). Prints the ratios ours/gensim.
 
     python scripts/bench_experiments.py --only word2vec [--corpus FILE] [--epochs 5] [--threads 1] [--rounds 3]
 """
@@ -85,8 +91,15 @@ def bench_counting(steps: int = 300, repeat: int = 3, device: str = "cpu", d: in
 
 
 # -- word2vec against gensim --------------------------------------------------
-def _ours(config: Any, sentences: list[list[str]], seed: int) -> tuple[float, list[str], np.ndarray]:
-    """Our skip-gram (fresh negatives per pair, as word2vec.c)."""
+# ours: kernel=auto (numba when installed); ours_batched: the torch fallback, same algorithm;
+# ours_shared: the batched kernel with one negative set per centre word (not gensim's algorithm)
+CONTENDERS = {"ours": {}, "gensim": None, "ours_batched": {"kernel": "batched"},
+              "ours_shared": {"kernel": "batched", "shared_negatives": True}}
+
+
+def _ours(config: Any, sentences: list[list[str]], seed: int) -> dict[str, Any]:
+    """Our skip-gram through ``word2vec.train`` (fresh negatives per pair, as word2vec.c
+    unless ``shared_negatives``); seconds = its training clock (no compile)."""
     from explorer.experiments.base import RunContext
     from explorer.experiments.word2vec import build_vocab, encode, train
 
@@ -94,15 +107,11 @@ def _ours(config: Any, sentences: list[list[str]], seed: int) -> tuple[float, li
     ids, sent = encode(sentences, vocab.words)
     raw = sum(len(s) for s in sentences)
     matrix, stats = train(config, vocab, ids, sent, raw, RunContext(0, seed))
-    return stats["seconds"], vocab.words, matrix
+    return {"seconds": stats["seconds"], "compile_s": stats["compile_s"], "kernel": stats["kernel"],
+            "words": vocab.words, "matrix": matrix}
 
 
-def _ours_shared(config: Any, sentences: list[list[str]], seed: int) -> tuple[float, list[str], np.ndarray]:
-    """Our skip-gram with one negative set per centre word (``shared_negatives``)."""
-    return _ours(replace(config, shared_negatives=True), sentences, seed)
-
-
-def _gensim(config: Any, sentences: list[list[str]], seed: int) -> tuple[float, list[str], np.ndarray]:
+def _gensim(config: Any, sentences: list[list[str]], seed: int) -> dict[str, Any]:
     from gensim.models import Word2Vec
 
     model = Word2Vec(vector_size=config.dim, window=config.window, negative=config.negative, sg=1, hs=0,
@@ -110,7 +119,8 @@ def _gensim(config: Any, sentences: list[list[str]], seed: int) -> tuple[float, 
     model.build_vocab(sentences)
     start = time.perf_counter()
     model.train(sentences, total_examples=len(sentences), epochs=config.epochs)
-    return time.perf_counter() - start, list(model.wv.index_to_key), model.wv.vectors
+    return {"seconds": time.perf_counter() - start, "compile_s": 0.0, "kernel": "gensim",
+            "words": list(model.wv.index_to_key), "matrix": model.wv.vectors}
 
 
 def _quality(words: list[str], matrix: np.ndarray) -> dict[str, Any]:
@@ -119,49 +129,109 @@ def _quality(words: list[str], matrix: np.ndarray) -> dict[str, Any]:
     return evaluate_files(words, matrix)
 
 
+def _scores(q: dict[str, Any]) -> dict[str, float]:
+    """Analogy accuracy and word-pair Spearmans of one evaluation (those that were found)."""
+    out = {"analogy": q["analogy"]["accuracy"]} if "accuracy" in q.get("analogy", {}) else {}
+    out.update({k: q[k]["spearman"] for k in ("wordsim353", "simlex999") if "spearman" in q.get(k, {})})
+    return out
+
+
+def _cache_load_s(cache_dir: str) -> float | None:
+    """Seconds a fresh process takes to load the compiled kernels from ``cache_dir``."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from explorer.experiments.w2v_kernel import compile_kernels; print(compile_kernels(False))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "NUMBA_CACHE_DIR": cache_dir})
+    return float(done.stdout.split()[-1]) if done.returncode == 0 and done.stdout.strip() else None
+
+
 def bench_word2vec(corpus: str = "", epochs: int = 5, threads: int = 1, rounds: int = 3, min_count: int = 5,
                    sample: float = 1e-3, seed: int = 1, quiet: bool = False) -> dict[str, Any]:
-    """Train both on ``corpus`` (default: gensim's lee_background.cor) and compare words/s."""
+    """Train each contender ``rounds`` times on ``corpus`` (default: gensim's
+    lee_background.cor), round-robin, seeds seed..seed+rounds-1; words/s from the best
+    round, quality averaged over the rounds. The numba kernel compiles into a fresh cache
+    directory on its first round: that round's words/s counting the compile is reported
+    as ``first_run``, as is the time a new process takes to load the compiled code."""
+    import os
+    import shutil
+    import sys
+    import tempfile
+
     import torch
 
     from explorer.experiments.word2vec import Config, read_sentences
 
+    cache_dir = tempfile.mkdtemp(prefix="w2v-bench-numba-")
+    cold = "numba" not in sys.modules  # numba reads NUMBA_CACHE_DIR when imported
+    os.environ["NUMBA_CACHE_DIR"] = cache_dir  # so the first round compiles from scratch
     torch.set_num_threads(threads)
     config = replace(Config(), corpus=corpus, arch="sg", dim=100, window=5, negative=5, epochs=epochs,
                      min_count=min_count, sample=sample, threads=threads)
     sentences = read_sentences(corpus)
     raw = sum(len(s) for s in sentences) * epochs
-    best: dict[str, tuple[float, list[str], np.ndarray]] = {}
-    for _ in range(rounds):
-        for name, fn in (("ours", _ours), ("gensim", _gensim), ("ours_shared", _ours_shared)):
-            got = fn(config, sentences, seed)
-            if name not in best or got[0] < best[name][0]:
-                best[name] = got
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in CONTENDERS}
+    for r in range(rounds):
+        for name, settings in CONTENDERS.items():
+            fn = _gensim if settings is None else _ours
+            got = fn(replace(config, **(settings or {})), sentences, seed + r)
+            got["vocab"] = len(got["words"])
+            got["quality"] = _quality(got.pop("words"), got.pop("matrix"))
+            runs[name].append(got)
     out: dict[str, Any] = {"corpus": corpus or "lee_background", "raw_words": raw // epochs, "epochs": epochs,
-                           "threads": threads, "rounds": rounds}
-    for name, (seconds, words, matrix) in best.items():
-        out[name] = {"words_per_s": raw / seconds, "seconds": seconds, "vocab": len(words), **_quality(words, matrix)}
-    out["ratio"] = out["ours"]["words_per_s"] / out["gensim"]["words_per_s"]
-    out["ratio_shared"] = out["ours_shared"]["words_per_s"] / out["gensim"]["words_per_s"]
+                           "threads": threads, "rounds": rounds, "seeds": [seed, seed + rounds - 1], "cold_compile": cold}
+    for name, rs in runs.items():
+        best = min(rs, key=lambda x: x["seconds"])
+        scores = [_scores(x["quality"]) for x in rs]
+        out[name] = {"kernel": best["kernel"], "words_per_s": raw / best["seconds"], "seconds": best["seconds"],
+                     "first_run_words_per_s": raw / (rs[0]["seconds"] + rs[0]["compile_s"]),
+                     "compile_s": rs[0]["compile_s"], "vocab": rs[0]["vocab"],
+                     "quality_mean": {k: float(np.mean([s[k] for s in scores])) for k in scores[0]},
+                     **best["quality"]}
+    _ratios(out, raw, cache_dir)
+    shutil.rmtree(cache_dir, ignore_errors=True)
     if not quiet:
         _print(out)
     return out
 
 
+def _ratios(out: dict[str, Any], raw: int, cache_dir: str) -> None:
+    """Each of ours against gensim: warm (training clocks, best rounds), and first run
+    (first rounds; ours incl. compiling cold, and incl. loading from a warm cache)."""
+    g = out["gensim"]
+    out["ratio"] = out["ours"]["words_per_s"] / g["words_per_s"]
+    out["ratio_batched"] = out["ours_batched"]["words_per_s"] / g["words_per_s"]
+    out["ratio_shared"] = out["ours_shared"]["words_per_s"] / g["words_per_s"]
+    out["ratio_first_run"] = out["ours"]["first_run_words_per_s"] / g["first_run_words_per_s"]
+    if out["ours"]["kernel"] == "numba":
+        load = _cache_load_s(cache_dir)
+        out["ours"]["cache_load_s"] = load
+        first = raw / out["ours"]["first_run_words_per_s"] - out["ours"]["compile_s"]  # its training seconds
+        if load is not None:
+            out["ratio_first_run_cached"] = raw / (first + load) / g["first_run_words_per_s"]
+
+
 def _print(out: dict[str, Any]) -> None:
     print(f"word2vec skip-gram on {out['corpus']} ({out['raw_words']:,} words x {out['epochs']} epochs, "
-          f"{out['threads']} thread(s), best of {out['rounds']})")
-    for name in ("ours", "ours_shared", "gensim"):
+          f"{out['threads']} thread(s), best of {out['rounds']} rounds, seeds {out['seeds'][0]}..{out['seeds'][1]})")
+    for name in ("ours", "ours_batched", "ours_shared", "gensim"):
         r = out[name]
-        line = f"  {name:11s} {r['words_per_s']:>11,.0f} words/s  ({r['seconds']:.2f} s, vocab {r['vocab']})"
-        if "analogy" in r:
-            a = r["analogy"]
-            line += f"  analogies {a['accuracy']:.1%} of {a['questions']}"
-        for pairs in ("wordsim353", "simlex999"):
-            if "spearman" in r.get(pairs, {}):
-                line += f"  {pairs} ρ {r[pairs]['spearman']:.3f}"
+        line = f"  {name:12s} {r['kernel']:8s} {r['words_per_s']:>11,.0f} words/s  ({r['seconds']:.2f} s)"
+        q = r["quality_mean"]
+        line += "".join(f"  {k} {v:.3f}" for k, v in q.items()) + " (mean of rounds)"
         print(line)
-    print(f"  RATIO ours/gensim words/s: {out['ratio']:.2f} (shared negatives: {out['ratio_shared']:.2f})")
+    o = out["ours"]
+    if o["kernel"] == "numba":
+        load = o.get("cache_load_s")
+        print(f"  numba kernel: compiled in {o['compile_s']:.2f} s on its first round"
+              + ("" if out["cold_compile"] else " (numba was imported before: maybe from an old cache)")
+              + (f", loaded from the disk cache in {load:.2f} s by a new process" if load is not None else ""))
+    print(f"  RATIO ours/gensim words/s: {out['ratio']:.2f} (batched kernel {out['ratio_batched']:.2f}, "
+          f"shared negatives {out['ratio_shared']:.2f})")
+    print(f"  first run ours/gensim incl. compiling: {out['ratio_first_run']:.2f}"
+          + (f", incl. loading from the cache: {out['ratio_first_run_cached']:.2f}" if "ratio_first_run_cached" in out else ""))
 
 
 def main() -> None:

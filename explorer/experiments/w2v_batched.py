@@ -147,7 +147,7 @@ class SGNS:
         self.pairs += b
         rows = torch.index_select(self.w_in, 0, flat, out=self.buf("h", b * c, d)).view(b, c, d)
         h = torch.sum(rows, 1, keepdim=True, out=self.buf("h2", b, 1, d)).div_(count)
-        gh = self._update(h, torch.ones_like(count[:, :, 0]), centres, lr).div_(count)
+        gh = self._update(h, torch.ones_like(count[:, :, 0]), centres, lr)  # to every context row, undivided
         self.w_in.index_add_(0, flat, torch.mul(gh, mask.unsqueeze(2), out=self.buf("h", b, c, d)).view(b * c, d))
 
 

@@ -7,8 +7,8 @@ words of its sentence. Skip-gram trains every (input = context word, output = ce
 word) pair of the window, each against the centre and ``negative`` noise words drawn
 afresh for that pair from the unigram^0.75 table (a noise word equal to the centre is
 skipped); the input row gets the pair's summed error after its last target. CBOW trains
-the mean of the window's input rows against the centre and adds the error, divided by
-the number of context words (gensim's ``cbow_mean=1``), to each of them. The learning
+the mean of the window's input rows against the centre and adds the whole error to each
+of them (word2vec.c, and gensim's ``cbow_mean=1``: only a sum of rows divides it). The learning
 rate falls linearly with the raw words processed, recomputed at every centre word.
 
 As word2vec.c: random draws (windows, noise words) from its 64-bit linear congruential
@@ -151,7 +151,7 @@ def _make_chunk(cbow: bool):
                     for c in range(a, z):
                         if c != p and sent[c] == sent[p]:
                             for d in range(dim):
-                                w_in[ids[c], d] += work[d] * inv
+                                w_in[ids[c], d] += work[d]
                 else:
                     for d in range(dim):
                         w_in[r, d] += work[d]
@@ -187,13 +187,13 @@ sg_chunk = _make_chunk(False)
 cbow_chunk = _make_chunk(True)
 
 
-def compile_kernels() -> float:
-    """Compile (or load from the cache) both kernels for the argument types training
-    uses; returns the seconds it took."""
+def compile_kernels(cbow: bool | None = None) -> float:
+    """Compile (or load from the cache) the CBOW or the skip-gram kernel (None: both) for
+    the argument types training uses; returns the seconds it took."""
     start = time.perf_counter()
     ids, sent = np.zeros(3, np.int64), np.zeros(3, np.int64)
     table, sched = np.zeros(4, np.int32), np.array([0.025, 1e-4, 0.0, 1.0, 1.0])
-    for chunk in (sg_chunk, cbow_chunk):
+    for chunk in [sg_chunk, cbow_chunk] if cbow is None else [cbow_chunk if cbow else sg_chunk]:
         w = np.zeros((2, ALIGN), np.float32)
         chunk(w, w.copy(), ids, sent, 0, 3, 1, 1, table, sched, np.ones(1, np.uint64), np.zeros(2))
     return time.perf_counter() - start
@@ -215,7 +215,7 @@ class NumbaEngine:
 
     def __init__(self, init: np.ndarray, table: np.ndarray, cbow: bool, window: int, negative: int,
                  seed: int):
-        self.compile_s = compile_kernels()
+        self.compile_s = compile_kernels(cbow)
         self.dim = init.shape[1]
         self.w_in, self.w_out = aligned_rows(*init.shape), aligned_rows(*init.shape)
         self.w_in[:, : self.dim] = init

@@ -14,8 +14,8 @@ Written without gensim; it follows word2vec.c / gensim where that matters:
   words; ``sample=0`` keeps all); windows are taken over the kept words.
 * **Windows.** A reduced window uniform in ``1..window`` per centre word. Skip-gram trains
   (input = context word, output = centre word) pairs as word2vec.c; CBOW the mean of the
-  context input vectors against the centre, its error divided by the number of context
-  words (gensim's ``cbow_mean=1``).
+  context input vectors against the centre, its whole error added to each context vector
+  (word2vec.c; gensim's default ``cbow_mean=1``).
 * **Negatives.** ``negative`` noise words per positive from unigram^0.75 (word2vec.c's
   table, up to 2e7 slots), fresh for every pair; a noise word equal to the positive is
   skipped. ``shared_negatives`` (sg, batched kernel only; not gensim's algorithm) draws one
