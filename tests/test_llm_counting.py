@@ -6,15 +6,16 @@ real default model (slow)."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
 from clitools import one_line_error, run
 from conftest import WORDS
+
 from explorer.experiments import runner
 from explorer.experiments.base import RunContext
 from explorer.experiments.count_prompts import (
@@ -23,6 +24,7 @@ from explorer.experiments.count_prompts import (
     count_question,
     draw_count_samples,
     few_shot_head,
+    paired_gap,
     parse_count_answer,
     read_count_words,
     single_token_words,
@@ -158,10 +160,18 @@ def test_answer_stats():
     assert answer_stats([1, 2], [None, None]) == {"mae": None, "exact": 0.0, "unparseable": 1.0, "mean_answer": None}
 
 
+def test_paired_gap_compares_the_same_questions():
+    # errors: vocabulary 0, 2, -, 3; binary 1, 0, 4, 1 -> gaps -1, +2, (skipped), +2
+    mean, se = paired_gap([3, 5, 2, 0], [3, 7, None, 3], [3, 5, 2, 0], [4, 5, 6, 1])
+    assert mean == pytest.approx(1.0) and se == pytest.approx(1.0)  # sample std sqrt(3), over sqrt(3)
+    assert paired_gap([1], [None], [1], [1]) == (None, None)
+    assert paired_gap([1], [2], [1], [1]) == (1.0, None)
+
+
 def _run_summary(m: int, mae: float | None, binary_mae: float) -> dict:
     return {"m": m, "n": 5 * m, "mae": mae, "binary_mae": binary_mae, "exact": 0.5, "binary_exact": 0.25,
             "unparseable": 0.0 if mae is not None else 1.0, "binary_unparseable": 0.0, "mean_answer": 3.0,
-            "binary_mean_answer": 4.0, "constant_mae": 1.5, "samples": 4, "answers": {}}
+            "binary_mean_answer": 4.0, "constant_mae": 1.5, "same_answer": 0.5, "samples": 4, "answers": {}}
 
 
 def test_summary_points_sorted_by_m_with_the_issue_keys():
@@ -224,8 +234,8 @@ def test_an_unconverted_bundled_model_passes_the_checks(tmp_path, monkeypatch):
 def _tiny_config(tiny_model_dir: Path, tmp_path: Path, **kw) -> Config:
     words = tmp_path / "words.txt"
     words.write_text("\n".join(WORDS[:14]) + "\n", encoding="utf-8")
-    base = dict(model=str(tiny_model_dir), ms=(), m=3, occurrences=2, samples=5, shots=1, words=str(words),
-                answer_tokens=3, batch=2, threads=1)
+    base = {"model": str(tiny_model_dir), "ms": (), "m": 3, "occurrences": 2, "samples": 5, "shots": 1,
+            "words": str(words), "answer_tokens": 3, "batch": 2, "threads": 1}
     return Config(**{**base, **kw})
 
 
@@ -249,7 +259,7 @@ def test_run_with_an_oracle_scores_perfectly(tiny_model_dir, tmp_path, monkeypat
     assert (s["m"], s["n"], s["samples"]) == (3, 6, 5)
     assert s["mae"] == s["binary_mae"] == 0.0 and s["exact"] == s["binary_exact"] == 1.0
     assert s["unparseable"] == s["binary_unparseable"] == 0.0
-    assert s["answers"]["count"] == s["answers"]["vocabulary"] == s["answers"]["binary"]
+    assert s["answers"]["count"] == s["answers"]["vocabulary"] == s["answers"]["binary"] and s["same_answer"] == 1.0
     assert {e.name for e in seen if e.kind == "metric"} >= {"mae", "binary_mae", "exact", "binary_exact"}
 
 
@@ -287,8 +297,6 @@ def test_run_refuses_words_that_are_not_one_token(tiny_model_dir, tmp_path):
 def test_installed_explorer_counts_with_the_default_model(tmp_path, model_cache):
     """From another directory, no --root: points with the issue's keys, in range; at m = 2 the
     baseline is the vocabulary list itself, so both conditions answer alike."""
-    import os
-
     assert EXPLORER.is_file(), f"no console script at {EXPLORER}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPLORER_")}
     env.update(EXPLORER_HOME=str(tmp_path / "home"), EXPLORER_MODEL_CACHE=str(model_cache), COLUMNS="80")
@@ -296,7 +304,7 @@ def test_installed_explorer_counts_with_the_default_model(tmp_path, model_cache)
     cwd.mkdir()
     proc = subprocess.run([str(EXPLORER), "experiment", "run", "llm-counting", "--set", "ms=2,6", "--set", "samples=3",
                            "--set", "occurrences=3", "--json"], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=1800)
+                          timeout=1800, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout)
     assert out["status"] == "finished" and out["experiment"] == "llm-counting"
@@ -308,6 +316,7 @@ def test_installed_explorer_counts_with_the_default_model(tmp_path, model_cache)
         for key in ("mae", "binary_mae"):
             assert p[key] is None or p[key] >= 0
     two = pts[0]
+    assert two["same_answer"] == 1.0 and 0.0 <= pts[1]["same_answer"] <= 1.0
     assert (two["mae"], two["exact"], two["unparseable"]) == (two["binary_mae"], two["binary_exact"],
                                                                two["binary_unparseable"])
     assert [r["status"] for r in out["runs"]] == ["finished", "finished"]

@@ -111,3 +111,15 @@ def answer_stats(counts: list[int], answers: list[int | None]) -> dict[str, floa
             "exact": sum(a == c for c, a in parsed) / total,
             "unparseable": (len(counts) - len(parsed)) / total,
             "mean_answer": float(np.mean([a for _, a in parsed])) if parsed else None}
+
+
+def paired_gap(counts: list[int], answers: list[int | None], binary_counts: list[int],
+               binary_answers: list[int | None]) -> tuple[float | None, float | None]:
+    """Mean and standard error of ``|vocabulary error| - |binary error|`` over the questions
+    answered in both conditions (> 0: the vocabulary condition is worse); None without data."""
+    gaps = [abs(a - c) - abs(b - d) for c, a, d, b in zip(counts, answers, binary_counts, binary_answers)
+            if a is not None and b is not None]
+    if not gaps:
+        return None, None
+    se = float(np.std(gaps, ddof=1) / np.sqrt(len(gaps))) if len(gaps) > 1 else None
+    return float(np.mean(gaps)), se

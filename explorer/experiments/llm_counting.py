@@ -45,7 +45,10 @@ Choices (ours; the paper's exact grid and prompt are not restated here):
   number in them, digits or a number word (zero to twenty); none is *unparseable*. ``mae`` is the mean |answer - count| over parsed answers (None when none
   parse); ``exact`` is the share of all samples answered exactly (unparseable = wrong).
   ``constant_mae`` is the error of always answering ``occurrences``: what a model that
-  ignores the list would score.
+  ignores the list would score. ``same_answer`` is the share of questions answered alike
+  in both conditions (1.0 at m = 2, where the two lists are the same). ``gap`` is the mean
+  of ``|vocabulary error| - |binary error|`` over the questions (paired: the same query
+  and true count in both with the paired baseline), ``gap_se`` its standard error.
 
 The model loads in float32 (``explorer.models.loading``) from local files, never from the
 network: ``model`` is a model name in the model cache (of the sweep's data root, or of the
@@ -74,6 +77,7 @@ from explorer.experiments.count_prompts import (
     count_question,
     draw_count_samples,
     few_shot_head,
+    paired_gap,
     parse_count_answer,
     read_count_words,
     single_token_words,
@@ -230,6 +234,8 @@ def run(config: Config, ctx: RunContext) -> RunOutput:
                "samples": len(qs), "baseline": config.baseline, "prompt_tokens": length,
                **stats, **{f"binary_{k}": v for k, v in bstats.items()},
                "constant_mae": float(np.mean([abs(c - config.occurrences) for c in counts])),
+               "same_answer": sum(a == b for a, b in zip(answers, binary_answers)) / max(1, len(qs)),
+               **dict(zip(("gap", "gap_se"), paired_gap(counts, answers, binary_counts, binary_answers))),
                "seconds": time.perf_counter() - started,
                "answers": {"count": counts, "vocabulary": answers, "binary_count": binary_counts,
                            "binary": binary_answers, "text": vocab[:3], "binary_text": binary[:3]}}
@@ -246,7 +252,7 @@ def points(config: Config) -> list[dict[str, Any]]:
 
 
 POINT_KEYS = ("m", "n", "mae", "binary_mae", "exact", "binary_exact", "unparseable", "binary_unparseable",
-              "mean_answer", "binary_mean_answer", "constant_mae", "samples")
+              "mean_answer", "binary_mean_answer", "constant_mae", "same_answer", "gap", "gap_se", "samples")
 
 
 def summarize(config: Config, finished: list[tuple[Any, dict[str, Any]]]) -> Summary:
@@ -259,19 +265,21 @@ def summarize(config: Config, finished: list[tuple[Any, dict[str, Any]]]) -> Sum
 
 
 def _cell(x: Any, fmt: str = ".2f", width: int = 8) -> str:
-    return f"{x:>{width}{fmt}}" if isinstance(x, (int, float)) else f"{'-':>{width}}"
+    return (format(x, fmt) if isinstance(x, (int, float)) else "-").rjust(width)
 
 
 def _table_text(rows: list[dict[str, Any]], config: Config) -> str:
-    """Rows m: n, then MAE, exact-match, unparseable share and mean answer, vocabulary / binary."""
+    """Rows m: n; MAE, exact-match, unparseable share and mean answer (vocabulary / binary);
+    the paired error gap with its standard error; the share of questions answered alike."""
     title = (f"{config.model}: how often does a word occur among n = {config.occurrences} m words over m words "
              f"(vocabulary) or over two ({config.baseline} binary baseline)?")
-    lines = [title, f"{'m':>5}{'n':>6}{'MAE':>14}{'exact':>14}{'unparseable':>14}{'mean answer':>14}",
-             f"{'':>11}" + f"{'voc / bin':>14}" * 4]
+    header = f"{'m':>5}{'n':>6}{'MAE':>14}{'exact':>14}{'unparseable':>14}{'mean answer':>14}{'gap':>15}{'same':>6}"
+    lines = [title, header, f"{'':>11}" + f"{'voc / bin':>14}" * 4 + f"{'(voc - bin)':>15}"]
     for r in rows:
         cells = "".join(f"{_cell(r[k], fmt, 7)}{_cell(r['binary_' + k], fmt, 7)}"
                         for k, fmt in (("mae", ".2f"), ("exact", ".2f"), ("unparseable", ".2f"), ("mean_answer", ".1f")))
-        lines.append(f"{r['m']:>5}{r['n']:>6}{cells}")
+        gap = f"{_cell(r.get('gap'), '+.2f', 9)} ± {_cell(r.get('gap_se'), '.2f', 3)}"
+        lines.append(f"{r['m']:>5}{r['n']:>6}{cells}{gap}{_cell(r.get('same_answer'), '.2f', 6)}")
     if rows:
         guess = [r["constant_mae"] for r in rows if r["constant_mae"] is not None]
         lines.append(f"answering {config.occurrences} every time would score MAE {np.mean(guess):.2f} (mean over m)")
@@ -321,10 +329,11 @@ def _unused(c: Config) -> dict[str, str]:
 
 def _estimate(c: Config) -> float:
     """Seconds for one point on one CPU core, calibrated on Gemma 3 270M: a load, then per
-    prompt a fixed part (the answer's decoding steps) and a part per prompt token."""
+    prompt a part per decoded token and a part per prompt token (measured on a shared
+    2-core machine, one torch thread: 1.8 s a prompt at 308 tokens, 5.4 s at 1,108)."""
     head = 12 + (c.shots * (EXAMPLE_WORDS * c.occurrences + 10) if c.shots else 0)
     tokens = head + c.occurrences * c.m + 10
-    return 8.0 + 2 * c.samples * (0.04 * c.answer_tokens + 2.5e-3 * tokens + 5e-7 * tokens**2)
+    return 8.0 + 2 * c.samples * (0.08 * c.answer_tokens + 4.5e-3 * tokens)
 
 
 RULES = Rules({
