@@ -68,6 +68,69 @@ def test_numba_kernel_learns_topics_as_well_as_the_batched_one(tmp_path, arch):
     np.testing.assert_array_equal(a, b)  # the seed fixes the run
 
 
+def reference_sgd(cbow, w_in, w_out, ids, sent, window, negative, table, lr, seed):
+    """word2vec.c's loop in plain Python (the kernel's generator and sigmoid table)."""
+    from explorer.experiments.w2v_kernel import SIGMOID, TABLE_SIZE
+
+    rnd, seen = seed, {"pairs": 0, "off_table": 0}
+
+    def draw(n):
+        nonlocal rnd
+        rnd = (rnd * 25214903917 + 11) % 2**64
+        return ((rnd >> 32) * n) >> 32
+
+    def targets(h, centre):
+        work = np.zeros_like(h)
+        for k in range(negative + 1):
+            t, label = (centre, 1.0) if k == 0 else (int(table[draw(len(table))]), 0.0)
+            if k and t == centre:
+                continue
+            f = float(h @ w_out[t])
+            slot = 0 if f <= -6 else TABLE_SIZE + 1 if f >= 6 else 1 + int((f + 6) * TABLE_SIZE / 12)
+            seen["off_table"] += slot in (0, TABLE_SIZE + 1)
+            g = (label - SIGMOID[slot]) * lr
+            work += g * w_out[t]
+            w_out[t] += g * h
+        seen["pairs"] += 1
+        return work
+
+    for p in range(len(ids)):
+        b = draw(window) + 1
+        ctx = [j for j in range(max(0, p - b), min(len(ids), p + b + 1)) if j != p and sent[j] == sent[p]]
+        if cbow and ctx:
+            work = targets(w_in[ids[ctx]].mean(axis=0), ids[p])
+            for j in ctx:
+                w_in[ids[j]] += work  # the whole error to every context word
+        for j in [] if cbow else ctx:
+            w_in[ids[j]] += targets(w_in[ids[j]].copy(), ids[p])
+    return seen
+
+
+@needs_numba
+@pytest.mark.parametrize("cbow", [False, True])
+def test_kernel_is_word2vec_c_loop(cbow):
+    """Pair by pair, the compiled kernel does what the plain loop does."""
+    from explorer.experiments import w2v_kernel as k
+
+    rng = np.random.default_rng(5)
+    ids = rng.integers(0, 12, 40).astype(np.int64)
+    sent = np.repeat(np.arange(4), 10).astype(np.int64)
+    table = w2v.noise_table(np.bincount(ids, minlength=12) + 1)
+    init = w2v.initial_vectors(12, 16, 0) * 40  # large enough for scores beyond +-6 too
+    out0 = rng.normal(size=(12, 16)).astype(np.float32) * 2
+    w_in, w_out = k.aligned_rows(12, 16), k.aligned_rows(12, 16)
+    w_in[:], w_out[:] = init, out0
+    chunk = k.cbow_chunk if cbow else k.sg_chunk
+    stats = np.zeros(2)
+    chunk(w_in, w_out, ids, sent, 0, len(ids), 3, 4, table, np.array([0.05, 0.05, 0.0, 1.0, 1.0]),
+          np.array([7], np.uint64), stats)
+    ref_in, ref_out = init.astype(np.float64), out0.astype(np.float64)
+    seen = reference_sgd(cbow, ref_in, ref_out, ids, sent, 3, 4, table, 0.05, 7)
+    np.testing.assert_allclose(w_in, ref_in, atol=2e-4)
+    np.testing.assert_allclose(w_out, ref_out, atol=2e-4)
+    assert stats[1] == seen["pairs"] and seen["off_table"] > 0  # scores beyond +-6 were met
+
+
 @needs_numba
 @pytest.mark.parametrize("cbow", [False, True])
 def test_kernel_loss_falls_from_log_2_per_target(tmp_path, cbow):

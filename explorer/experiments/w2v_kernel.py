@@ -8,8 +8,9 @@ word) pair of the window, each against the centre and ``negative`` noise words d
 afresh for that pair from the unigram^0.75 table (a noise word equal to the centre is
 skipped); the input row gets the pair's summed error after its last target. CBOW trains
 the mean of the window's input rows against the centre and adds the whole error to each
-of them (word2vec.c, and gensim's ``cbow_mean=1``: only a sum of rows divides it). The learning
-rate falls linearly with the raw words processed, recomputed at every centre word.
+of them (word2vec.c, and gensim's default ``cbow_mean=1``; gensim divides it only for a
+sum of rows). The learning rate falls linearly with the raw words processed, recomputed
+at every centre word.
 
 As word2vec.c: random draws (windows, noise words) from its 64-bit linear congruential
 generator, here scaled to a range by a multiplication instead of a modulo (a division
@@ -20,7 +21,11 @@ from a table at the same slots (beyond +-6: its value at +-6).
 
 Rows are padded to a multiple of 16 floats (64 bytes) and the matrices aligned to 64
 bytes, so that every row starts a cache line and the vector loops have no remainder; the
-padding stays zero (it adds nothing to a dot product, so it never gets a gradient).
+padding stays zero (it adds nothing to a dot product, so it never gets a gradient). The
+two kernels repeat their loop over targets rather than share a helper: a helper given
+arrays costs reference counting at every call (measurably slower here). Row
+numbers are read into a local before a loop over a row, or the compiler, unable to rule
+out that a store changes ``ids``, reads it again at every element and cannot vectorize.
 
 Compiled code is cached on disk (numba's ``cache=True``) where a cache directory can be
 written (beside this file, else numba's user cache dir); otherwise it compiles in every
@@ -31,6 +36,7 @@ process. :func:`compile_kernels` compiles (or loads) it; its seconds are reporte
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -101,90 +107,104 @@ def _slot(f):
     return 1 + int((f + _MAX) * _SCALE)
 
 
-def _make_chunk(cbow: bool):
-    """The training loop of skip-gram or CBOW (``cbow``: a constant of the compiled code)."""
-
-    def chunk(w_in, w_out, ids, sent, lo, hi, window, negative, table, sched, state, stats):
-        """Train centre positions lo..hi-1 of ``ids`` (sentence ids ``sent``). ``sched``:
-        (lr0, min_lr, raw words done at position 0, raw words per position, total raw
-        words); ``state``: the generator (updated); ``stats`` += (loss, pairs)."""
-        dim, n, n_table = w_in.shape[1], ids.shape[0], table.shape[0]
-        lr0, min_lr, done0, per_word, total = sched[0], sched[1], sched[2], sched[3], sched[4]
-        mean, work = np.zeros((1, dim), np.float32), np.empty(dim, np.float32)
-        h = mean if cbow else w_in  # the input row: CBOW's mean, or skip-gram's context word's
-        rnd, loss, pairs = state[0], 0.0, 0
-        for p in range(lo, hi):
-            lr = _lr(p, lr0, min_lr, done0, per_word, total)
-            rnd = _next(rnd)
-            b = int(_below(rnd, window)) + 1
-            a, z = max(0, p - b), min(n, p + b + 1)
-            inv = _mean_context(w_in, ids, sent, p, a, z, mean) if cbow else _ONE
-            if inv == 0:
+@_jit
+def sg_chunk(w_in, w_out, ids, sent, lo, hi, window, negative, table, sched, state, stats):
+    """Skip-gram on centre positions lo..hi-1 of ``ids`` (sentence ids ``sent``). ``sched``:
+    (lr0, min_lr, raw words done at position 0, raw words per position, total raw words);
+    ``state``: the generator (updated); ``stats`` += (summed loss, pairs)."""
+    dim, n, n_table = w_in.shape[1], ids.shape[0], table.shape[0]
+    lr0, min_lr, done0, per_word, total = sched[0], sched[1], sched[2], sched[3], sched[4]
+    work = np.empty(dim, np.float32)
+    rnd, loss, pairs = state[0], 0.0, 0
+    for p in range(lo, hi):
+        lr = _lr(p, lr0, min_lr, done0, per_word, total)
+        rnd = _next(rnd)
+        b = int(_below(rnd, window)) + 1
+        for j in range(max(0, p - b), min(n, p + b + 1)):
+            if j == p or sent[j] != sent[p]:
                 continue
-            for j in range(p, p + 1) if cbow else range(a, z):
-                if not cbow and (j == p or sent[j] != sent[p]):
-                    continue
-                r = 0 if cbow else ids[j]
-                for d in range(dim):
-                    work[d] = 0
-                pair_loss = _ZERO
-                for k in range(negative + 1):
-                    if k == 0:
-                        t, label, side = ids[p], _ONE, 0
-                    else:
-                        rnd = _next(rnd)
-                        t, label, side = table[_below(rnd, n_table)], _ZERO, NOISE_SIDE
-                        if t == ids[p]:
-                            continue
-                    f = _ZERO
-                    for d in range(dim):
-                        f += h[r, d] * w_out[t, d]
-                    i = _slot(f)
-                    pair_loss += LOSS[side + i]
-                    g = (label - SIGMOID[i]) * lr
-                    for d in range(dim):
-                        work[d] += g * w_out[t, d]
-                        w_out[t, d] += g * h[r, d]
-                loss += pair_loss
-                pairs += 1
-                if cbow:
-                    for c in range(a, z):
-                        if c != p and sent[c] == sent[p]:
-                            for d in range(dim):
-                                w_in[ids[c], d] += work[d]
+            h = ids[j]  # the context word's input row
+            for d in range(dim):
+                work[d] = 0
+            pair_loss = _ZERO
+            for k in range(negative + 1):
+                if k == 0:
+                    t, label, side = ids[p], _ONE, 0
                 else:
-                    for d in range(dim):
-                        w_in[r, d] += work[d]
-        state[0] = rnd
-        stats[0] += loss
-        stats[1] += pairs
-
-    chunk.__name__ = chunk.__qualname__ = "cbow_chunk" if cbow else "sg_chunk"
-    return _jit(chunk)
-
-
-@_inline
-def _mean_context(w_in, ids, sent, p, a, z, mean):
-    """``mean[0]`` = the mean input row of the window a..z-1 around ``p`` (within its
-    sentence); returns 1 / the number of context words (0: none)."""
-    count = 0
-    for d in range(mean.shape[1]):
-        mean[0, d] = 0
-    for j in range(a, z):
-        if j != p and sent[j] == sent[p]:
-            for d in range(mean.shape[1]):
-                mean[0, d] += w_in[ids[j], d]
-            count += 1
-    if count == 0:
-        return _ZERO
-    inv = _ONE / np.float32(count)
-    for d in range(mean.shape[1]):
-        mean[0, d] *= inv
-    return inv
+                    rnd = _next(rnd)
+                    t, label, side = table[_below(rnd, n_table)], _ZERO, NOISE_SIDE
+                    if t == ids[p]:
+                        continue
+                f = _ZERO
+                for d in range(dim):
+                    f += w_in[h, d] * w_out[t, d]
+                i = _slot(f)
+                pair_loss += LOSS[side + i]
+                g = (label - SIGMOID[i]) * lr
+                for d in range(dim):
+                    work[d] += g * w_out[t, d]
+                    w_out[t, d] += g * w_in[h, d]
+            loss += pair_loss
+            pairs += 1
+            for d in range(dim):
+                w_in[h, d] += work[d]
+    state[0], stats[0], stats[1] = rnd, stats[0] + loss, stats[1] + pairs
 
 
-sg_chunk = _make_chunk(False)
-cbow_chunk = _make_chunk(True)
+@_jit
+def cbow_chunk(w_in, w_out, ids, sent, lo, hi, window, negative, table, sched, state, stats):
+    """CBOW on centre positions lo..hi-1: the mean of the window's input rows against the
+    centre; its error added to each context row. Arguments as :func:`sg_chunk`'s."""
+    dim, n, n_table = w_in.shape[1], ids.shape[0], table.shape[0]
+    lr0, min_lr, done0, per_word, total = sched[0], sched[1], sched[2], sched[3], sched[4]
+    h, work = np.empty(dim, np.float32), np.empty(dim, np.float32)
+    rnd, loss, pairs = state[0], 0.0, 0
+    for p in range(lo, hi):
+        lr = _lr(p, lr0, min_lr, done0, per_word, total)
+        rnd = _next(rnd)
+        b = int(_below(rnd, window)) + 1
+        a, z = max(0, p - b), min(n, p + b + 1)
+        count = 0
+        for d in range(dim):
+            h[d] = 0
+        for j in range(a, z):
+            if j != p and sent[j] == sent[p]:
+                c = ids[j]  # (read once: in the loop the compiler would read it for every d)
+                for d in range(dim):
+                    h[d] += w_in[c, d]
+                count += 1
+        if count == 0:
+            continue
+        inv = _ONE / np.float32(count)
+        for d in range(dim):
+            h[d] *= inv
+            work[d] = 0
+        pair_loss = _ZERO
+        for k in range(negative + 1):
+            if k == 0:
+                t, label, side = ids[p], _ONE, 0
+            else:
+                rnd = _next(rnd)
+                t, label, side = table[_below(rnd, n_table)], _ZERO, NOISE_SIDE
+                if t == ids[p]:
+                    continue
+            f = _ZERO
+            for d in range(dim):
+                f += h[d] * w_out[t, d]
+            i = _slot(f)
+            pair_loss += LOSS[side + i]
+            g = (label - SIGMOID[i]) * lr
+            for d in range(dim):
+                work[d] += g * w_out[t, d]
+                w_out[t, d] += g * h[d]
+        loss += pair_loss
+        pairs += 1
+        for j in range(a, z):
+            if j != p and sent[j] == sent[p]:
+                c = ids[j]
+                for d in range(dim):
+                    w_in[c, d] += work[d]
+    state[0], stats[0], stats[1] = rnd, stats[0] + loss, stats[1] + pairs
 
 
 def compile_kernels(cbow: bool | None = None) -> float:
@@ -228,7 +248,9 @@ class NumbaEngine:
         self.stats[:] = 0
 
     def train(self, ids: np.ndarray, sent: np.ndarray, lo: int, hi: int, sched: np.ndarray,
-              rng: np.random.Generator, tick) -> None:
+              rng: np.random.Generator, tick: Callable[[float], None]) -> None:
+        """Centre positions lo..hi-1 (windows and noise words from the kernel's own
+        generator: ``rng`` and ``tick`` are the batched engine's)."""
         self.fn(self.w_in, self.w_out, ids, sent, lo, hi, self.window, self.negative, self.table, sched,
                 self.state, self.stats)
 
