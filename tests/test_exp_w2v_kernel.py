@@ -68,8 +68,9 @@ def test_numba_kernel_learns_topics_as_well_as_the_batched_one(tmp_path, arch):
     np.testing.assert_array_equal(a, b)  # the seed fixes the run
 
 
-def reference_sgd(cbow, w_in, w_out, ids, sent, window, negative, table, lr, seed):
-    """word2vec.c's loop in plain Python (the kernel's generator and sigmoid table)."""
+def reference_sgd(cbow, w_in, w_out, ids, sent, window, negative, keep, alias, lr, seed):
+    """word2vec.c's loop in plain Python (the kernel's generator, noise sampler and
+    sigmoid table)."""
     from explorer.experiments.w2v_kernel import SIGMOID, TABLE_SIZE
 
     rnd, seen = seed, {"pairs": 0, "off_table": 0}
@@ -79,10 +80,14 @@ def reference_sgd(cbow, w_in, w_out, ids, sent, window, negative, table, lr, see
         rnd = (rnd * 25214903917 + 11) % 2**64
         return ((rnd >> 32) * n) >> 32
 
+    def noise():
+        word = draw(len(keep))
+        return word if draw(2**24) / 2**24 < keep[word] else int(alias[word])  # the top 24 bits
+
     def targets(h, centre):
         work = np.zeros_like(h)
         for k in range(negative + 1):
-            t, label = (centre, 1.0) if k == 0 else (int(table[draw(len(table))]), 0.0)
+            t, label = (centre, 1.0) if k == 0 else (noise(), 0.0)
             if k and t == centre:
                 continue
             f = float(h @ w_out[t])
@@ -107,6 +112,18 @@ def reference_sgd(cbow, w_in, w_out, ids, sent, window, negative, table, lr, see
 
 
 @needs_numba
+def test_alias_table_is_the_unigram_075_distribution():
+    from explorer.experiments import w2v_kernel as k
+
+    counts = np.array([1000, 300, 300, 41, 7, 5, 5, 1])
+    keep, alias = k.alias_table(counts)
+    drawn = keep / len(counts)  # a word: drawn itself, or as the alias of another word
+    np.add.at(drawn, alias, (1 - keep) / len(counts))
+    np.testing.assert_allclose(drawn, counts**0.75 / (counts**0.75).sum(), rtol=1e-6)
+    assert keep.dtype == np.float32 and alias.dtype == np.int32 and np.all((keep >= 0) & (keep <= 1))
+
+
+@needs_numba
 @pytest.mark.parametrize("cbow", [False, True])
 def test_kernel_is_word2vec_c_loop(cbow):
     """Pair by pair, the compiled kernel does what the plain loop does."""
@@ -115,17 +132,17 @@ def test_kernel_is_word2vec_c_loop(cbow):
     rng = np.random.default_rng(5)
     ids = rng.integers(0, 12, 40).astype(np.int64)
     sent = np.repeat(np.arange(4), 10).astype(np.int64)
-    table = w2v.noise_table(np.bincount(ids, minlength=12) + 1)
+    keep, alias = k.alias_table(np.bincount(ids, minlength=12) + 1)
     init = w2v.initial_vectors(12, 16, 0) * 40  # large enough for scores beyond +-6 too
     out0 = rng.normal(size=(12, 16)).astype(np.float32) * 2
     w_in, w_out = k.aligned_rows(12, 16), k.aligned_rows(12, 16)
     w_in[:], w_out[:] = init, out0
     chunk = k.cbow_chunk if cbow else k.sg_chunk
     stats = np.zeros(2)
-    chunk(w_in, w_out, ids, sent, 0, len(ids), 3, 4, table, np.array([0.05, 0.05, 0.0, 1.0, 1.0]),
+    chunk(w_in, w_out, ids, sent, 0, len(ids), 3, 4, keep, alias, np.array([0.05, 0.05, 0.0, 1.0, 1.0]),
           np.array([7], np.uint64), stats)
     ref_in, ref_out = init.astype(np.float64), out0.astype(np.float64)
-    seen = reference_sgd(cbow, ref_in, ref_out, ids, sent, 3, 4, table, 0.05, 7)
+    seen = reference_sgd(cbow, ref_in, ref_out, ids, sent, 3, 4, keep, alias, 0.05, 7)
     np.testing.assert_allclose(w_in, ref_in, atol=2e-4)
     np.testing.assert_allclose(w_out, ref_out, atol=2e-4)
     assert stats[1] == seen["pairs"] and seen["off_table"] > 0  # scores beyond +-6 were met
@@ -140,7 +157,7 @@ def test_kernel_loss_falls_from_log_2_per_target(tmp_path, cbow):
     sentences = w2v.read_sentences(str(tmp_path / "t.txt"))
     vocab = w2v.build_vocab(sentences, 1)
     ids, sent = w2v.encode(sentences, vocab.words)
-    engine = k.NumbaEngine(w2v.initial_vectors(60, 20, 0), w2v.noise_table(vocab.counts), cbow, 3, 5, 0)
+    engine = k.NumbaEngine(w2v.initial_vectors(60, 20, 0), vocab.counts, cbow, 3, 5, 0)
     sched = np.array([0.025, 0.025, 0.0, 1.0, 1.0])  # a constant rate
     losses = []
     for _ in range(4):

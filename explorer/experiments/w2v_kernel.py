@@ -5,8 +5,8 @@ The algorithm of word2vec.c / gensim, one update at a time on one thread. For ea
 word of a chunk, a reduced window ``b`` uniform in ``1..window`` over the (subsampled)
 words of its sentence. Skip-gram trains every (input = context word, output = centre
 word) pair of the window, each against the centre and ``negative`` noise words drawn
-afresh for that pair from the unigram^0.75 table (a noise word equal to the centre is
-skipped); the input row gets the pair's summed error after its last target. CBOW trains
+afresh for that pair from the unigram^0.75 distribution (a noise word equal to the centre
+is skipped); the input row gets the pair's summed error after its last target. CBOW trains
 the mean of the window's input rows against the centre and adds the whole error to each
 of them (word2vec.c, and gensim's default ``cbow_mean=1``; gensim divides it only for a
 sum of rows). The learning rate falls linearly with the raw words processed, recomputed
@@ -19,13 +19,19 @@ costs more than the rest of a draw); the sigmoid read from a table of 1000 slots
 ``-log sigmoid(f)`` for the centre and ``-log(1 - sigmoid(f))`` per noise word, is read
 from a table at the same slots (beyond +-6: its value at +-6).
 
+Noise words come from Walker's alias table (two draws: a uniform word, then a coin that
+keeps it or takes its alias): the exact distribution in 8 bytes a word. word2vec.c's
+table (up to 2e7 slots here, 4 MB at least) only approximates it and, read at random,
+misses the cache once other processes share it: with it the kernel ran at half the
+speed on a busy machine.
+
 Rows are padded to a multiple of 16 floats (64 bytes) and the matrices aligned to 64
 bytes, so that every row starts a cache line and the vector loops have no remainder; the
 padding stays zero (it adds nothing to a dot product, so it never gets a gradient). The
 two kernels repeat their loop over targets rather than share a helper: a helper given
-arrays costs reference counting at every call (measurably slower here). Row
-numbers are read into a local before a loop over a row, or the compiler, unable to rule
-out that a store changes ``ids``, reads it again at every element and cannot vectorize.
+arrays costs reference counting at every call (measurably slower here). Row numbers are
+read into a local before a loop over a row, or the compiler, unable to rule out that a
+store changes ``ids``, reads it again at every element and cannot vectorize.
 
 Compiled code is cached on disk (numba's ``cache=True``) where a cache directory can be
 written (beside this file, else numba's user cache dir); otherwise it compiles in every
@@ -64,6 +70,7 @@ NOISE_SIDE = TABLE_SIZE + 2  # offset of the noise words' losses in LOSS
 # float32 constants: a float64 one would turn the kernel's float32 arithmetic into float64
 _MAX, _SCALE = np.float32(MAX_EXP), np.float32(TABLE_SIZE / (2 * MAX_EXP))
 _ONE, _ZERO = np.float32(1.0), np.float32(0.0)
+_COIN = np.float32(2.0**-24)  # a 24-bit integer times this: uniform in [0, 1)
 
 
 def _jit(fn):
@@ -98,6 +105,18 @@ def _lr(p, lr0, min_lr, done0, per_word, total):
 
 
 @_inline
+def _noise_word(rnd, keep, alias):
+    """(generator, a noise word): a uniform word, kept with probability keep[word], else
+    its alias (two draws: the word from the top 32 bits, the coin from the top 24)."""
+    rnd = _next(rnd)
+    t = np.int64(_below(rnd, keep.shape[0]))
+    rnd = _next(rnd)
+    if np.float32(rnd >> np.uint64(40)) * _COIN >= keep[t]:
+        t = np.int64(alias[t])
+    return rnd, t
+
+
+@_inline
 def _slot(f):
     """The table index of score ``f`` (0 below -6, TABLE_SIZE + 1 above 6)."""
     if f <= -_MAX:
@@ -108,11 +127,12 @@ def _slot(f):
 
 
 @_jit
-def sg_chunk(w_in, w_out, ids, sent, lo, hi, window, negative, table, sched, state, stats):
-    """Skip-gram on centre positions lo..hi-1 of ``ids`` (sentence ids ``sent``). ``sched``:
-    (lr0, min_lr, raw words done at position 0, raw words per position, total raw words);
-    ``state``: the generator (updated); ``stats`` += (summed loss, pairs)."""
-    dim, n, n_table = w_in.shape[1], ids.shape[0], table.shape[0]
+def sg_chunk(w_in, w_out, ids, sent, lo, hi, window, negative, keep, alias, sched, state, stats):
+    """Skip-gram on centre positions lo..hi-1 of ``ids`` (sentence ids ``sent``). Noise
+    words: ``keep``, ``alias`` from :func:`alias_table`. ``sched``: (lr0, min_lr, raw words
+    done at position 0, raw words per position, total raw words); ``state``: the
+    generator (updated); ``stats`` += (summed loss, pairs)."""
+    dim, n = w_in.shape[1], ids.shape[0]
     lr0, min_lr, done0, per_word, total = sched[0], sched[1], sched[2], sched[3], sched[4]
     work = np.empty(dim, np.float32)
     rnd, loss, pairs = state[0], 0.0, 0
@@ -131,8 +151,8 @@ def sg_chunk(w_in, w_out, ids, sent, lo, hi, window, negative, table, sched, sta
                 if k == 0:
                     t, label, side = ids[p], _ONE, 0
                 else:
-                    rnd = _next(rnd)
-                    t, label, side = table[_below(rnd, n_table)], _ZERO, NOISE_SIDE
+                    rnd, t = _noise_word(rnd, keep, alias)
+                    label, side = _ZERO, NOISE_SIDE
                     if t == ids[p]:
                         continue
                 f = _ZERO
@@ -152,10 +172,10 @@ def sg_chunk(w_in, w_out, ids, sent, lo, hi, window, negative, table, sched, sta
 
 
 @_jit
-def cbow_chunk(w_in, w_out, ids, sent, lo, hi, window, negative, table, sched, state, stats):
+def cbow_chunk(w_in, w_out, ids, sent, lo, hi, window, negative, keep, alias, sched, state, stats):
     """CBOW on centre positions lo..hi-1: the mean of the window's input rows against the
     centre; its error added to each context row. Arguments as :func:`sg_chunk`'s."""
-    dim, n, n_table = w_in.shape[1], ids.shape[0], table.shape[0]
+    dim, n = w_in.shape[1], ids.shape[0]
     lr0, min_lr, done0, per_word, total = sched[0], sched[1], sched[2], sched[3], sched[4]
     h, work = np.empty(dim, np.float32), np.empty(dim, np.float32)
     rnd, loss, pairs = state[0], 0.0, 0
@@ -184,8 +204,8 @@ def cbow_chunk(w_in, w_out, ids, sent, lo, hi, window, negative, table, sched, s
             if k == 0:
                 t, label, side = ids[p], _ONE, 0
             else:
-                rnd = _next(rnd)
-                t, label, side = table[_below(rnd, n_table)], _ZERO, NOISE_SIDE
+                rnd, t = _noise_word(rnd, keep, alias)
+                label, side = _ZERO, NOISE_SIDE
                 if t == ids[p]:
                     continue
             f = _ZERO
@@ -212,11 +232,28 @@ def compile_kernels(cbow: bool | None = None) -> float:
     the argument types training uses; returns the seconds it took."""
     start = time.perf_counter()
     ids, sent = np.zeros(3, np.int64), np.zeros(3, np.int64)
-    table, sched = np.zeros(4, np.int32), np.array([0.025, 1e-4, 0.0, 1.0, 1.0])
+    keep, alias = alias_table(np.ones(2))
+    sched = np.array([0.025, 1e-4, 0.0, 1.0, 1.0])
     for chunk in [sg_chunk, cbow_chunk] if cbow is None else [cbow_chunk if cbow else sg_chunk]:
         w = np.zeros((2, ALIGN), np.float32)
-        chunk(w, w.copy(), ids, sent, 0, 3, 1, 1, table, sched, np.ones(1, np.uint64), np.zeros(2))
+        chunk(w, w.copy(), ids, sent, 0, 3, 1, 1, keep, alias, sched, np.ones(1, np.uint64), np.zeros(2))
     return time.perf_counter() - start
+
+
+def alias_table(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's alias table of the unigram^0.75 distribution (Vose's construction):
+    (keep float32, alias int32). Word i is drawn with probability (keep[i] + the keep
+    complements of the words whose alias it is) / len(counts)."""
+    share = counts.astype(np.float64) ** 0.75
+    share = share / share.sum() * len(share)
+    keep, alias = np.ones(len(share)), np.arange(len(share))
+    small, large = [i for i in range(len(share)) if share[i] < 1], [i for i in range(len(share)) if share[i] >= 1]
+    while small and large:
+        s, big = small.pop(), large.pop()
+        keep[s], alias[s] = share[s], big
+        share[big] -= 1 - share[s]
+        (small if share[big] < 1 else large).append(big)
+    return keep.astype(np.float32), alias.astype(np.int32)  # what is left has share 1 (rounding)
 
 
 def aligned_rows(rows: int, dim: int) -> np.ndarray:
@@ -233,13 +270,13 @@ class NumbaEngine:
 
     kernel, chunk_words = "numba", CHUNK_WORDS
 
-    def __init__(self, init: np.ndarray, table: np.ndarray, cbow: bool, window: int, negative: int,
+    def __init__(self, init: np.ndarray, counts: np.ndarray, cbow: bool, window: int, negative: int,
                  seed: int):
         self.compile_s = compile_kernels(cbow)
         self.dim = init.shape[1]
         self.w_in, self.w_out = aligned_rows(*init.shape), aligned_rows(*init.shape)
         self.w_in[:, : self.dim] = init
-        self.table = np.ascontiguousarray(table, dtype=np.int32)
+        self.keep, self.alias = alias_table(counts)
         self.fn, self.window, self.negative = cbow_chunk if cbow else sg_chunk, window, negative
         self.state = np.array([np.random.default_rng(seed).integers(1, 2**63)], np.uint64)
         self.stats = np.zeros(2)
@@ -251,8 +288,8 @@ class NumbaEngine:
               rng: np.random.Generator, tick: Callable[[float], None]) -> None:
         """Centre positions lo..hi-1 (windows and noise words from the kernel's own
         generator: ``rng`` and ``tick`` are the batched engine's)."""
-        self.fn(self.w_in, self.w_out, ids, sent, lo, hi, self.window, self.negative, self.table, sched,
-                self.state, self.stats)
+        self.fn(self.w_in, self.w_out, ids, sent, lo, hi, self.window, self.negative, self.keep, self.alias,
+                sched, self.state, self.stats)
 
     def loss(self) -> tuple[float, int]:
         """(summed loss, pairs) of this epoch so far."""

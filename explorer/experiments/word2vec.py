@@ -16,9 +16,9 @@ Written without gensim; it follows word2vec.c / gensim where that matters:
   (input = context word, output = centre word) pairs as word2vec.c; CBOW the mean of the
   context input vectors against the centre, its whole error added to each context vector
   (word2vec.c; gensim's default ``cbow_mean=1``).
-* **Negatives.** ``negative`` noise words per positive from unigram^0.75 (word2vec.c's
-  table, up to 2e7 slots), fresh for every pair; a noise word equal to the positive is
-  skipped. ``shared_negatives`` (sg, batched kernel only; not gensim's algorithm) draws one
+* **Negatives.** ``negative`` noise words per positive from unigram^0.75 (batched:
+  word2vec.c's table, up to 2e7 slots; numba: the exact distribution, by Walker's alias
+  method), fresh for every pair; a noise word equal to the positive is skipped. ``shared_negatives`` (sg, batched kernel only; not gensim's algorithm) draws one
   set per centre word for all its context words, as pWord2Vec (Ji et al. 2016).
 * **Updates.** SGD on the logistic loss, ``lr`` decaying linearly to 1e-4 with the words
   processed (``lr = 0``: 0.025 for sg, 0.05 for CBOW). Input vectors start uniform in
@@ -230,16 +230,15 @@ def train(config: Config, vocab: Vocab, ids: np.ndarray, sent: np.ndarray, raw_w
         raise ExplorerError(f"arch must be sg or cbow, not {config.arch!r}")
     kernel = choose_kernel(config, ctx.device, ctx.log)
     init = initial_vectors(len(vocab.words), config.dim, ctx.seed)
-    table = noise_table(vocab.counts)
     if kernel == "numba":
         from explorer.experiments.w2v_kernel import NumbaEngine
 
-        engine = NumbaEngine(init, table, config.arch == "cbow", config.window, config.negative, ctx.seed)
+        engine = NumbaEngine(init, vocab.counts, config.arch == "cbow", config.window, config.negative, ctx.seed)
         return _train(config, vocab, ids, sent, raw_words, ctx, engine)
     from explorer.experiments.w2v_batched import BatchedEngine, torch_training
 
     with torch_training(config.threads):
-        engine = BatchedEngine(init, table, config, ctx.seed, ctx.device)
+        engine = BatchedEngine(init, noise_table(vocab.counts), config, ctx.seed, ctx.device)
         return _train(config, vocab, ids, sent, raw_words, ctx, engine)
 
 
