@@ -129,3 +129,20 @@ def test_bad_config_is_a_user_error():
     for bad in ({"task": "sum"}, {"d": 10}, {"lr_schedule": "step"}):
         with pytest.raises(ExplorerError):
             EXPERIMENT.run(apply(Config(), {"m": 3, "steps": 5, **bad}), RunContext(0, seed=0))
+
+
+def test_stop_at_ends_a_clear_pass_early():
+    cfg = apply(Config(), {"d": 8, "m": 2, "n_factor": 3, "lr": 5e-3, "lr_schedule": "cosine", "batch": 32,
+                           "steps": 3000, "eval_every": 50, "test_samples": 200, "stop_at": 0.95})
+    out = EXPERIMENT.run(cfg, RunContext(0, seed=0))
+    assert out.summary["accuracy"] >= 0.95 and out.summary["steps"] < 3000
+
+
+def test_cpu_preset_is_a_search_over_five_widths_and_both_tasks():
+    cpu = apply(Config(), EXPERIMENT.presets["cpu"])
+    assert EXPERIMENT.searches(cpu) and len(cpu.dims) >= 5 and set(cpu.tasks) == {"qc", "mfc"}
+    from explorer.experiments import runner
+
+    plan = runner.make_plan("counting", "cpu")
+    assert len(plan.points) == 2 * len(cpu.dims) and len(plan.expected) > len(plan.points)
+    assert plan.estimate(workers=2) < 30 * 60  # the cost model agrees it is a laptop run

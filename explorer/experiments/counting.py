@@ -34,27 +34,34 @@ Choices the paper leaves open (ours):
   with ``ctx.seed``); the test set (``test_samples`` sequences) is sampled once per run
   with the fixed seed ``TEST_SEED_OFFSET + config.seed``, so every run of a sweep with the
   same ``m`` sees the same test set. Accuracy is exact-match on the count.
-* **Sweep.** ``ms = ()`` derives ``m_count`` values evenly spaced (rounded) from ``m_min``
-  to ``m_max``, the same for every ``d``; paper preset: d in (8, 16, 32, 64, 96, 128),
-  m = 20 values from 5 to 150. ``m_thr(d)`` is where accuracy first falls below
-  ``threshold`` = 0.8, linearly interpolated from the point before; it is censored (None)
-  "above" when accuracy never falls below 0.8 and "below" when already the smallest m is.
+* **Sweep.** ``tasks`` and ``dims`` give the curves, one per (task, d). By default
+  (``m_search = "auto"`` without ``ms``) m_thr is *searched* for each: the first run is at
+  m = d (``m_start``), then m steps up (or down) by ``bracket`` = 1.5 until accuracy
+  crosses ``threshold`` = 0.8, then the crossing is bisected until it is bracketed within
+  ``max(1, tolerance * m)`` (``tolerance`` = 0.1), all within ``m_min..m_max``
+  (:mod:`explorer.experiments.threshold`). Every probe is a run of the sweep; with
+  ``--workers``/``--ray`` the curves are searched side by side. ``ms`` (or ``m_search =
+  "grid"``: ``m_count`` values from m_min to m_max) runs a fixed grid instead. ``m_thr(d)``
+  is where accuracy first falls below the threshold, linearly interpolated from the probe
+  before; it is censored (None) "above" when accuracy never falls below it and "below"
+  when already the smallest m does.
 * **Metrics.** Every ``eval_every`` steps (and at the last): ``loss`` (mean training loss
-  since the last report) and ``accuracy`` (test set); the run's summary holds the last ones.
+  since the last report) and ``accuracy`` (test set); the run's summary holds the last ones
+  and the steps taken. ``stop_at`` > 0 ends a run early once its accuracy reaches it: a
+  clear pass (above the 0.8 threshold) costs no more steps.
 * **Optimiser.** Adam at a constant ``lr`` (paper); ``lr_schedule = "cosine"`` decays it to
   0 over the run (used by "smoke" only).
 
-The "smoke" preset deviates from the paper to finish in minutes on 2 CPU cores: d in
-(4, 8), m in (2, 4, 6, 8, 12, 16), n_factor 3 (n = 3m: attention costs ~n^2 and counts up to
+The "smoke" preset deviates from the paper to finish in minutes on 2 CPU cores: QC, d in
+(4, 8), m searched in 2..32, n_factor 3 (n = 3m: attention costs ~n^2 and counts up to
 ~20 are slow to learn exactly), Adam lr 5e-3 with cosine decay (a constant 1e-3 or 2e-3
 leaves d=8 undertrained in 1500 steps; a constant 3e-3 spikes), batch 32, 1500 steps, 400
 test samples. It shows the drop past m = d; it does not reproduce the paper's numbers
-(the short training also lowers accuracy, and d = 4 has 1-wide heads). Measured: the whole
-sweep (12 runs, QC, ``threads = 1``) took 93 s one after another on a shared 2-core machine
-at load ~4 (with 2 torch threads per run: 17 min, the threads spinning); accuracy d=4: 1.00
-0.68 0.30 0.25 0.25 0.26, d=8: 1.00 0.98 0.91 0.87 0.24 0.22 (m = 2..16), m_thr 3.2 and
-8.4, fit m_thr = 1.30 d - 1.96. Short training leaves d=4 at m=4 sensitive to floating-point
-order (2 threads gave 0.96 there, m_thr 4.5).
+(the short training also lowers accuracy, and d = 4 has 1-wide heads). Measured: 7 runs
+(d=4: m 4, 2, 3; d=8: m 8, 5, 6, 7) in 112 s one after another on a shared 2-core machine
+at load ~5; m_thr 3.3 and 7.7. (The earlier fixed grid, m = 2..16, took 12 runs; with 2
+torch threads per run the sweep was ten times slower, the threads spinning.) Short training
+leaves d=4 at m=4 sensitive to floating-point order (0.49 here; 0.96 once with 2 threads).
 """
 
 from __future__ import annotations
@@ -101,6 +108,7 @@ class Config:
     test_samples: int = 1600
     eval_every: int = 1000
     threshold: float = 0.8  # accuracy defining m_thr
+    stop_at: float = 0.0  # stop a run early once its test accuracy reaches this (0: never; it is a pass by then)
     seed: int = 0
     threads: int = 1  # torch threads (0: the runner's); 2 threads ran the smoke steps 6x slower on a busy 2-core box
 
@@ -109,6 +117,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"tasks": ("qc", "mfc")},
     "smoke": {"dims": (4, 8), "m_min": 2, "m_max": 32, "n_factor": 3, "lr": 5e-3,
               "lr_schedule": "cosine", "batch": 32, "steps": 1500, "test_samples": 400, "eval_every": 500},
+    "cpu": {"tasks": ("qc", "mfc"), "dims": (4, 8, 12, 16, 20), "m_min": 2, "m_max": 64, "tolerance": 0.15,
+            "n_factor": 2, "lr": 5e-3, "lr_schedule": "cosine", "batch": 32, "steps": 6000, "test_samples": 400,
+            "eval_every": 500, "stop_at": 0.98},
 }
 
 
@@ -257,8 +268,11 @@ def run(config: Config, ctx: RunContext) -> RunOutput:
             acc = evaluate(model, test_tokens, test_labels, check)
             ctx.metric(step, "loss", loss)
             ctx.metric(step, "accuracy", acc)
+            if 0 < config.stop_at <= acc:
+                ctx.progress(config.steps, config.steps, loss=loss)
+                break
     return RunOutput(summary={"task": config.task, "d": config.d, "m": config.m, "n": seq_len(config),
-                              "accuracy": acc, "loss": loss, "steps": config.steps})
+                              "accuracy": acc, "loss": loss, "steps": step})
 
 
 def set_lr(opt: Any, lr: float) -> None:

@@ -27,7 +27,8 @@ COUNTING_CHECKS = {
     "n_factor": at_least(1, 10_000), "count_cap": at_least(0, BIG), "layers": at_least(1, 1000),
     "heads": at_least(1, 65536), "mlp_ratio": at_least(1, 1000), "lr": above(0, 10),
     "lr_schedule": one_of("constant", "cosine"), "batch": at_least(1, BIG), "steps": at_least(1, 10**10),
-    "test_samples": at_least(1, 10**8), "eval_every": at_least(1, 10**10), "threshold": above(0, 1), "seed": SEED,
+    "test_samples": at_least(1, 10**8), "eval_every": at_least(1, 10**10), "threshold": above(0, 1),
+    "stop_at": between(0, 1), "seed": SEED,
     "threads": at_least(0, 1024),
 }
 
