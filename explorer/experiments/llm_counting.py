@@ -42,13 +42,18 @@ Choices (ours; the paper's exact grid and prompt are not restated here):
   question to question, not by one fixed number. No chat template: the same text for
   base and instruction-tuned models.
 * **Answer.** Greedy decoding of ``answer_tokens`` new tokens; the answer is the first
-  number in them, digits or a number word (zero to twenty); none is *unparseable*. ``mae`` is the mean |answer - count| over parsed answers (None when none
-  parse); ``exact`` is the share of all samples answered exactly (unparseable = wrong).
+  number in them, digits or a number word (zero to twenty); none is *unparseable*.
+  ``mae`` is the mean |answer - count| over parsed answers (None when none parse);
+  ``exact`` is the share of all questions answered exactly (unparseable = wrong).
   ``constant_mae`` is the error of always answering ``occurrences``: what a model that
   ignores the list would score. ``same_answer`` is the share of questions answered alike
   in both conditions (1.0 at m = 2, where the two lists are the same). ``gap`` is the mean
   of ``|vocabulary error| - |binary error|`` over the questions (paired: the same query
   and true count in both with the paired baseline), ``gap_se`` its standard error.
+* **Presets.** ``paper``: m = 5, 10, 20, 40, 60, 80, 100 with 10 occurrences a word (n up
+  to 1,000 words, as the trained counting experiment's n = 10 m), 100 questions per
+  condition. ``smoke``: m = 4, 8, 16, 32, 5 occurrences, 20 questions (minutes on a CPU;
+  a standard error of about 0.3 on the gap).
 
 The model loads in float32 (``explorer.models.loading``) from local files, never from the
 network: ``model`` is a model name in the model cache (of the sweep's data root, or of the
