@@ -235,3 +235,13 @@ def test_without_numba_auto_falls_back_and_numba_is_one_line(monkeypatch, tmp_pa
     topic_corpus(tmp_path / "t.txt")
     out = toy_run(tmp_path / "t.txt", 1)  # auto: the batched kernel, and it says so
     assert out.summary["kernel"] == "batched" and out.summary["compile_s"] == 0
+
+
+@needs_numba
+def test_a_diverging_run_ends_without_crashing(tmp_path):
+    """lr=10 (the largest the rules allow) blows the vectors up to inf and NaN; scores
+    that are NaN read the table's first slot instead of an index out of bounds."""
+    topic_corpus(tmp_path / "t.txt")
+    out = toy_run(tmp_path / "t.txt", 1, kernel="numba", lr=10.0, dim=16)
+    assert not np.isfinite(out.vectors[0].matrix).all()  # it did diverge
+    assert np.isfinite(out.summary["loss"]) and out.summary["pairs"] > 0

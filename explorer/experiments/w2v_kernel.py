@@ -73,18 +73,23 @@ _ONE, _ZERO = np.float32(1.0), np.float32(0.0)
 _COIN = np.float32(2.0**-24)  # a 24-bit integer times this: uniform in [0, 1)
 
 
+# fast-math without assuming finite values: reassociation lets dot products vectorize,
+# while a diverging run (inf, NaN) still compares as IEEE says and indexes no table wrongly
+FAST = {"reassoc", "contract", "nsz", "arcp", "afn"}
+
+
 def _jit(fn):
     """njit with an on-disk cache where one can be written, else without."""
     try:
-        return numba.njit(nogil=True, fastmath=True, cache=True)(fn)
+        return numba.njit(nogil=True, fastmath=FAST, cache=True)(fn)
     except RuntimeError:  # no writable cache location: compile in every process
-        return numba.njit(nogil=True, fastmath=True)(fn)
+        return numba.njit(nogil=True, fastmath=FAST)(fn)
 
 
 def _inline(fn):
     """A helper inlined into its callers (pass it scalars: an array argument costs
     reference counting on every call)."""
-    return numba.njit(inline="always", fastmath=True)(fn)
+    return numba.njit(inline="always", fastmath=FAST)(fn)
 
 
 @_inline
@@ -118,12 +123,10 @@ def _noise_word(rnd, keep, alias):
 
 @_inline
 def _slot(f):
-    """The table index of score ``f`` (0 below -6, TABLE_SIZE + 1 above 6)."""
-    if f <= -_MAX:
-        return 0
-    if f >= _MAX:
-        return TABLE_SIZE + 1
-    return 1 + int((f + _MAX) * _SCALE)
+    """The table index of score ``f`` (0 below -6, TABLE_SIZE + 1 above 6, 0 for NaN)."""
+    if -_MAX < f < _MAX:
+        return 1 + int((f + _MAX) * _SCALE)
+    return TABLE_SIZE + 1 if f >= _MAX else 0
 
 
 @_jit
