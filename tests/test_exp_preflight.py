@@ -203,7 +203,7 @@ SETTING_VALUES = st.one_of(st.integers(-10**12, 10**12).map(str), st.floats(allo
 
 
 @settings(max_examples=150, deadline=None)
-@given(name=st.sampled_from(["counting", "concepts", "word2vec", "cooccurrence"]),
+@given(name=st.sampled_from(["counting", "concepts", "word2vec", "cooccurrence", "llm-counting"]),
        data=st.data(), value=SETTING_VALUES)
 def test_any_setting_value_is_a_plan_or_one_error(name, data, value):
     exp = registry.get(name)

@@ -380,6 +380,16 @@ SPECS: dict[str, Spec] = {
         Spec(check=_compare_file),
     "explorer experiment list": Spec(slow=False, check=_experiment_list),
     "explorer experiment run counting --preset smoke --png counting.png": Spec(check=_counting),
+    "ray start --head                                   # on the head node; on each GPU node: ray start --address HEAD:6379":
+        Spec(skip="starts a Ray cluster: the paper preset is for GPU machines"),
+    'pip install -e ".[ray]"                            # on every node, with this repository at the same path':
+        Spec(skip="installs on the cluster's nodes; the test extra already has ray"),
+    "explorer experiment run counting --preset paper --dry-run":
+        Spec(slow=False, check=_said("a search from 12 points")),
+    "explorer experiment run counting --preset paper --ray HEAD:6379 --workers 12 --png counting-paper.png":
+        Spec(skip="needs a Ray cluster with GPUs (about 9 h of one GPU by the cost model)"),
+    "explorer experiment run counting --preset paper --ray HEAD:6379 --workers 12 --resume   # after an interruption":
+        Spec(skip="needs a Ray cluster with GPUs"),
     "explorer experiment run concepts --preset smoke": Spec(check=_concepts),
     "explorer experiment run word2vec --set arch=sg,cbow      # your own corpus: --set corpus=FILE, one sentence a line":
         Spec(check=_word2vec_sweep),

@@ -16,7 +16,8 @@ from explorer.cli.common import cli_errors, err_console, fail, print_json, state
 
 experiment_app = typer.Typer(
     help=(
-        "Toy-model experiments: counting (Yehudai et al. 2024), linear concept representations "
+        "Toy-model experiments: counting (Yehudai et al. 2024; llm-counting: the same question put to a "
+        "stored language model), linear concept representations "
         "(Jiang et al. 2024), word2vec and co-occurrence SVD embeddings. Runs and metrics land in "
         "the catalog while they run (tables sweeps, runs, metrics): query them with `explorer sql`."
     ),
@@ -114,8 +115,8 @@ class _Display:
 @cli_errors
 def run_cmd(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Experiment: counting, concepts, word2vec or cooccurrence (see `explorer experiment list`).")],
-    preset: Annotated[Optional[str], typer.Option(help="smoke (minutes on 2 CPU cores) or paper (the published setting).")] = None,
+    name: Annotated[str, typer.Argument(help="Experiment: counting, llm-counting, concepts, word2vec or cooccurrence (see `explorer experiment list`).")],
+    preset: Annotated[Optional[str], typer.Option(help="smoke (minutes on 2 CPU cores), paper (the published setting) or another the experiment has, e.g. counting's cpu (its result on a laptop, within 30 minutes); `explorer experiment list` shows them.")] = None,
     settings: Annotated[Optional[list[str]], typer.Option("--set", help="Override a setting: --set d=16 --set ms=5,10,20 (repeatable).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Points run in parallel (local processes, or Ray tasks).")] = 1,
     ray: Annotated[Optional[str], typer.Option("--ray", help="Run on a Ray cluster at this address ('local' starts one here). Needs the 'ray' extra: pip install 'explorer\\[ray]'.")] = None,
