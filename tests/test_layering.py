@@ -29,7 +29,7 @@ FRONT = {"cli", "tui"}
 FOUNDATIONS = {u for u, r in RANKS.items() if r == 0}
 # the one sideways import between front ends: the `explorer tui` command launches the app
 LAUNCH = {("cli", "tui", "explorer/cli/tui.py")}
-HEAVY = ("duckdb", "faiss", "torch", "transformers", "textual")
+HEAVY = ("duckdb", "faiss", "torch", "transformers", "textual", "numba")
 # where each heavy library may be imported (textual: the TUI only)
 HEAVY_HOME = {
     "duckdb": {"store"},
@@ -37,6 +37,7 @@ HEAVY_HOME = {
     "torch": {"models", "lens", "experiments"},
     "transformers": {"models", "lens", "experiments"},
     "textual": {"tui"},
+    "numba": {"experiments"},  # the word2vec kernel (optional extra 'fast')
 }
 
 
