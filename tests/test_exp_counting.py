@@ -146,3 +146,19 @@ def test_cpu_preset_is_a_search_over_five_widths_and_both_tasks():
     plan = runner.make_plan("counting", "cpu")
     assert len(plan.points) == 2 * len(cpu.dims) and len(plan.expected) > len(plan.points)
     assert plan.estimate(workers=2) < 30 * 60  # the cost model agrees it is a laptop run
+
+
+def test_restarts_train_again_below_the_threshold_and_keep_the_best():
+    from explorer.experiments.events import RunMetric
+
+    seen = []
+    cfg = apply(Config(), {"d": 4, "m": 30, "n_factor": 2, "steps": 6, "eval_every": 3, "test_samples": 50,
+                           "restarts": 3})
+    out = EXPERIMENT.run(cfg, RunContext(0, seed=0, emit=seen.append))
+    accs = out.summary["accuracies"]
+    assert len(accs) == 3 and out.summary["accuracy"] == max(accs) < 0.8  # 6 steps cannot count 30 tokens
+    steps = [e.step for e in seen if isinstance(e, RunMetric) and e.name == "accuracy"]
+    assert steps == [3, 6, 9, 12, 15, 18]  # each model's metrics after the previous one's
+    easy = apply(cfg, {"m": 2, "steps": 400, "eval_every": 50, "lr": 5e-3, "stop_at": 0.95})
+    out = EXPERIMENT.run(easy, RunContext(0, seed=0))
+    assert out.summary["accuracies"] == [out.summary["accuracy"]] and out.summary["accuracy"] >= 0.8

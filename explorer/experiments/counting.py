@@ -49,6 +49,12 @@ Choices the paper leaves open (ours):
   since the last report) and ``accuracy`` (test set); the run's summary holds the last ones
   and the steps taken. ``stop_at`` > 0 ends a run early once its accuracy reaches it: a
   clear pass (above the 0.8 threshold) costs no more steps.
+* **Restarts.** At the same (d, m), one seed may find the counting solution and another
+  not: on the cpu preset with one seed per point, d = 10 passed at m = 23 while d = 8
+  failed at m = 11 (accuracy 0.92 against 0.73). The question is whether width d *can*
+  count m tokens, so ``restarts`` > 1 trains a point that ends below the threshold again
+  from another seed (the run's seed + 7919 k), up to ``restarts`` models, and its accuracy
+  is the best of them (``accuracies`` lists each). A pass stops the restarts.
 * **Optimiser.** Adam at a constant ``lr`` (paper); ``lr_schedule = "cosine"`` decays it to
   0 over the run (used by "smoke" only).
 
@@ -77,6 +83,7 @@ from explorer.experiments.base import RunContext, RunOutput, Summary
 from explorer.experiments.threshold import Bounds, next_probe, simulate
 
 TEST_SEED_OFFSET = 1_000_003
+RESTART_SEED = 7_919  # a restart's seed: the run's seed + RESTART_SEED * attempt
 CHECK_EVERY = 25  # ctx.check() at least every this many steps (and every 0.5 s)
 PROGRESS_EVERY = 50  # steps between ctx.progress() calls
 
@@ -109,6 +116,7 @@ class Config:
     eval_every: int = 1000
     threshold: float = 0.8  # accuracy defining m_thr
     stop_at: float = 0.0  # stop a run early once its test accuracy reaches this (0: never; it is a pass by then)
+    restarts: int = 1  # train again from another seed while below the threshold, up to this many models
     seed: int = 0
     threads: int = 1  # torch threads (0: the runner's); 2 threads ran the smoke steps 6x slower on a busy 2-core box
 
@@ -117,9 +125,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {"tasks": ("qc", "mfc")},
     "smoke": {"dims": (4, 8), "m_min": 2, "m_max": 32, "n_factor": 3, "lr": 5e-3,
               "lr_schedule": "cosine", "batch": 32, "steps": 1500, "test_samples": 400, "eval_every": 500},
-    "cpu": {"tasks": ("qc", "mfc"), "dims": (4, 8, 12, 16, 20), "m_min": 2, "m_max": 64, "tolerance": 0.15,
-            "n_factor": 2, "lr": 5e-3, "lr_schedule": "cosine", "batch": 32, "steps": 6000, "test_samples": 400,
-            "eval_every": 500, "stop_at": 0.98},
+    "cpu": {"tasks": ("qc", "mfc"), "dims": (4, 6, 8, 10, 12), "heads": 2, "m_min": 2, "m_max": 64,
+            "tolerance": 0.25, "n_factor": 2, "lr": 5e-3, "lr_schedule": "cosine", "batch": 32, "steps": 9000,
+            "test_samples": 400, "eval_every": 500, "stop_at": 0.98, "restarts": 2},
 }
 
 
@@ -234,19 +242,38 @@ class Checker:
 
 # -- one run ----------------------------------------------------------------------------
 def run(config: Config, ctx: RunContext) -> RunOutput:
-    """Train one (task, d, m) model with Adam + cross-entropy; report loss and test accuracy."""
+    """Train one (task, d, m) model with Adam + cross-entropy; report loss and test accuracy.
+    With ``restarts`` > 1, a model that ends below the threshold is trained again from
+    another seed, up to ``restarts`` times, and the best accuracy counts (see module doc)."""
     import torch
-    import torch.nn.functional as F
 
     if config.lr_schedule not in ("constant", "cosine") or config.eval_every < 1:
         raise ExplorerError(f"lr_schedule must be constant|cosine and eval_every >= 1 "
                            f"(got {config.lr_schedule!r}, {config.eval_every})")
     torch.set_num_threads(config.threads or ctx.threads or 1)  # small models: more threads mostly spin
-    torch.manual_seed(ctx.seed)
+    tries = []
+    for attempt in range(max(1, config.restarts)):
+        tries.append(train_once(config, ctx, ctx.seed + RESTART_SEED * attempt, attempt * config.steps))
+        if tries[-1][0] >= config.threshold:
+            break
+    acc, loss, steps = max(tries, key=lambda t: t[0])
+    summary = {"task": config.task, "d": config.d, "m": config.m, "n": seq_len(config),
+               "accuracy": acc, "loss": loss, "steps": steps}
+    if config.restarts > 1:
+        summary["accuracies"] = [t[0] for t in tries]
+    return RunOutput(summary=summary)
+
+
+def train_once(config: Config, ctx: RunContext, seed: int, offset: int) -> tuple[float, float, int]:
+    """One model from ``seed``: ``(test accuracy, loss, steps taken)``; metrics at step ``offset + step``."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(seed)
     device, check = ctx.device, Checker(ctx)
     model = build_counter(config).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    gen = torch.Generator(device=device).manual_seed(ctx.seed)
+    gen = torch.Generator(device=device).manual_seed(seed)
     test_tokens, test_labels = make_test_set(config, device)
     loss_sum, since, loss, acc = torch.zeros((), device=device), 0, float("nan"), float("nan")
     for step in range(1, config.steps + 1):
@@ -266,13 +293,12 @@ def run(config: Config, ctx: RunContext) -> RunOutput:
         if step % config.eval_every == 0 or last:
             loss, loss_sum, since = float(loss_sum) / since, torch.zeros((), device=device), 0
             acc = evaluate(model, test_tokens, test_labels, check)
-            ctx.metric(step, "loss", loss)
-            ctx.metric(step, "accuracy", acc)
+            ctx.metric(offset + step, "loss", loss)
+            ctx.metric(offset + step, "accuracy", acc)
             if 0 < config.stop_at <= acc:
                 ctx.progress(config.steps, config.steps, loss=loss)
                 break
-    return RunOutput(summary={"task": config.task, "d": config.d, "m": config.m, "n": seq_len(config),
-                              "accuracy": acc, "loss": loss, "steps": step})
+    return acc, loss, step
 
 
 def set_lr(opt: Any, lr: float) -> None:

@@ -28,7 +28,7 @@ COUNTING_CHECKS = {
     "heads": at_least(1, 65536), "mlp_ratio": at_least(1, 1000), "lr": above(0, 10),
     "lr_schedule": one_of("constant", "cosine"), "batch": at_least(1, BIG), "steps": at_least(1, 10**10),
     "test_samples": at_least(1, 10**8), "eval_every": at_least(1, 10**10), "threshold": above(0, 1),
-    "stop_at": between(0, 1), "seed": SEED,
+    "stop_at": between(0, 1), "restarts": at_least(1, 100), "seed": SEED,
     "threads": at_least(0, 1024),
 }
 
@@ -70,7 +70,13 @@ def counting_estimate(c: Any) -> float:
     layer = 0.37e-9 * (4 + 2 * c.mlp_ratio) * c.batch * seq * c.d**2 + 7.3e-9 * scores * min(2.3, 1 + scores / 5e7)
     work = c.layers * layer
     evals = c.steps // c.eval_every + 1
-    return 1.0 + c.steps * (2.5e-3 + work) + evals * c.test_samples / c.batch * work / 3
+    return (1.0 + c.steps * (2.5e-3 + work) + evals * c.test_samples / c.batch * work / 3) * _tries(c)
+
+
+def _tries(c: Any) -> float:
+    """Models trained per point, on average: a point below the threshold is trained ``restarts`` times
+    (about half the points of a search are)."""
+    return 1.0 + (max(1, c.restarts) - 1) / 2
 
 
 def counting_gpu_estimate(c: Any) -> float:
@@ -81,7 +87,7 @@ def counting_gpu_estimate(c: Any) -> float:
     flops = 2 * c.layers * c.batch * seq * ((4 + 2 * c.mlp_ratio) * c.d**2 + 2 * seq * c.d)
     step = 4e-3 + 3 * flops / 20e12
     evals = c.steps // c.eval_every + 1
-    return 5.0 + c.steps * step + evals * (c.test_samples / c.batch) * (1.5e-3 + flops / 20e12)
+    return 5.0 + (c.steps * step + evals * (c.test_samples / c.batch) * (1.5e-3 + flops / 20e12)) * _tries(c)
 
 
 COUNTING = Rules(COUNTING_CHECKS, counting_validate, counting_unused, counting_estimate, counting_gpu_estimate)
