@@ -180,3 +180,29 @@ def test_cli_list_shows_every_experiment():
     assert set(items) == {"counting", "concepts", "word2vec", "cooccurrence", "llm-counting"}
     for it in items.values():
         assert {"smoke", "paper"} <= set(it["presets"]) and it["settings"]
+
+
+def test_workers_stop_when_the_driver_is_killed(tmp_path):
+    """SIGTERM on a sweep with --workers: its worker processes stop at their next check instead
+    of training on for nobody."""
+    cmd = [sys.executable, "-m", "explorer", "--root", str(tmp_path), "experiment", "run", FAKE, "--workers", "2",
+           "--set", "points_n=2", "--set", "steps=2000", "--set", "sleep=0.05", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    workers: list[int] = []
+    while time.time() < deadline and len(workers) < 2:
+        time.sleep(0.5)
+        out = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        workers = [int(p) for p in out if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="ignore")
+                   .replace("\0", " ")] if out else []
+    assert len(workers) == 2, "the sweep started no workers"
+    time.sleep(3)  # both are inside a point by now
+    proc.terminate()
+    proc.wait(30)
+    gone = time.time() + 30
+    while time.time() < gone and any(Path(f"/proc/{p}").exists() for p in workers):
+        time.sleep(0.5)
+    alive = [p for p in workers if Path(f"/proc/{p}").exists()]
+    for p in alive:
+        os.kill(p, signal.SIGKILL)
+    assert alive == []

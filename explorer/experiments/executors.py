@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -62,9 +64,18 @@ class InProcess:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(events: Any, cancel: Any) -> None:
+def _init_worker(events: Any, cancel: Any, driver_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides; workers stop at ctx.check()
     _WORKER["events"], _WORKER["cancel"] = events, cancel
+    threading.Thread(target=_orphan_watch, args=(driver_pid,), daemon=True).start()
+
+
+def _orphan_watch(driver_pid: int) -> None:
+    """Exit once the driver is gone (killed: this worker was handed to another parent): nobody
+    would store what it trains, and an orphaned pool worker never notices by itself."""
+    while os.getppid() == driver_pid:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _pool_execute(task: PointTask, threads: int, root: str | None) -> Outcome:
@@ -89,7 +100,7 @@ class ProcessPool:
         events, cancel = ctx.Queue(), ctx.Event()
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(events, cancel)) as pool:
+                                 initargs=(events, cancel, os.getpid())) as pool:
             self._loop(pool, list(points), driver, events, cancel, threads, root)
 
     def _loop(self, pool: Any, queue_points: list, driver: Driver, events: Any, cancel: Any, threads: int,
