@@ -295,7 +295,8 @@ def _status(r: Reader, proc) -> None:
 
 def _run_metrics(r: Reader, proc) -> None:
     n = r.sql("SELECT count(*) AS n FROM run_metrics WHERE experiment = 'counting' AND name = 'accuracy'")[0]["n"]
-    assert n == 12  # one per (d, m) point of the smoke grid
+    runs = r.sql("SELECT count(*) AS n FROM runs WHERE experiment = 'counting' AND status = 'finished'")[0]["n"]
+    assert n == runs >= 4  # one per run: the smoke search's probes (7 of them)
 
 
 def _schema(r: Reader, proc) -> None:
