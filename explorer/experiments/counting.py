@@ -310,7 +310,7 @@ def set_lr(opt: Any, lr: float) -> None:
 # -- the sweep --------------------------------------------------------------------------
 def searching(config: Config) -> bool:
     """Does this sweep bisect m (rather than run a grid)?"""
-    return config.m_search == "bisect" or (config.m_search == "auto" and not config.ms)
+    return rules.counting_searches(config)
 
 
 def m_values(config: Config) -> list[int]:

@@ -13,11 +13,6 @@ from explorer.experiments.base import Summary
 from explorer.experiments.threshold import crossing, linear_fit
 
 
-def threshold_m(curve: list[tuple[int, float]], level: float = 0.8) -> tuple[float | None, str | None]:
-    """``(m_thr, censored)`` for one curve ``[(m, accuracy), ...]`` (see threshold.crossing)."""
-    return crossing(curve, level)
-
-
 def accuracy_table(finished: list[tuple[Any, dict[str, Any]]]) -> dict[tuple[str, int, int], float]:
     """Mean final accuracy per (task, d, m) over the finished runs."""
     acc: dict[tuple[str, int, int], list[float]] = {}
@@ -33,7 +28,7 @@ def task_result(table: dict[tuple[str, int, int], float], task: str, level: floa
     thr = []
     for d in dims:
         curve = [(m, a) for (t, dd, m), a in table.items() if t == task and dd == d]
-        m_thr, censored = threshold_m(curve, level)
+        m_thr, censored = crossing(curve, level)
         thr.append({"d": d, "m_thr": m_thr, **({"censored": censored} if censored else {}), "probes": len(curve)})
     have = [t for t in thr if t["m_thr"] is not None]
     return {"m_thr": thr, "fit": linear_fit([t["d"] for t in have], [t["m_thr"] for t in have])}
@@ -126,4 +121,4 @@ def summary_figure(table: dict, by_task: dict[str, dict], config: Any) -> Any:
     return fig
 
 
-__all__ = ["accuracy_table", "summarize", "summary_figure", "summary_text", "task_result", "threshold_m"]
+__all__ = ["accuracy_table", "summarize", "summary_figure", "summary_text", "task_result"]

@@ -33,14 +33,15 @@ COUNTING_CHECKS = {
 }
 
 
-def _bisect(c: Any) -> bool:
+def counting_searches(c: Any) -> bool:
+    """Does this counting sweep search m_thr (m_search=bisect, or auto without ms) rather than run a grid?"""
     return c.m_search == "bisect" or (c.m_search == "auto" and not c.ms)
 
 
 def counting_validate(c: Any) -> None:
     if c.d % c.heads:
         raise problem("heads", c.heads, f"d={c.d} is not divisible by it")
-    if (_bisect(c) or not c.ms) and c.m_min > c.m_max:
+    if (counting_searches(c) or not c.ms) and c.m_min > c.m_max:
         raise problem("m_min", c.m_min, f"is larger than m_max={c.m_max}")
 
 
@@ -50,7 +51,7 @@ def counting_unused(c: Any) -> dict[str, str]:
         out["d"] = f"the dims grid ({show(c.dims)}) sets d at every point; for one width use --set dims=N"
     if c.tasks:
         out["task"] = f"tasks ({show(c.tasks)}) sets the task at every point; for one task use --set tasks=qc"
-    if _bisect(c):
+    if counting_searches(c):
         for name in ("ms", "m_count"):
             out[name] = "m_search=bisect searches m between m_min and m_max; for a grid use --set m_search=grid"
     else:

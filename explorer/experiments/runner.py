@@ -150,6 +150,11 @@ def _label(overrides: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in overrides.items()) or "single"
 
 
+def _point(index: int, overrides: dict[str, Any], config: Any, searched: bool) -> Point:
+    """The point that applies ``overrides`` to the sweep's ``config``."""
+    return Point(index, _label(overrides), overrides, base.apply(config, overrides), searched)
+
+
 def make_plan(name: str, preset: str | None = None, settings: dict[str, str] | None = None) -> Plan:
     """The sweep for ``name``: defaults, then the preset, then ``--set`` values."""
     exp = registry.get(name)
@@ -161,14 +166,13 @@ def make_plan(name: str, preset: str | None = None, settings: dict[str, str] | N
     config = base.apply(config, settings or {})
     checks.check_ranges(exp, config)
     searching = _searching(exp, config)
-    points = [Point(i, _label(o), o, base.apply(config, o), searching) for i, o in enumerate(exp.points(config))]
+    points = [_point(i, o, config, searching) for i, o in enumerate(exp.points(config))]
     if not points:
         raise ExplorerError(f"the {name} sweep has no points with these settings")
     checks.check_plan(exp, config, points, list(settings or {}))
     expected = None
     if searching:
-        expected = [Point(i, _label(o), o, base.apply(config, o), True)
-                    for i, o in enumerate(exp.expected_points(config))]
+        expected = [_point(i, o, config, True) for i, o in enumerate(exp.expected_points(config))]
     blob = json.dumps({"experiment": name, "config": base.config_dict(config)}, sort_keys=True)
     typed = {k: getattr(config, k) for k in settings or {}}
     return Plan(name, preset, config, points, hashlib.sha256(blob.encode()).hexdigest()[:16], typed, expected)
@@ -264,10 +268,10 @@ class Sweep:
         pending = [pt.config for pt in self._waiting.values()]
         new = []
         for overrides in exp.next_points(self.plan.config, list(self._finished), pending):
-            label = _label(overrides)
-            if label not in self._seen:  # (a point asked for twice runs once)
-                new.append(Point(len(self._seen), label, overrides, base.apply(self.plan.config, overrides), True))
-                self._seen.add(label)
+            point = _point(len(self._seen), overrides, self.plan.config, True)
+            if point.label not in self._seen:  # (a point asked for twice runs once)
+                new.append(point)
+                self._seen.add(point.label)
         self._waiting.update((pt.label, pt) for pt in new)
         return new
 
