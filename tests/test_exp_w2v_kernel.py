@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from clitools import one_line_error
+from corpora import topic_corpus
 from explorer.cli.main import app
 from explorer.errors import ExplorerError
 from explorer.experiments import runner
@@ -20,15 +21,6 @@ from explorer.experiments.base import RunContext, apply
 
 needs_numba = pytest.mark.skipif(w2v.numba_problem() is not None, reason="numba is not installed")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def topic_corpus(path: Path, topics: int = 12, size: int = 5, lines: int = 1500, seed: int = 0) -> list[list[str]]:
-    """Lines of 8 words from one topic: words of a topic always co-occur, never across topics."""
-    rng = np.random.default_rng(seed)
-    vocab = [[f"{chr(97 + t)}{chr(97 + k)}x" for k in range(size)] for t in range(topics)]
-    text = [" ".join(rng.choice(vocab[rng.integers(topics)], 8)) for _ in range(lines)]
-    path.write_text("\n".join(text) + "\n")
-    return vocab
 
 
 def topic_gap(words: list[str], matrix: np.ndarray, topics: list[list[str]]) -> float:

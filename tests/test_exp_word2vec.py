@@ -11,6 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from corpora import topic_corpus
 from explorer.cli import evaluate as evaluate_cli
 from explorer.cli.common import Globals
 from explorer.experiments import cooccurrence as cooc
@@ -129,15 +130,6 @@ def test_randomized_svd_matches_the_full_one():
 
 
 # -- word2vec --------------------------------------------------------------------------
-
-
-def topic_corpus(path: Path, topics: int = 12, size: int = 5, lines: int = 1500, seed: int = 0) -> list[list[str]]:
-    """Lines of 8 words from one topic: words of a topic always co-occur, never across topics."""
-    rng = np.random.default_rng(seed)
-    vocab = [[f"{chr(97 + t)}{chr(97 + k)}x" for k in range(size)] for t in range(topics)]
-    text = [" ".join(rng.choice(vocab[rng.integers(topics)], 8)) for _ in range(lines)]
-    path.write_text("\n".join(text) + "\n")
-    return vocab
 
 
 @pytest.mark.parametrize("arch, shared", [("sg", False), ("sg", True), ("cbow", False)])
