@@ -116,7 +116,7 @@ class _Display:
 def run_cmd(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Experiment: counting, llm-counting, concepts, word2vec or cooccurrence (see `explorer experiment list`).")],
-    preset: Annotated[Optional[str], typer.Option(help="smoke (minutes on 2 CPU cores), paper (the published setting) or another the experiment has, e.g. counting's cpu (its result on a laptop, within 30 minutes); `explorer experiment list` shows them.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="smoke (minutes on 2 CPU cores), paper (the published setting) or another the experiment has, e.g. counting's cpu (meant for a laptop; the README says what it measured); `explorer experiment list` shows them.")] = None,
     settings: Annotated[Optional[list[str]], typer.Option("--set", help="Override a setting: --set d=16 --set ms=5,10,20 (repeatable).")] = None,
     workers: Annotated[int, typer.Option(min=1, help="Points run in parallel (local processes, or Ray tasks).")] = 1,
     ray: Annotated[Optional[str], typer.Option("--ray", help="Run on a Ray cluster at this address ('local' starts one here). Needs the 'ray' extra: pip install 'explorer\\[ray]'.")] = None,
