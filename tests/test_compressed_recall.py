@@ -50,6 +50,13 @@ def test_one_row_is_refused():
         compressed.held_out_rows(1)
 
 
+def test_too_few_rows_for_ivfpq_is_a_user_error(tmp_path):
+    vs = _isotropic(tmp_path, n=12)
+    with pytest.raises(ExplorerError, match="at least 16"):
+        compressed.build_and_measure(vs, "ivfpq", tmp_path / "ivfpq.faiss")
+    assert not (tmp_path / "ivfpq.faiss").exists()
+
+
 def test_held_out_queries_are_not_found_in_the_index(tmp_path):
     """Self-queries find themselves (recall@1 = 1 however bad the index); held-out ones
     do not, and the index searched for the measurement never returns them."""

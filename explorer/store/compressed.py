@@ -116,8 +116,8 @@ def build(vs: VectorSet, kind: str, seed: int = 0, exclude: np.ndarray | None = 
 
 
 def _selector(faiss, allowed: np.ndarray):
-    """An ID selector for the allowed rows, listing whichever side is shorter; returns
-    (selector, what it refers to, which must outlive it)."""
+    """An ID selector for the allowed rows, listing whichever side is shorter: (selector,
+    the inner selector it wraps, which must stay alive while it is used, or None)."""
     if allowed.sum() * 2 <= allowed.size:
         inner = faiss.IDSelectorBatch(np.flatnonzero(allowed).astype(np.int64))
         return inner, None
