@@ -54,6 +54,8 @@ def test_pair_cosines_match_a_direct_computation():
     v = anisotropy_of_layer(0, x, np.linalg.norm(x, axis=1), mean, 500, seed=3)
     assert v.mean_cos_raw > 0.9 and abs(v.mean_cos_centered) < 0.05
     np.testing.assert_allclose(mean, x.mean(axis=0), rtol=1e-5)
+    rows = np.arange(300) % 7 != 0
+    np.testing.assert_allclose(layer_mean(x, rows), x[rows].mean(axis=0), rtol=1e-5)
 
 
 def test_centered_rows_score_centred_cosines():
@@ -82,7 +84,7 @@ def test_center_changes_scores_and_the_mean_is_stored_once(aniso_root, monkeypat
         con.execute("DELETE FROM state_files WHERE role IN ('mean', 'centered_norms')")
     calls = []
     real = centering.layer_mean
-    monkeypatch.setattr(centering, "layer_mean", lambda m: calls.append(1) or real(m))
+    monkeypatch.setattr(centering, "layer_mean", lambda *a: calls.append(1) or real(*a))
     raw = _neighbours(aniso_root)
     centred = _neighbours(aniso_root, "--center")
     assert centred["centered"] is True and raw["centered"] is False

@@ -124,7 +124,7 @@ def neighbours(
     position: Annotated[Optional[int], typer.Option("--position", "-p", help="With --layer: token position in TEXT (default: last; negative from the end).", rich_help_panel=PANEL_STATES)] = None,
     corpus: CorpusOpt = None,
     index: Annotated[str, typer.Option("--index", help="With --layer: exact, sq8 or ivfpq (built by states-index).", rich_help_panel=PANEL_STATES)] = "exact",
-    center: Annotated[bool, typer.Option("--center", help="With --layer: cosine after subtracting the layer's mean state over the corpus from the stored rows and the query (computed once, then stored); exact search.", rich_help_panel=PANEL_STATES)] = False,
+    center: Annotated[bool, typer.Option("--center", help="With --layer: cosine after subtracting the layer's mean state over the corpus (BOS at position 0 left out) from the stored rows and the query; the mean is computed once, then stored. Exact search.", rich_help_panel=PANEL_STATES)] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Nearest tokens by cosine to a word, a token id or an expression, with filters.

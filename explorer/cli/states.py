@@ -108,7 +108,8 @@ def states_stats(
     """How anisotropic a stored corpus's hidden states are, layer by layer.
 
     Mean cosine of random pairs of states, raw and after centring (subtracting the
-    layer's mean state over the corpus), the mean and spread of the states' norms, and
+    layer's mean state over the corpus, position 0 left out: the BOS state's norm
+    dwarfs the others' and would dominate the mean), the mean and spread of the states' norms, and
     the share of the centred variance along the top 1 and top 10 principal directions.
     A raw mean cosine near 1 means one shared direction dominates: compare centred
     scores (`neighbours --layer L --center`). Each layer's mean is stored for reuse.

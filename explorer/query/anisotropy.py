@@ -18,12 +18,15 @@ _CHUNK = 65536
 SPECTRUM_ROWS = 20_000  # rows sampled (seeded) for the principal directions of a large layer
 
 
-def layer_mean(matrix: np.ndarray) -> np.ndarray:
-    """The mean row of a (memory-mapped) matrix, summed in float64 a block at a time."""
+def layer_mean(matrix: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """The mean row of a (memory-mapped) matrix, or of the rows where the boolean mask
+    ``rows`` is true, summed in float64 a block at a time."""
     total = np.zeros(matrix.shape[1], dtype=np.float64)
     for start in range(0, matrix.shape[0], _CHUNK):
-        total += np.asarray(matrix[start : start + _CHUNK], dtype=np.float64).sum(axis=0)
-    return (total / max(matrix.shape[0], 1)).astype(np.float32)
+        block = np.asarray(matrix[start : start + _CHUNK], dtype=np.float64)
+        total += (block if rows is None else block[rows[start : start + _CHUNK]]).sum(axis=0)
+    count = matrix.shape[0] if rows is None else int(rows.sum())
+    return (total / max(count, 1)).astype(np.float32)
 
 
 def centered_norms(matrix: np.ndarray, mean: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from explorer.store.states import StateStore
 __all__ = ["CorpusAnisotropy", "LayerAnisotropy", "states_stats"]
 
 DEFAULT_PAIRS = 10_000
+MEAN_OF = "states at positions > 0 (BOS left out; all states if none)"  # see store/centering.py
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,10 @@ class CorpusAnisotropy:
     seed: int
     spectrum_rows: int  # rows the principal directions were computed from
     layers: tuple[LayerAnisotropy, ...]
+    mean_of: str = MEAN_OF
 
     def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in ("model", "corpus", "states", "pairs", "seed", "spectrum_rows")}
+        d = {k: getattr(self, k) for k in ("model", "corpus", "states", "pairs", "seed", "spectrum_rows", "mean_of")}
         d["layers"] = [v.to_dict() for v in self.layers]
         return d
 
