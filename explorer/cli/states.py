@@ -188,7 +188,8 @@ def state_neighbours_cmd(ctx, text: str, layer: int, position: Optional[int], mo
     from explorer.services.states import StateQuery, neighbours_of_text
 
     q = StateQuery(text, (layer,), position, model, corpus, k, where, index, center)
-    res = neighbours_of_text(state(ctx).engine(), q, loading=loading)[0]
+    with StageProgress() as sp:  # a bar only if a layer's mean takes a while to compute (first --center)
+        res = neighbours_of_text(state(ctx).engine(), q, loading=loading, progress=sp.progress)[0]
     m, c, p = res.model, res.corpus, res.position
     if as_json:
         print_json(res.to_dict())

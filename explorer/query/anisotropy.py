@@ -11,6 +11,7 @@ measured here and searched by :class:`CenteredRows`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -18,13 +19,15 @@ _CHUNK = 65536
 SPECTRUM_ROWS = 20_000  # rows sampled (seeded) for the principal directions of a large layer
 
 
-def layer_mean(matrix: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+def layer_mean(matrix: np.ndarray, rows: np.ndarray | None = None, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """The mean row of a (memory-mapped) matrix, or of the rows where the boolean mask
-    ``rows`` is true, summed in float64 a block at a time."""
+    ``rows`` is true, summed in float64 a block at a time (``progress(done, total)``)."""
     total = np.zeros(matrix.shape[1], dtype=np.float64)
     for start in range(0, matrix.shape[0], _CHUNK):
         block = np.asarray(matrix[start : start + _CHUNK], dtype=np.float64)
         total += (block if rows is None else block[rows[start : start + _CHUNK]]).sum(axis=0)
+        if progress:
+            progress(min(start + _CHUNK, matrix.shape[0]), matrix.shape[0])
     count = matrix.shape[0] if rows is None else int(rows.sum())
     return (total / max(count, 1)).astype(np.float32)
 

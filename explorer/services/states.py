@@ -194,7 +194,8 @@ class StateQuery:
 
 
 def neighbours_of_text(engine: Engine, q: StateQuery, runners: Runners | None = None,
-                       loading: Callable[[str], ContextManager] | None = None) -> list[StateNeighbours]:
+                       loading: Callable[[str], ContextManager] | None = None,
+                       progress: Progress | None = None) -> list[StateNeighbours]:
     """Text -> the model's states -> nearest stored states, per layer. The corpus, every
     layer and the position are checked before the model loads (``loading(name)``: a context
     shown while it does)."""
@@ -205,7 +206,8 @@ def neighbours_of_text(engine: Engine, q: StateQuery, runners: Runners | None = 
     with engine.catalog.session():
         m = engine.model(q.model, auto_export=False)
         opened = [(layer, open_layer(engine, m.name, q.corpus, layer)) for layer in q.layers]  # fail fast, before the model
-    centres = {layer: layer_centre(StateStore(engine.catalog), c, layer) for layer, (_, c, _) in opened} if q.center else {}
+    centres = {layer: layer_centre(StateStore(engine.catalog), c, layer, progress)
+               for layer, (_, c, _) in opened} if q.center else {}  # computed once per layer, then stored
     check_position(m, q.text, q.position)
     st = (runners or Runners(engine)).get(m, loading).run(q.text)
     p = st.position(q.position)

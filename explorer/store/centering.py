@@ -43,15 +43,18 @@ def centre_file(layer: int, role: str) -> str:
     return f"layer_{layer:02d}.{role}.npy"
 
 
-def layer_centre(store: StateStore, corpus: CorpusRow, layer: int) -> LayerCentre:
+def layer_centre(store: StateStore, corpus: CorpusRow, layer: int, progress=None) -> LayerCentre:
     """The stored centre of ``layer`` if recorded, else computed from the layer file,
-    written and recorded (one pass for the mean, one for the norms)."""
+    written and recorded (one pass for the mean, one for the norms); ``progress(label,
+    done, total)`` is called only once the mean takes over a couple of seconds."""
+    from explorer.store.sets import deferred
+
     recorded = {f.role: f for f in store.files(corpus.corpus_id) if f.layer == layer and f.role in ROLES}
     if len(recorded) == len(ROLES):
         return LayerCentre(layer, *(_load(store, recorded[r].path, corpus, r) for r in ROLES), computed=False)
     matrix = np.load(store.root / corpus.path / layer_file(layer), mmap_mode="r")
     later = np.asarray(store.positions(corpus.corpus_id)) > 0
-    mean = layer_mean(matrix, later if later.any() else None)
+    mean = layer_mean(matrix, later if later.any() else None, deferred(progress, f"mean state of layer {layer}"))
     norms = centered_norms(matrix, mean)
     rows = []
     for role, values in zip(ROLES, (mean, norms)):
