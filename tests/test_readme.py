@@ -341,6 +341,25 @@ def _bench_export(r: Reader, proc) -> None:
     assert ratio and abs(float(ratio.group(1)) - 1) < 0.01, proc.stdout[-2000:]
 
 
+def _states_stats(r: Reader, proc) -> None:
+    """Layer 9 of the sample: mean cosine of random pairs 0.96 raw, 0.00 centred; raw
+    0.83-0.97 and centred within 0.015 of 0 from layer 2 on."""
+    layers = r.explorer_json("states-stats", "--json")["layers"]
+    assert len(layers) == 19
+    assert round(layers[9]["mean_cos_raw"], 2) == 0.96 and round(layers[9]["mean_cos_centered"], 2) == 0.0
+    assert all(0.83 <= round(v["mean_cos_raw"], 2) <= 0.97 and abs(v["mean_cos_centered"]) < 0.015 for v in layers[2:])
+
+
+def _states_center(r: Reader, proc) -> None:
+    """' England' at layer 9: raw top 8 all at 0.987-0.988; centred ' king' first, 0.81-0.78."""
+    args = ("neighbours", "--layer", "9", "The king of England", "-k", "8", "--json")
+    raw, centred = r.explorer_json(*args), r.explorer_json(*args, "--center")
+    assert not raw["centered"] and all(round(h["score"], 3) in (0.987, 0.988) for h in raw["results"])
+    assert centred["centered"] and centred["results"][0]["token"] == " king"
+    assert {" kingdom", "皇帝", "国王", " roi"} <= {h["token"] for h in centred["results"]}
+    assert 0.78 <= round(centred["results"][-1]["score"], 2) and round(centred["results"][0]["score"], 2) == 0.81
+
+
 def _bench_lens(r: Reader, proc) -> None:
     """Ours and the all-positions reference give the same probabilities."""
     diff = re.search(r"same numbers: max \|p_target\(last layer\) difference\| = ([\d.e+-]+)", proc.stdout)
@@ -363,6 +382,9 @@ SPECS: dict[str, Spec] = {
     'explorer query "king - father + mother" --layer 9   # analogies over per-token mean states':
         Spec(check=_states_query),
     "explorer states-index --kind ivfpq --layer 9": Spec(check=_states_index),
+    "explorer states-stats                        # per layer: mean cosine of random pairs of states, raw and centred":
+        Spec(check=_states_stats),
+    'explorer neighbours --layer 9 "The king of England" --center': Spec(check=_states_center),
     "explorer lens translate --from fr --to zh --png fr_zh.png": Spec(check=_lens),
     'explorer sql "SELECT model, task, src, tgt, entries, accuracy, english_peak_layer FROM lens_summary"':
         Spec(check=_lens_summary),

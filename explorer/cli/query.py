@@ -124,6 +124,7 @@ def neighbours(
     position: Annotated[Optional[int], typer.Option("--position", "-p", help="With --layer: token position in TEXT (default: last; negative from the end).", rich_help_panel=PANEL_STATES)] = None,
     corpus: CorpusOpt = None,
     index: Annotated[str, typer.Option("--index", help="With --layer: exact, sq8 or ivfpq (built by states-index).", rich_help_panel=PANEL_STATES)] = "exact",
+    center: Annotated[bool, typer.Option("--center", help="With --layer: cosine after subtracting the layer's mean state over the corpus (BOS at position 0 left out) from the stored rows and the query; the mean is computed once, then stored. Exact search.", rich_help_panel=PANEL_STATES)] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Nearest tokens by cosine to a word, a token id or an expression, with filters.
@@ -135,12 +136,14 @@ def neighbours(
     from explorer.services import query as svc
 
     svc.check_where(where)  # before any model loads
+    if center and layer is None:
+        fail("--center needs --layer (it centres stored hidden states)", 2)
     if layer is not None:
         if word is None:
             fail("--layer needs a TEXT argument", 2)
         from explorer.cli.states import state_neighbours_cmd
 
-        state_neighbours_cmd(ctx, word, layer, position, model, corpus, k, where, index, as_json)
+        state_neighbours_cmd(ctx, word, layer, position, model, corpus, k, where, index, as_json, center)
         return
     given = [x is not None for x in (word, token_id, expr)]
     if sum(given) != 1:

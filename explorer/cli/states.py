@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
     app.command("export-states")(export_states)
     app.command("states-index")(states_index)
     app.command("trajectory")(trajectory)
+    app.command("states-stats")(states_stats)
 
 
 @cli_errors
@@ -101,6 +102,55 @@ def states_index(
 
 
 @cli_errors
+def states_stats(
+    ctx: typer.Context,
+    model: ModelArg = None,
+    corpus: CorpusOpt = None,
+    layer: Annotated[Optional[List[int]], typer.Option("--layer", "-l", help="Layer(s) to measure (default: all).")] = None,
+    pairs: Annotated[int, typer.Option("--pairs", min=1, help="Random pairs of states per layer for the mean cosines.")] = 10_000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the pair sampling (layer L uses seed + L).")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: {layers: [{layer, mean_cos_raw, mean_cos_centered, ...}]}.")] = False,
+) -> None:
+    """How anisotropic a stored corpus's hidden states are, layer by layer.
+
+    Mean cosine of random pairs of states, raw and after centring (subtracting the
+    layer's mean state over the corpus, position 0 left out: the BOS state's norm
+    dwarfs the others' and would dominate the mean), the mean and spread of the states' norms, and
+    the share of the centred variance along the top 1 and top 10 principal directions.
+    A raw mean cosine near 1 means one shared direction dominates: compare centred
+    scores (`neighbours --layer L --center`). Each layer's mean is stored for reuse.
+    """
+    from explorer.services.anisotropy import states_stats as run
+
+    with StageProgress() as sp:
+        rep = run(state(ctx).engine(), model=model, corpus=corpus, layers=layer, pairs=pairs, seed=seed, progress=sp.progress)
+    if as_json:
+        print_json(rep.to_dict())
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from rich import box
+
+    console = Console()
+    wide = console.width >= 60  # below that the spread of the norms is left out (it is in --json)
+    t = Table(title=f"{rep.model}/{rep.corpus}: {rep.states:,} states, {rep.pairs:,} random pairs per layer; "
+                    "mean cosine raw and centred, norms, variance share of the top 1 and 10 directions",
+              title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+    for col in ("layer", "raw", "centred", "norm", "sd", "top1", "top10") if wide else ("L", "raw", "ctr", "norm", "top1", "top10"):
+        t.add_column(col, justify="right")
+    for v in rep.layers:
+        norms = (_compact(v.norm_mean), _compact(v.norm_std)) if wide else (_compact(v.norm_mean),)
+        t.add_row(str(v.layer), f"{v.mean_cos_raw:.3f}", f"{v.mean_cos_centered:.3f}", *norms,
+                  f"{v.top1_variance:.2f}", f"{v.top10_variance:.2f}")
+    console.print(t)
+
+
+def _compact(x: float) -> str:
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+@cli_errors
 def trajectory(
     ctx: typer.Context,
     text: Annotated[str, typer.Argument(help="A prompt, e.g. 'Français: \"fleur\" - 中文: \"'.")],
@@ -139,11 +189,13 @@ def trajectory(
     Console().print(t)
 
 
-def state_neighbours_cmd(ctx, text: str, layer: int, position: Optional[int], model, corpus, k: int, where, index: str, as_json: bool) -> None:
+def state_neighbours_cmd(ctx, text: str, layer: int, position: Optional[int], model, corpus, k: int, where, index: str,
+                         as_json: bool, center: bool = False) -> None:
     from explorer.services.states import StateQuery, neighbours_of_text
 
-    q = StateQuery(text, (layer,), position, model, corpus, k, where, index)
-    res = neighbours_of_text(state(ctx).engine(), q, loading=loading)[0]
+    q = StateQuery(text, (layer,), position, model, corpus, k, where, index, center)
+    with StageProgress() as sp:  # a bar only if a layer's mean takes a while to compute (first --center)
+        res = neighbours_of_text(state(ctx).engine(), q, loading=loading, progress=sp.progress)[0]
     m, c, p = res.model, res.corpus, res.position
     if as_json:
         print_json(res.to_dict())
@@ -153,10 +205,11 @@ def state_neighbours_cmd(ctx, text: str, layer: int, position: Optional[int], mo
     from rich.text import Text
 
     title = Text.assemble(f"Nearest states at layer {layer} to {res.token!r} (position {p}) of {text!r}  ",
-                          (f"({m}/{c}, {index})", "dim"))
+                          (f"({m}/{c}, {index}{', centred on the layer mean' if res.centered else ''})", "dim"))
     t = Table(title=title, title_justify="left")
-    for col in ("#", "cosine", "token", "doc", "pos", "lang", "context"):
-        t.add_column(col, justify="right" if col in ("#", "cosine", "doc", "pos") else "left")
+    score = "centred cos" if res.centered else "cosine"
+    for col in ("#", score, "token", "doc", "pos", "lang", "context"):
+        t.add_column(col, justify="right" if col in ("#", score, "doc", "pos") else "left")
     for h in res.results:  # data as Text: contexts mark the hit as [token], which markup would eat
         t.add_row(str(h.rank), f"{h.score:.4f}", Text(repr(h.token)), str(h.document), str(h.position),
                   Text(h.lang or ""), Text(h.snippet))

@@ -35,6 +35,7 @@ class StateNeighbours:
     token: str
     index: str  # exact | sq8 | ivfpq
     results: tuple[StateHit, ...]
+    centered: bool = False  # scores are cosines after subtracting the layer's corpus mean
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k != "results"}

@@ -11,11 +11,13 @@ import numpy as np
 
 from explorer.core.types import Progress, Report
 from explorer.errors import ExplorerError
+from explorer.query.anisotropy import CenteredRows
 from explorer.query.states import StateHit, StateNeighbours, token_means
 from explorer.services.engine import Engine, row_mask
 from explorer.store.states import StateStore
 from explorer.store import sets
 from explorer.store.catalog import ModelRow
+from explorer.store.centering import LayerCentre, layer_centre
 from explorer.store.predicate import check_where
 from explorer.store.vectorset import VectorSet
 
@@ -95,14 +97,18 @@ def state_neighbours(engine: Engine, vector: np.ndarray, *, model: str | None, c
 
 
 def _nearest_states(engine: Engine, c, model_name: str, layer: int, vs: VectorSet, vector: np.ndarray, k: int,
-                    where: str | None, index: str) -> tuple[StateHit, ...]:
-    """The search itself, over a layer already opened (and checked) by :func:`open_layer`."""
+                    where: str | None, index: str, centre: LayerCentre | None = None) -> tuple[StateHit, ...]:
+    """The search itself, over a layer already opened (and checked) by :func:`open_layer`;
+    with ``centre``, cosine between the query and the rows, both minus the layer's mean."""
     from explorer.store import compressed
     from explorer.store.index import SearchIndex
 
     store = StateStore(engine.catalog)
     allowed = states_mask(engine, c, vs.n_rows, where)
-    if index == "exact":
+    if centre is not None:
+        rows = CenteredRows(vs.vectors, centre.mean, centre.norms)
+        hits = SearchIndex(rows, None, "numpy").search(vector - centre.mean, k, allowed)  # type: ignore[arg-type]
+    elif index == "exact":
         hits = SearchIndex(vs, None, "numpy").search(vector, k, allowed)
     else:
         path = store.index_path(c.corpus_id, layer, index)
@@ -184,18 +190,24 @@ class StateQuery:
     k: int = 10
     where: str | None = None
     index: str = "exact"
+    center: bool = False  # cosine after subtracting the layer's corpus mean (exact search only)
 
 
 def neighbours_of_text(engine: Engine, q: StateQuery, runners: Runners | None = None,
-                       loading: Callable[[str], ContextManager] | None = None) -> list[StateNeighbours]:
+                       loading: Callable[[str], ContextManager] | None = None,
+                       progress: Progress | None = None) -> list[StateNeighbours]:
     """Text -> the model's states -> nearest stored states, per layer. The corpus, every
     layer and the position are checked before the model loads (``loading(name)``: a context
     shown while it does)."""
     from explorer.lens.runner import check_position
 
+    if q.center and q.index != "exact":
+        raise ExplorerError(f"--center searches exactly: compressed indexes on centred rows are not built yet (drop --index {q.index})")
     with engine.catalog.session():
         m = engine.model(q.model, auto_export=False)
         opened = [(layer, open_layer(engine, m.name, q.corpus, layer)) for layer in q.layers]  # fail fast, before the model
+    centres = {layer: layer_centre(StateStore(engine.catalog), c, layer, progress)
+               for layer, (_, c, _) in opened} if q.center else {}  # computed once per layer, then stored
     check_position(m, q.text, q.position)
     st = (runners or Runners(engine)).get(m, loading).run(q.text)
     p = st.position(q.position)
@@ -204,6 +216,6 @@ def neighbours_of_text(engine: Engine, q: StateQuery, runners: Runners | None = 
         for layer, (_, c, vs) in opened:
             if not 0 <= layer < st.layers.shape[0]:
                 raise ExplorerError(f"layer {layer} is outside 0..{st.layers.shape[0] - 1}")
-            hits = _nearest_states(engine, c, m.name, layer, vs, st.layers[layer, p], q.k, q.where, q.index)
-            out.append(StateNeighbours(m.name, c.name, layer, q.text, p, st.tokens[p], q.index, hits))
+            hits = _nearest_states(engine, c, m.name, layer, vs, st.layers[layer, p], q.k, q.where, q.index, centres.get(layer))
+            out.append(StateNeighbours(m.name, c.name, layer, q.text, p, st.tokens[p], q.index, hits, q.center))
     return out

@@ -221,6 +221,10 @@ class StateStore:
         """The token id of every state, in state order."""
         return [r[0] for r in self.catalog.query("SELECT token_id FROM states WHERE corpus_id = ? ORDER BY state_id", [corpus_id])]
 
+    def positions(self, corpus_id: int) -> list[int]:
+        """The position of every state in its document, in state order."""
+        return [r[0] for r in self.catalog.query("SELECT position FROM states WHERE corpus_id = ? ORDER BY state_id", [corpus_id])]
+
     def index_path(self, corpus_id: int, layer: int, kind: str) -> str | None:
         rows = self.catalog.query("SELECT path FROM state_indexes WHERE corpus_id = ? AND layer = ? AND kind = ?",
                                   [corpus_id, layer, kind])
