@@ -22,7 +22,7 @@ import numpy as np
 
 from explorer.errors import CorruptFile
 from explorer.query.anisotropy import centered_norms, layer_mean
-from explorer.store.files import atomic_path, sha256_file
+from explorer.store.files import atomic_path
 from explorer.store.states import CorpusRow, StateStore, layer_file
 
 ROLES = ("mean", "centered_norms")
@@ -56,19 +56,11 @@ def layer_centre(store: StateStore, corpus: CorpusRow, layer: int, progress=None
     later = np.asarray(store.positions(corpus.corpus_id)) > 0
     mean = layer_mean(matrix, later if later.any() else None, deferred(progress, f"mean state of layer {layer}"))
     norms = centered_norms(matrix, mean)
-    rows = []
     for role, values in zip(ROLES, (mean, norms)):
-        rel = f"{corpus.path}/{centre_file(layer, role)}"
-        with atomic_path(store.root / rel) as tmp:
+        with atomic_path(store.root / corpus.path / centre_file(layer, role)) as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, values)
-        st = (store.root / rel).stat()
-        rows.append([corpus.corpus_id, layer, role, rel, st.st_size, sha256_file(store.root / rel), st.st_mtime_ns])
-    with store.catalog.write() as con:
-        con.execute("DELETE FROM state_files WHERE corpus_id = ? AND layer = ? AND role IN (SELECT unnest(?))",
-                    [corpus.corpus_id, layer, list(ROLES)])
-        con.executemany("INSERT INTO state_files (corpus_id, layer, role, path, bytes, sha256, mtime_ns) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    store.record_layer_files([store.file_row(corpus, layer, role, centre_file(layer, role)) for role in ROLES])
     return LayerCentre(layer, mean, norms, computed=True)
 
 

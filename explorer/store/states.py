@@ -185,9 +185,7 @@ class StateStore:
         rows = []
         for layer in range(corpus.n_layers):
             for role, name in (("states", layer_file(layer)), ("norms", norms_file(layer))):
-                rel = f"{corpus.path}/{name}"
-                st = (self.root / rel).stat()
-                rows.append(StateFileRow(corpus.corpus_id, layer, role, rel, st.st_size, sha256_file(self.root / rel), st.st_mtime_ns))
+                rows.append(self.file_row(corpus, layer, role, name))
             if progress:
                 progress("checksums", layer + 1, corpus.n_layers)
         with self.catalog.write() as con:
@@ -198,6 +196,20 @@ class StateStore:
                     "UPDATE corpora SET status = 'done', finished_at = current_timestamp WHERE corpus_id = ?", [corpus.corpus_id]
                 )
         return rows
+
+    def file_row(self, corpus: CorpusRow, layer: int, role: str, name: str) -> StateFileRow:
+        """The corpus's file ``name`` as it is on disk now (size, SHA-256, mtime), to record."""
+        rel = f"{corpus.path}/{name}"
+        st = (self.root / rel).stat()
+        return StateFileRow(corpus.corpus_id, layer, role, rel, st.st_size, sha256_file(self.root / rel), st.st_mtime_ns)
+
+    def record_layer_files(self, rows: Sequence[StateFileRow]) -> None:
+        """Record ``rows``, replacing any recorded file of the same corpus, layer and role."""
+        with self.catalog.write() as con:
+            for r in rows:
+                con.execute("DELETE FROM state_files WHERE corpus_id = ? AND layer = ? AND role = ?",
+                            [r.corpus_id, r.layer, r.role])
+            con.executemany(f"INSERT INTO state_files ({_FILE_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)", [list(astuple(r)) for r in rows])
 
     def set_mtime(self, f: StateFileRow, mtime_ns: int) -> None:
         """Record a new mtime for a file whose SHA-256 still matches."""
