@@ -60,6 +60,8 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory, tiny_model_dir) -> Path:
+    """The tiny model exported, shared by the whole session: a test that stores more in a
+    root (states, models, runs) copies it first, so results never depend on test order."""
     from explorer.models.export import export_model
 
     root = tmp_path_factory.mktemp("tiny-root")

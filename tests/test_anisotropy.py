@@ -21,11 +21,16 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def aniso_root(tiny_root, tmp_path_factory):
-    """The test_states corpus, stored under a name of its own in the shared tiny root."""
-    p = tmp_path_factory.mktemp("aniso") / "aniso.txt"
+    """The test_states corpus, exported into a copy of the shared tiny root (which other
+    modules expect unchanged)."""
+    import shutil
+
+    d = tmp_path_factory.mktemp("aniso")
+    p = d / "aniso.txt"
     p.write_text("\n".join(DOCS) + "\n")
-    export_states("tiny-llama", tiny_root, corpus=p, batch_size=4)
-    return tiny_root
+    root = shutil.copytree(tiny_root, d / "root")
+    export_states("tiny-llama", root, corpus=p, batch_size=4)
+    return root
 
 
 def _cli(root, *args):

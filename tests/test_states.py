@@ -36,9 +36,14 @@ def corpus_file(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def states_root(tiny_root, corpus_file):
-    export_states("tiny-llama", tiny_root, corpus=corpus_file, batch_size=4)
-    return tiny_root
+def states_root(tiny_root, corpus_file, tmp_path_factory):
+    """A copy of the shared tiny root with corpus "docs" exported: the session's tiny root
+    stays as other modules expect it (a "docs" left there made test_as_user's export resume)."""
+    import shutil
+
+    root = shutil.copytree(tiny_root, tmp_path_factory.mktemp("states") / "root")
+    export_states("tiny-llama", root, corpus=corpus_file, batch_size=4)
+    return root
 
 
 def _layers(root, name="docs"):
@@ -79,11 +84,11 @@ def test_metadata_rows_and_bytes_on_disk(states_root):
         assert size == 128 + n * c.dim * 4  # exactly d x 4 bytes per token, plus one header
 
 
-def test_killed_export_resumes_without_duplicates(tiny_root, corpus_file, tmp_path):
+def test_killed_export_resumes_without_duplicates(states_root, corpus_file, tmp_path):
     root = tmp_path / "root"
     import shutil
 
-    shutil.copytree(tiny_root, root, ignore=shutil.ignore_patterns("states"))
+    shutil.copytree(states_root, root, ignore=shutil.ignore_patterns("states"))
     con = __import__("duckdb").connect(str(root / "catalog.duckdb"))
     for t in ("state_indexes", "states", "documents", "corpora"):
         con.execute(f"DELETE FROM {t}")
@@ -114,17 +119,17 @@ def test_killed_export_resumes_without_duplicates(tiny_root, corpus_file, tmp_pa
     rep = export_states("tiny-llama", root, corpus=corpus_file, batch_size=2)
     assert rep.resumed_from > 0
     c2, layers = _layers(root)
-    _, clean = _layers(tiny_root)
+    _, clean = _layers(states_root)
     assert c2.status == "done" and cat.query("SELECT count(*) - count(DISTINCT state_id) FROM states")[0][0] == 0
     for a, b in zip(layers, clean):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_float16_and_workers_agree(tiny_root, corpus_file, tmp_path):
-    rep = export_states("tiny-llama", tiny_root, corpus=corpus_file, name="half", dtype="float16", workers=2, batch_size=3)
-    assert rep.dtype == "float16" and rep.states == _layers(tiny_root)[0].committed
-    _, half = _layers(tiny_root, "half")
-    _, full = _layers(tiny_root)
+def test_float16_and_workers_agree(states_root, corpus_file, tmp_path):
+    rep = export_states("tiny-llama", states_root, corpus=corpus_file, name="half", dtype="float16", workers=2, batch_size=3)
+    assert rep.dtype == "float16" and rep.states == _layers(states_root)[0].committed
+    _, half = _layers(states_root, "half")
+    _, full = _layers(states_root)
     for a, b in zip(half, full):
         assert a.dtype == np.float16
         np.testing.assert_allclose(a.astype(np.float32), b, rtol=2e-3, atol=2e-3)
@@ -258,11 +263,14 @@ def test_overflow_check_looks_at_real_tokens_only():
         check_fits([layer], [3, 2], "float32")
 
 
-def test_throughput_counts_forward_passes_only(tiny_root):
-    rep = export_states("tiny-llama", tiny_root, prompts=["king queen man woman"], name="one-prompt")
+def test_throughput_counts_forward_passes_only(tiny_root, tmp_path):
+    import shutil
+
+    root = shutil.copytree(tiny_root, tmp_path / "root")
+    rep = export_states("tiny-llama", root, prompts=["king queen man woman"], name="one-prompt")
     assert rep.states == 4 and 0 < rep.forward_seconds <= rep.seconds
     assert rep.tokens_per_second == pytest.approx(rep.states / rep.forward_seconds)
-    again = export_states("tiny-llama", tiny_root, prompts=["king queen man woman"], name="one-prompt")
+    again = export_states("tiny-llama", root, prompts=["king queen man woman"], name="one-prompt")
     assert again.forward_seconds == 0 and again.tokens_per_second == 0  # nothing new ran
 
 
