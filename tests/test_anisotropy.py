@@ -50,6 +50,9 @@ def test_states_stats_json_shows_anisotropy(aniso_root):
     assert middle["mean_cos_centered"] < middle["mean_cos_raw"]
     again = _cli(aniso_root, "states-stats", "--model", "tiny-llama", "--corpus", "aniso", "--pairs", "3000", "--json")
     assert json.loads(again.stdout) == out  # seeded
+    some = _cli(aniso_root, "states-stats", "--model", "tiny-llama", "--corpus", "aniso", "--layer", "2", "--layer", "0",
+                "--layer", "2", "--pairs", "3000", "--json")
+    assert [v["layer"] for v in json.loads(some.stdout)["layers"]] == [0, 2]  # in order, each once
 
 
 def test_pair_cosines_match_a_direct_computation():

@@ -44,7 +44,7 @@ def states_stats(engine: Engine, *, model: str | None = None, corpus: str | None
         raise ExplorerError("--pairs must be at least 1")
     with engine.catalog.session():
         m, c, _ = open_layer(engine, model, corpus, layers[0] if layers else 0)  # model, corpus and range checked
-        todo = list(layers) if layers else list(range(c.n_layers))
+        todo = sorted(set(layers)) if layers else list(range(c.n_layers))  # in order, each once
         for layer in todo:
             if not 0 <= layer < c.n_layers:
                 raise ExplorerError(f"layer {layer} is outside 0..{c.n_layers - 1} for corpus {c.name}")
