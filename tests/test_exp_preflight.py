@@ -152,6 +152,13 @@ def test_long_sweep_without_preset_needs_yes(tmp_path):
     assert res.exit_code == 0, res.output
 
 
+def test_a_preset_estimated_at_days_still_needs_yes(tmp_path):
+    line = one_line_error(run(tmp_path, "experiment", "run", "counting", "--preset", "paper"))
+    assert "--yes" in line and "estimated" in line
+    assert nothing_recorded(tmp_path)
+    assert not runner.make_plan("counting", "cpu").needs_confirmation(2)  # the laptop preset starts at once
+
+
 def test_dry_run_shows_the_effective_settings(tmp_path):
     res = run(tmp_path, "experiment", "run", "counting", "--preset", "smoke", "--set", "steps=7", "--dry-run")
     assert res.exit_code == 0, res.output

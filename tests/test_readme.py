@@ -411,9 +411,9 @@ SPECS: dict[str, Spec] = {
         Spec(skip="installs on the cluster's nodes; the test extra already has ray"),
     "explorer experiment run counting --preset paper --dry-run":
         Spec(slow=False, check=_said("a search from 12 points")),
-    "explorer experiment run counting --preset paper --ray HEAD:6379 --workers 12 --png counting-paper.png":
+    "explorer experiment run counting --preset paper --ray HEAD:6379 --workers 12 --yes --png counting-paper.png":
         Spec(skip="needs a Ray cluster with GPUs (about 9 h of one GPU by the cost model)"),
-    "explorer experiment run counting --preset paper --ray HEAD:6379 --workers 12 --resume   # after an interruption":
+    "explorer experiment run counting --preset paper --ray HEAD:6379 --workers 12 --yes --resume   # after an interruption":
         Spec(skip="needs a Ray cluster with GPUs"),
     "explorer experiment run concepts --preset smoke": Spec(check=_concepts),
     "explorer experiment run word2vec --set arch=sg,cbow      # your own corpus: --set corpus=FILE, one sentence a line":

@@ -123,7 +123,7 @@ def run_cmd(
     resume: Annotated[bool, typer.Option(help="Continue the latest sweep with the same settings, skipping its finished points.")] = False,
     png: Annotated[Optional[Path], typer.Option(help="Write the sweep's figure (matplotlib PNG) here.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (settings, points, estimated time) and exit.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Start a sweep estimated to take over 10 minutes without a --preset.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Start a sweep estimated to take over 10 minutes without a --preset, or over 4 hours on this machine with one (e.g. --preset paper).")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     jsonl: Annotated[bool, typer.Option("--jsonl", help=(
         "Print the sweep's events as they happen, one JSON object a line on stdout, instead of progress bars: "

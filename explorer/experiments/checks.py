@@ -27,6 +27,7 @@ from explorer.errors import ExplorerError
 
 Check = Callable[[Any], "str | None"]  # None: fine; else what is wrong ("must be at least 1")
 LONG_SWEEP_S = 600.0  # a sweep estimated longer than this needs --yes (or an explicit --preset)
+DAY_LONG_SWEEP_S = 4 * 3600.0  # ... and longer than this needs --yes even with a preset (paper grids on a CPU)
 
 
 def _none(config: Any) -> dict[str, str]:

@@ -98,9 +98,12 @@ class Plan:
         return checks.gpu_estimate(registry.get(self.experiment), self.expected or self.points)
 
     def needs_confirmation(self, workers: int = 1) -> bool:
-        """A long sweep the user did not ask for by preset: it needs --yes."""
+        """A long sweep the user did not ask for by preset, or one estimated at hours on this
+        machine even with a preset (`--preset paper` on a laptop): it needs --yes."""
         seconds = self.estimate(workers)
-        return self.preset is None and seconds is not None and seconds > checks.LONG_SWEEP_S
+        if seconds is None:
+            return False
+        return seconds > (checks.LONG_SWEEP_S if self.preset is None else checks.DAY_LONG_SWEEP_S)
 
     def describe(self, workers: int = 1) -> str:
         """``counting: 12 points, estimated about 2 min (rough; ...)``; a search says how many
