@@ -4,6 +4,7 @@ CPUs and GPUs out between workers. Ray itself is imported only when asked for.""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from explorer.errors import ExplorerError
@@ -22,12 +23,28 @@ def connect_cluster(address: str) -> Any:
     """Connect to the Ray cluster at ``address`` (``HOST:PORT``) or, with ``local``, start a
     fresh one in this process; a bad address is a one-line error."""
     ray = ray_module()
+    check_address(address)
     if not ray.is_initialized():
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise ExplorerError(f"cannot connect to the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
     return ray
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Ray installed, and ``address`` 'local' or a HOST:PORT that accepts a connection
+    within ``timeout`` s (Ray itself would retry an unreachable address for minutes)."""
+    ray_module()
+    if address in ("local", "auto"):
+        return
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not (sep and host and port.isdigit()):
+        raise ExplorerError(f"bad Ray address {address!r}: give the head node's HOST:PORT (e.g. 10.0.0.5:6379) or 'local'")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ExplorerError(f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
 def worker_share(ray: Any, workers: int) -> tuple[float, float, int]:
@@ -43,4 +60,4 @@ def worker_share(ray: Any, workers: int) -> tuple[float, float, int]:
     return num_cpus, num_gpus, max(1, int(num_cpus))
 
 
-__all__ = ["connect_cluster", "ray_module", "worker_share"]
+__all__ = ["check_address", "connect_cluster", "ray_module", "worker_share"]

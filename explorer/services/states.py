@@ -41,8 +41,9 @@ def export_states(spec: str | None, root: Path, *, corpus: Path | None = None, p
     job = StatesJob(tuple(docs), name or corpus_name(corpus, prompts), str(corpus or "prompts"), dtype, batch_size,
                     max_tokens, workers, force, ray)
     if ray:
-        from explorer.core.cluster import connect_cluster
+        from explorer.core.cluster import check_address, connect_cluster
 
+        check_address(ray)  # at once, before any stage line: a bad address is the only line printed
         report("starting a local Ray cluster" if ray == "local" else f"connecting to the Ray cluster at {ray}")
         connect_cluster(ray)
     engine = Engine(root)
