@@ -13,11 +13,10 @@ from typer.testing import CliRunner
 
 from clitools import one_line_error
 from explorer.cli.main import app
+from explorer.core.cluster import worker_share
 from explorer.services.states import export_states
 from explorer.store.catalog import Catalog
 from explorer.store.states import StateStore, layer_file
-
-pytest.importorskip("ray")
 
 runner = CliRunner()
 DOCS = [
@@ -40,6 +39,7 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def root(tiny_root, corpus):
     """The tiny model's root with a one-process export of the corpus, batches of 3."""
+    pytest.importorskip("ray")
     export_states("tiny-llama", tiny_root, corpus=corpus, name=REF, batch_size=3)
     return tiny_root
 
@@ -138,3 +138,25 @@ def test_bad_address_or_no_ray_is_one_line_and_keeps_the_store(root, corpus, mon
     assert "pip install" in one_line_error(r)
     after = _store(root, REF)
     assert after[0] == before[0] and after[2] == before[2] and all(np.array_equal(a, b) for a, b in zip(after[1], before[1]))
+
+
+class _Cluster:
+    """What worker_share reads of Ray: total resources and the nodes'."""
+
+    def __init__(self, nodes: list[dict]):
+        self._nodes = nodes
+
+    def nodes(self):
+        return [{"Alive": True, "Resources": n} for n in self._nodes]
+
+    def cluster_resources(self):
+        return {k: sum(n.get(k, 0) for n in self._nodes) for k in ("CPU", "GPU")}
+
+
+def test_workers_share_the_cluster_and_fit_on_a_node():
+    two_nodes = _Cluster([{"CPU": 8}, {"CPU": 8}])
+    assert worker_share(two_nodes, 1) == (8.0, 0.0, 8)  # not 16: one actor runs on one node
+    assert worker_share(two_nodes, 4) == (4.0, 0.0, 4)
+    assert worker_share(two_nodes, 32) == (0.5, 0.0, 1)  # more workers than CPUs: a share, one thread
+    gpus = _Cluster([{"CPU": 16, "GPU": 2}])
+    assert worker_share(gpus, 4)[1] == 0.5 and worker_share(gpus, 2)[1] == 1.0 and worker_share(gpus, 1)[1] == 1.0
