@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 import pytest
+from clitools import one_line_error
 from typer.testing import CliRunner
 
-from clitools import one_line_error
 from explorer.cli.main import app
 from explorer.core.cluster import worker_share
 from explorer.services.states import export_states

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,7 @@ class RayForward:
         self.devices = [s[2] for s in shapes]
 
     def _ready(self, refs: list, timeout: float) -> list:
-        ready, waiting = self.ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        _, waiting = self.ray.wait(refs, num_returns=len(refs), timeout=timeout)
         if waiting:
             raise ExplorerError(f"{len(waiting)} of {len(refs)} Ray workers did not start within {timeout:.0f} s: "
                                 "does the cluster have the CPUs (or GPUs) free for them? Try fewer --workers")
