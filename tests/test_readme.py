@@ -385,6 +385,12 @@ SPECS: dict[str, Spec] = {
     "explorer states-stats                        # per layer: mean cosine of random pairs of states, raw and centred":
         Spec(check=_states_stats),
     'explorer neighbours --layer 9 "The king of England" --center': Spec(check=_states_center),
+    "ray start --head --port 6379                     # on the node that runs export-states and holds the data root":
+        Spec(skip="starts a Ray cluster; tests/test_states_ray.py runs export-states --ray local"),
+    "ray start --address HEAD:6379                    # on each worker node: same Python environment, same model cache path":
+        Spec(skip="joins a Ray cluster's head"),
+    "explorer export-states --corpus my_corpus.txt --ray HEAD:6379 --workers 4":
+        Spec(skip="needs a Ray cluster; tests/test_states_ray.py checks --ray local against one process"),
     "explorer lens translate --from fr --to zh --png fr_zh.png": Spec(check=_lens),
     'explorer sql "SELECT model, task, src, tgt, entries, accuracy, english_peak_layer FROM lens_summary"':
         Spec(check=_lens_summary),

@@ -39,7 +39,8 @@ def export_states(
     dtype: Annotated[str, typer.Option("--dtype", help="On-disk precision: float32 (exact) or float16 (half the bytes).")] = "float32",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents per forward pass.")] = 8,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1, help="Truncate documents to this many tokens.")] = 128,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes sharing the document range (each loads the model).")] = 1,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes sharing the document range (each loads the model); with --ray, Ray workers (actors) on the cluster.")] = 1,
+    ray: Annotated[Optional[str], typer.Option("--ray", help="Run the forward passes on the Ray cluster at ADDRESS (HEAD:6379), or 'local' to start one here (GPUs where the workers have them); this process writes the store. Needs the ray extra.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Delete a stored corpus of that name and redo it.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON report.")] = False,
 ) -> None:
@@ -54,7 +55,7 @@ def export_states(
     with StageProgress() as sp:
         rep = run(model, state(ctx).root, corpus=corpus, prompts=prompt or (), name=name, dtype=dtype,
                   batch_size=batch_size, max_tokens=max_tokens, workers=workers, force=force,
-                  report=sp.report, progress=sp.progress)
+                  report=sp.report, progress=sp.progress, ray=ray)
     if as_json:
         print_json(rep.to_dict())
         return

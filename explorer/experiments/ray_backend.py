@@ -14,32 +14,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from explorer.errors import ExplorerError
+from explorer.core.cluster import connect_cluster
 from explorer.experiments.executors import Driver
 from explorer.experiments.point import Outcome, PointTask, execute
 
 SEND_SECONDS = 0.5
-
-
-def _ray():
-    try:
-        import ray
-    except ImportError:
-        raise ExplorerError("--ray needs Ray: pip install 'explorer[ray]'") from None
-    return ray
-
-
-def connect_cluster(address: str) -> Any:
-    ray = _ray()
-    if not ray.is_initialized():
-        try:
-            if address == "local":
-                ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-            else:
-                ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise ExplorerError(f"cannot connect to the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
-    return ray
 
 
 def _remote_execute(task: PointTask, threads: int, events: Any, flag: Any) -> Outcome:  # runs on a Ray worker

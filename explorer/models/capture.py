@@ -69,8 +69,9 @@ def capture(model: Any, anat: Anatomy, token_ids: Sequence[Sequence[int]], pad_i
         mask[i, : len(t)] = 1
     body = getattr(model, "base_model", model)  # the layers only: no logits over the vocabulary
     extra = {"use_cache": False} if "use_cache" in inspect.signature(body.forward).parameters else {}
+    device = next(body.parameters()).device  # a GPU on a Ray worker that has one
     with _hooks(anat) as store:
-        body(input_ids=ids, attention_mask=mask, **extra)
+        body(input_ids=ids.to(device), attention_mask=mask.to(device), **extra)
     n = anat.n_layers + 1
     missing = [i for i in range(n) if i not in store]
     if missing:

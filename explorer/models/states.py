@@ -94,6 +94,7 @@ class StatesJob:
     max_tokens: int = 128
     workers: int = 1
     force: bool = False
+    ray: str | None = None  # a Ray cluster's address (or 'local'): forward passes run there
 
 
 def check_dtype(dtype: str) -> None:
@@ -104,10 +105,6 @@ def check_dtype(dtype: str) -> None:
 def export_corpus(m: ModelRow, root: Path, catalog: Catalog, job: StatesJob, *,
                   report: Report = lambda s: None, progress: Progress | None = None) -> StatesReport:
     """Run model ``m`` (a catalog row) over ``job.docs`` and store every layer's states."""
-    from explorer.models import surgery
-    from explorer.models.loading import load_model
-    from explorer.models.capture import tokenize
-
     check_dtype(job.dtype)
     docs, name, dtype = list(job.docs), job.name, job.dtype
     store = StateStore(catalog)
@@ -120,29 +117,63 @@ def export_corpus(m: ModelRow, root: Path, catalog: Catalog, job: StatesJob, *,
         return _report(root, row, m.name, 0.0, 0, row.committed)
     if row is not None and ((row.n_docs, row.dim, row.n_layers) != (len(docs), m.d_model, (m.n_layers or 0) + 1) or row.dtype != dtype):
         raise ExplorerError(f"corpus {name} exists with different contents or settings; pass --force to redo it")
-    report(f"loading {m.name} (5-80 s)")
-    model, tokenizer = load_model(Path(m.model_dir), report)
-    anat = surgery.anatomy(model)
-    created = row is None
-    if row is None:
-        report(f"tokenising {len(docs):,} documents")
-        ids = tokenize(tokenizer, [t for _, t in docs], job.max_tokens)
-        planned = [(lang, text, len(t)) for (lang, text), t in zip(docs, ids)]
-        row = store.plan(m.model_id, name, job.source, planned, anat.n_layers + 1, anat.d_model, dtype, m.name)
-    elif (row.dim, row.n_layers) != (anat.d_model, anat.n_layers + 1):  # the catalog's sizes were wrong
-        raise ExplorerError(f"corpus {name} exists with different contents or settings; pass --force to redo it")
-    resumed = row.committed
-    if resumed:
-        report(f"resuming {name}: {resumed:,} states already committed")
-    t0 = time.perf_counter()
-    if job.workers > 1:
-        forward = _guarded(lambda: _run_workers(root, row, job.workers, job.batch_size, progress), store, row, created)
-    else:
-        forward = _guarded(lambda: _run_range(model, anat, tokenizer, store, row, 0, row.n_docs, job.batch_size,
-                                              job.max_tokens, progress), store, row, created)
+    forward = _open_forward(m, job, report)
+    try:
+        created = row is None
+        if row is None:
+            report(f"tokenising {len(docs):,} documents")
+            ids = forward.tokenize([t for _, t in docs], job.max_tokens)
+            planned = [(lang, text, len(t)) for (lang, text), t in zip(docs, ids)]
+            row = store.plan(m.model_id, name, job.source, planned, forward.n_layers, forward.dim, dtype, m.name)
+        elif (row.dim, row.n_layers) != (forward.dim, forward.n_layers):  # the catalog's sizes were wrong
+            raise ExplorerError(f"corpus {name} exists with different contents or settings; pass --force to redo it")
+        resumed = row.committed
+        if resumed:
+            report(f"resuming {name}: {resumed:,} states already committed")
+        t0 = time.perf_counter()
+        seconds_forward = _guarded(lambda: forward.run(store, row, job, progress), store, row, created)
+    finally:
+        forward.close()
     seconds = time.perf_counter() - t0
     row = store.finish(store.corpus(m.model_id, name), progress)
-    return _report(root, row, m.name, seconds, row.committed - resumed, resumed, forward)
+    return _report(root, row, m.name, seconds, row.committed - resumed, resumed, seconds_forward)
+
+
+class _LocalForward:
+    """Forward passes in this process (or ``job.workers`` local processes); the model is
+    loaded here. :class:`explorer.models.states_ray.RayForward` has the same shape."""
+
+    def __init__(self, model_dir: Path, report: Report):
+        from explorer.models import surgery
+        from explorer.models.loading import load_model
+
+        self.model, self.tokenizer = load_model(model_dir, report)
+        self.anat = surgery.anatomy(self.model)
+        self.n_layers, self.dim = self.anat.n_layers + 1, self.anat.d_model
+
+    def tokenize(self, texts: Sequence[str], max_tokens: int) -> list[list[int]]:
+        from explorer.models.capture import tokenize
+
+        return tokenize(self.tokenizer, texts, max_tokens)
+
+    def run(self, store: StateStore, row: CorpusRow, job: StatesJob, progress: Progress | None) -> float:
+        if job.workers > 1:
+            return _run_workers(store.root, row, job.workers, job.batch_size, progress)
+        return _run_range(self.model, self.anat, self.tokenizer, store, row, 0, row.n_docs, job.batch_size,
+                          job.max_tokens, progress)
+
+    def close(self) -> None:
+        pass
+
+
+def _open_forward(m: ModelRow, job: StatesJob, report: Report):
+    """What runs the forward passes: this machine, or the Ray cluster of ``job.ray``."""
+    if job.ray:
+        from explorer.models.states_ray import RayForward
+
+        return RayForward(job.ray, Path(m.model_dir), job.workers, report)
+    report(f"loading {m.name} (5-80 s)")
+    return _LocalForward(Path(m.model_dir), report)
 
 
 def _guarded(run: Callable[[], float], store: StateStore, row: CorpusRow, created: bool) -> float:
@@ -173,16 +204,17 @@ class StatesOverflow(ExplorerError):
 FLOAT16_MAX = 65504.0
 
 
-def check_fits(layers, lengths: Sequence[int], dtype: str) -> None:
+def check_fits(layers, lengths: Sequence[int] | None, dtype: str) -> None:
     """Refuse a batch whose states would be stored as inf or NaN: any non-finite value,
     and in float16 any |value| above 65504 (Gemma's BOS states reach 1e5 in the middle
-    layers). Padding positions are not looked at."""
-    import torch
+    layers). ``layers``: padded (batch, seq, d) tensors with ``lengths`` per row (padding
+    positions are not looked at), or with ``lengths`` None the real rows alone (rows, d),
+    as :func:`flat_states` gives them."""
+    if lengths is not None:
+        import torch
 
-    peaks = []
-    for layer in layers:
-        rows = torch.cat([layer[b, :n] for b, n in enumerate(lengths)])
-        peaks.append(float(rows.abs().max()))
+        layers = [torch.cat([layer[b, :n] for b, n in enumerate(lengths)]) for layer in layers]
+    peaks = [float(abs(layer).max()) for layer in layers]
     bad = [i for i, p in enumerate(peaks) if not np.isfinite(p)]
     if bad:
         raise StatesOverflow(f"the model produced inf or NaN at layer(s) {_spans(bad)}; nothing of this batch is stored")
@@ -194,6 +226,14 @@ def check_fits(layers, lengths: Sequence[int], dtype: str) -> None:
                 f"states at layer(s) {_spans(over)} exceed float16's range (max |value| {peaks[top]:,.0f} at layer {top}, "
                 f"float16 holds up to 65,504); export them as float32 (--dtype float32)"
             )
+
+
+def flat_states(cap) -> list[np.ndarray]:
+    """A captured batch's states per layer as float32 rows (sum of lengths, d), document
+    after document, padding left out: what is written and what a Ray worker sends back."""
+    import torch
+
+    return [torch.cat([layer[b, :n] for b, n in enumerate(cap.lengths)]).float().cpu().numpy() for layer in cap.layers]
 
 
 def _spans(ids: Sequence[int]) -> str:
@@ -210,54 +250,81 @@ def _spans(ids: Sequence[int]) -> str:
 COMMIT_SECONDS = 2.0  # commit metadata at most this often (each commit opens the catalog)
 
 
+class RowWriter:
+    """Writes batches of documents' states in place and, every ~2 s, msyncs the layer files
+    and commits the finished documents' metadata in one transaction. A batch that does not
+    fit the dtype is refused before any of it is written. Used by the local and Ray paths
+    alike, so both stores come out the same."""
+
+    def __init__(self, store: StateStore, row: CorpusRow, tokenizer):
+        self.store, self.row, self.tokenizer = store, row, tokenizer
+        self.files = store.open_layers(row)
+        self.buffered: list[tuple[list, list]] = []
+        self.last = time.monotonic()
+
+    def add(self, batch: Sequence[tuple], ids: list[list[int]], layers: Sequence[np.ndarray]) -> None:
+        """``batch``: pending rows (doc_id, text, n, first); ``layers``: :func:`flat_states`."""
+        check_fits(layers, None, self.row.dtype)
+        for layer, mm in zip(layers, self.files):
+            off = 0
+            for _, _, n, first in batch:
+                mm[first : first + n] = layer[off : off + n]
+                off += n
+        self.buffered.append((list(batch), ids))
+        if time.monotonic() - self.last >= COMMIT_SECONDS:
+            self.commit()
+            self.last = time.monotonic()
+
+    def commit(self) -> None:
+        if not self.buffered:
+            return
+        self.store.flush(self.files)
+        batch = [d for b, _ in self.buffered for d in b]
+        ids = [t for _, i in self.buffered for t in i]
+        self.store.commit(self.row, [d[0] for d in batch], _state_rows(self.tokenizer, batch, ids))
+        self.buffered.clear()
+
+
+def batch_ids(tokenizer, batch: Sequence[tuple], max_tokens: int) -> list[list[int]]:
+    """Token ids of pending documents, checked against the lengths planned for them."""
+    from explorer.models.capture import tokenize
+
+    ids = tokenize(tokenizer, [text for _, text, _, _ in batch], max_tokens)
+    for (doc_id, _, n, _), t in zip(batch, ids):
+        if len(t) != n:
+            raise ExplorerError(f"document {doc_id} tokenises differently than when it was planned")
+    return ids
+
+
+def pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
 def _run_range(model, anat, tokenizer, store: StateStore, row: CorpusRow, lo: int, hi: int,
                batch_size: int, max_tokens: int, progress: Progress | None) -> float:
-    """Run pending documents in [lo, hi): write rows in place; every ~2 s, msync the
-    layer files and commit the finished documents' metadata in one transaction. A batch
-    that does not fit the dtype is refused before any of it is written. Returns the
-    seconds spent in forward passes."""
+    """Run pending documents in [lo, hi) in batches through a :class:`RowWriter`. Returns
+    the seconds spent in forward passes."""
     from explorer.models.capture import capture, tokenize
 
     pending = store.pending_docs(row.corpus_id, lo, hi)
     total = hi - lo
     done = total - len(pending)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    files = store.open_layers(row)
-    buffered: list[tuple[list, list]] = []
-    last = time.monotonic()
+    pad = pad_id(tokenizer)
+    writer = RowWriter(store, row, tokenizer)
     forward = 0.0
     if pending:  # untimed: the first pass pages the weights in and sets torch up (seconds on a cold start)
         capture(model, anat, [tokenize(tokenizer, [pending[0][1]], 1)[0]], pad)
-
-    def commit() -> None:
-        store.flush(files)
-        batch = [d for b, _ in buffered for d in b]
-        ids = [t for _, i in buffered for t in i]
-        store.commit(row, [d[0] for d in batch], _state_rows(tokenizer, batch, ids))
-        buffered.clear()
-
     for start in range(0, len(pending), batch_size):
         batch = pending[start : start + batch_size]
-        ids = tokenize(tokenizer, [text for _, text, _, _ in batch], max_tokens)
-        for (doc_id, _, n, _), t in zip(batch, ids):
-            if len(t) != n:
-                raise ExplorerError(f"document {doc_id} tokenises differently than when it was planned")
+        ids = batch_ids(tokenizer, batch, max_tokens)
         t0 = time.perf_counter()
         cap = capture(model, anat, ids, pad)
         forward += time.perf_counter() - t0
-        check_fits(cap.layers, cap.lengths, row.dtype)
-        for layer, mm in zip(cap.layers, files):
-            for b, (_, _, n, first) in enumerate(batch):
-                mm[first : first + n] = layer[b, :n].float().numpy()
-        buffered.append((batch, ids))
-        if time.monotonic() - last >= COMMIT_SECONDS:
-            commit()
-            last = time.monotonic()
+        writer.add(batch, ids, flat_states(cap))
         done += len(batch)
         if progress:
             progress("documents", done, total)
-    if buffered:
-        commit()
+    writer.commit()
     return forward
 
 

@@ -28,9 +28,10 @@ __all__ = ["StateNeighbours", "Runners", "build_state_indexes", "export_states",
 def export_states(spec: str | None, root: Path, *, corpus: Path | None = None, prompts: Sequence[str] = (),
                   name: str | None = None, dtype: str = "float32", batch_size: int = 8, max_tokens: int = 128,
                   workers: int = 1, force: bool = False, report: Report = lambda s: None,
-                  progress: Progress | None = None):
-    """``explorer export-states``: the settings are checked and the documents read before the
-    model is looked up (or exported on first use), then every layer's states are stored."""
+                  progress: Progress | None = None, ray: str | None = None):
+    """``explorer export-states``: the settings are checked, the documents read and the Ray
+    cluster (``ray``: an address or 'local') reached before the model is looked up (or
+    exported on first use), then every layer's states are stored."""
     from explorer.models.states import StatesJob, check_dtype, corpus_name, export_corpus, read_corpus, sample_corpus_path
 
     check_dtype(dtype)
@@ -38,7 +39,13 @@ def export_states(spec: str | None, root: Path, *, corpus: Path | None = None, p
         corpus = sample_corpus_path()
     docs = read_corpus(corpus) if corpus is not None else [(None, p) for p in prompts]
     job = StatesJob(tuple(docs), name or corpus_name(corpus, prompts), str(corpus or "prompts"), dtype, batch_size,
-                    max_tokens, workers, force)
+                    max_tokens, workers, force, ray)
+    if ray:
+        from explorer.core.cluster import check_address, connect_cluster
+
+        check_address(ray)  # at once, before any stage line: a bad address is the only line printed
+        report("starting a local Ray cluster" if ray == "local" else f"connecting to the Ray cluster at {ray}")
+        connect_cluster(ray)
     engine = Engine(root)
     m = engine.model(spec, report=report)
     return export_corpus(m, engine.root, engine.catalog, job, report=report, progress=progress)
