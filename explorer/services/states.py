@@ -162,6 +162,8 @@ def build_state_indexes(engine: Engine, *, model: str | None, corpus: str | None
     from explorer.store.centering import MEAN_OF
     from explorer.store.files import sha256_file
 
+    if kind not in compressed.KINDS:
+        raise ExplorerError(f"unknown index kind {kind!r}; choose {', '.join(compressed.KINDS)}")
     m = engine.model(model, auto_export=False)
     c = _corpus(engine, m, corpus)
     todo = layers if layers else list(range(c.n_layers))
