@@ -360,6 +360,36 @@ def _states_center(r: Reader, proc) -> None:
     assert 0.78 <= round(centred["results"][-1]["score"], 2) and round(centred["results"][0]["score"], 2) == 0.81
 
 
+def _states_query_center(r: Reader, proc) -> None:
+    """king - father + mother at layer 9: ' queen' first raw and centred; raw top 8 within
+    0.994-0.989, centred 0.92-0.87; --json says centered and mean_of."""
+    args = ("query", "king - father + mother", "--layer", "9", "-k", "8", "--json")
+    raw, centred = r.explorer_json(*args), r.explorer_json(*args, "--center")
+    assert raw["centered"] is False and centred["centered"] is True and "BOS" in centred["mean_of"]
+    assert raw["results"][0]["token"] == centred["results"][0]["token"] == " queen"
+    assert all(0.989 <= round(h["score"], 3) <= 0.994 for h in raw["results"])
+    assert round(centred["results"][0]["score"], 2) == 0.92 and round(centred["results"][-1]["score"], 2) == 0.87
+
+
+def _states_index_center(r: Reader, proc) -> None:
+    """The centred ivfpq index sits beside the raw one; its recall@10 0.975 (held-out rows)."""
+    rows = r.sql("SELECT i.kind, i.path, i.recall_at_10, i.params FROM state_indexes i WHERE i.layer = 9 "
+                 "AND i.kind LIKE 'ivfpq%' ORDER BY i.kind")
+    assert [x["kind"] for x in rows] == ["ivfpq", "ivfpq.centered"]
+    assert all((r.home / x["path"]).exists() for x in rows) and rows[1]["path"].endswith("layer_09.ivfpq.centered.faiss")
+    params = json.loads(rows[1]["params"])
+    assert params["centered"] is True and (params["recall_queries"], params["held_out"]) == ("held-out rows", 200)
+    assert abs(rows[1]["recall_at_10"] - 0.975) <= 0.01  # FAISS k-means may differ a little between machines
+
+
+def _states_center_index(r: Reader, proc) -> None:
+    """The centred ivfpq index returns the same top 8 for ' England' as exact centred search."""
+    args = ("neighbours", "--layer", "9", "The king of England", "-k", "8", "--center", "--json")
+    exact, approx = r.explorer_json(*args), r.explorer_json(*args, "--index", "ivfpq")
+    assert approx["index"] == "ivfpq" and approx["centered"] is True
+    assert [h["state_id"] for h in approx["results"]] == [h["state_id"] for h in exact["results"]]
+
+
 def _bench_lens(r: Reader, proc) -> None:
     """Ours and the all-positions reference give the same probabilities."""
     diff = re.search(r"same numbers: max \|p_target\(last layer\) difference\| = ([\d.e+-]+)", proc.stdout)
@@ -391,6 +421,11 @@ SPECS: dict[str, Spec] = {
         Spec(skip="joins a Ray cluster's head"),
     "explorer export-states --corpus my_corpus.txt --ray HEAD:6379 --workers 4":
         Spec(skip="needs a Ray cluster; tests/test_states_ray.py checks --ray local against one process"),
+    'explorer query "king - father + mother" --layer 9 --center     # the same analogy over centred token means':
+        Spec(check=_states_query_center),
+    "explorer states-index --kind ivfpq --layer 9 --center          # an index over centred rows, beside the raw one":
+        Spec(check=_states_index_center),
+    'explorer neighbours --layer 9 "The king of England" --center --index ivfpq': Spec(check=_states_center_index),
     "explorer lens translate --from fr --to zh --png fr_zh.png": Spec(check=_lens),
     'explorer sql "SELECT model, task, src, tgt, entries, accuracy, english_peak_layer FROM lens_summary"':
         Spec(check=_lens_summary),

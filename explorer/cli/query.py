@@ -76,6 +76,7 @@ def query(
     where: WhereOpt = None,
     layer: Annotated[Optional[int], typer.Option("--layer", "-l", help="Use the mean hidden state of each token at this layer over a stored corpus (see export-states) instead of --vectors.", rich_help_panel=PANEL_STATES)] = None,
     corpus: CorpusOpt = None,
+    center: Annotated[bool, typer.Option("--center", help="With --layer: subtract the layer's mean state over the corpus (BOS at position 0 left out; the one neighbours --center uses, computed once, then stored) from every token mean before cosine.", rich_help_panel=PANEL_STATES)] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Vector arithmetic over token embeddings: analogies with honest diagnostics.
@@ -91,8 +92,10 @@ def query(
     from explorer.services import query as svc
 
     svc.check_where(where)  # a refused --where is one line before any model loads
+    if center and layer is None:
+        fail("--center needs --layer (it centres the token means of stored hidden states)", 2)
     options = svc.QueryOptions(
-        svc.SetChoice(model, vectors, layer, corpus), k, method.lower(), keep_inputs, expect,
+        svc.SetChoice(model, vectors, layer, corpus, center), k, method.lower(), keep_inputs, expect,
         svc.WordRules(variant, multi), svc.TokenFilter(script, where),
     )
     engine = state(ctx).engine()
@@ -124,7 +127,7 @@ def neighbours(
     position: Annotated[Optional[int], typer.Option("--position", "-p", help="With --layer: token position in TEXT (default: last; negative from the end).", rich_help_panel=PANEL_STATES)] = None,
     corpus: CorpusOpt = None,
     index: Annotated[str, typer.Option("--index", help="With --layer: exact, sq8 or ivfpq (built by states-index).", rich_help_panel=PANEL_STATES)] = "exact",
-    center: Annotated[bool, typer.Option("--center", help="With --layer: cosine after subtracting the layer's mean state over the corpus (BOS at position 0 left out) from the stored rows and the query; the mean is computed once, then stored. Exact search.", rich_help_panel=PANEL_STATES)] = False,
+    center: Annotated[bool, typer.Option("--center", help="With --layer: cosine after subtracting the layer's mean state over the corpus (BOS at position 0 left out) from the stored rows and the query; the mean is computed once, then stored. With --index, searches the index built on centred rows (states-index --center).", rich_help_panel=PANEL_STATES)] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Nearest tokens by cosine to a word, a token id or an expression, with filters.

@@ -74,6 +74,7 @@ def states_index(
     layer: Annotated[Optional[List[int]], typer.Option("--layer", "-l", help="Layer(s) to index (default: all).")] = None,
     model: ModelArg = None,
     corpus: CorpusOpt = None,
+    center: Annotated[bool, typer.Option("--center", help="Index the rows minus the layer's mean state (as neighbours --center scores them); kept beside the raw index of the same layer, used by neighbours --index KIND --center.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Build compressed FAISS indexes over stored hidden states; shows recall@10 vs exact.
@@ -81,12 +82,13 @@ def states_index(
     Recall is measured with queries that are not in the index: a seeded split of the
     stored rows (5 %, at least 20, at most 200) left out of training and of the rows
     searched; the kept index then holds every row. --json gives, per layer, recall_at_10,
-    queries (how many) and recall_queries (which rows: "held-out rows")."""
+    queries (how many), recall_queries (which rows: "held-out rows") and centered.
+    With --center, recall is against exact centred search."""
     from explorer.services.states import build_state_indexes
 
     engine = state(ctx).engine()
     with StageProgress() as sp:
-        reports = build_state_indexes(engine, model=model, corpus=corpus, layers=layer, kind=kind, progress=sp.progress)
+        reports = build_state_indexes(engine, model=model, corpus=corpus, layers=layer, kind=kind, progress=sp.progress, center=center)
     if as_json:
         print_json({"indexes": reports})
         return
@@ -94,7 +96,8 @@ def states_index(
     from rich.table import Table
 
     how = f"{reports[0]['queries']} {reports[0]['recall_queries']} as queries, not in the index searched"
-    t = Table(title=f"{kind} indexes (recall@10 against exact search; {how})", title_justify="left")
+    what = f"{kind} indexes on centred rows" if center else f"{kind} indexes"
+    t = Table(title=f"{what} (recall@10 against exact search; {how})", title_justify="left")
     for col in ("layer", "rows", "recall@10", "index bytes", "exact bytes", "build s"):
         t.add_column(col, justify="right")
     for r in reports:

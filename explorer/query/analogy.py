@@ -102,11 +102,13 @@ class QueryResult:
     expected: Expected | None = None
     notices: tuple[str, ...] = ()
     resolutions: tuple[Resolved, ...] = ()
+    centering: dict | None = None  # over hidden states: {"centered": bool, "mean_of": ...}; None for vocabulary sets
 
     def to_dict(self) -> dict:
         return {
             "expression": self.expression,
             "vector_set": self.vector_set,
+            **(self.centering or {}),
             "method": self.method,
             "keep_inputs": self.keep_inputs,
             "results": [h.to_dict() for h in self.results],

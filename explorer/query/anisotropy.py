@@ -15,6 +15,8 @@ from typing import Callable
 
 import numpy as np
 
+from explorer.core.numeric import unit_rows
+
 _CHUNK = 65536
 SPECTRUM_ROWS = 20_000  # rows sampled (seeded) for the principal directions of a large layer
 
@@ -43,11 +45,12 @@ def centered_norms(matrix: np.ndarray, mean: np.ndarray) -> np.ndarray:
 
 
 class CenteredRows:
-    """A layer's rows seen with the corpus mean subtracted, for exact cosine search.
+    """A layer's rows seen with the corpus mean subtracted, without copying the matrix.
 
-    Quacks like a VectorSet for :class:`explorer.store.index.SearchIndex`'s numpy path:
-    ``cosines(unit queries)`` gives cos(x - mean, q) for queries that were centred
-    before they were normalised, without copying the matrix: x.q - mean.q over the
+    Quacks like a VectorSet for :class:`explorer.store.index.SearchIndex`'s numpy path
+    and for the compressed indexes of ``explorer.store.compressed``: ``rows(ids)`` are
+    centred rows, ``safe_norms()`` their norms, and ``cosines(queries, rows)`` gives
+    cos(x - mean, q) for queries that were centred by the caller: x.q - mean.q over the
     centred norms (a zero centred row scores 0)."""
 
     def __init__(self, vectors: np.ndarray, mean: np.ndarray, norms: np.ndarray):
@@ -63,13 +66,23 @@ class CenteredRows:
     def dim(self) -> int:
         return self.vectors.shape[1]
 
-    def cosines(self, queries: np.ndarray) -> np.ndarray:
-        q = np.atleast_2d(queries).astype(np.float32).T  # (dim, nq), centred and unit by the caller
-        scores = np.empty((self.n_rows, q.shape[1]), dtype=np.float32)
-        for start in range(0, self.n_rows, _CHUNK):
-            scores[start : start + _CHUNK] = np.asarray(self.vectors[start : start + _CHUNK], dtype=np.float32) @ q
+    def rows(self, ids) -> np.ndarray:
+        """The centred rows ``ids`` (float32)."""
+        return np.asarray(self.vectors[np.asarray(ids, dtype=np.int64)], dtype=np.float32) - self.mean
+
+    def safe_norms(self) -> np.ndarray:
+        return self.norms
+
+    def cosines(self, queries: np.ndarray, rows: slice | None = None) -> np.ndarray:
+        """``(rows, n_queries)`` centred cosines with centred queries (made unit here)."""
+        q = unit_rows(np.atleast_2d(queries)).T  # (dim, nq)
+        lo, hi, _ = (rows or slice(None)).indices(self.n_rows)
+        scores = np.empty((max(hi - lo, 0), q.shape[1]), dtype=np.float32)
+        for start in range(lo, hi, _CHUNK):
+            stop = min(start + _CHUNK, hi)
+            scores[start - lo : stop - lo] = np.asarray(self.vectors[start:stop], dtype=np.float32) @ q
         scores -= self.mean @ q
-        scores /= self.norms[:, None]
+        scores /= self.norms[lo:hi, None]
         return scores
 
 

@@ -67,6 +67,11 @@ class TokenMeans:
                 out[j] = self.means[r]
         return out
 
+    def centered(self, mean: np.ndarray) -> "TokenMeans":
+        """The same tokens with ``mean`` (the layer's corpus mean state) subtracted from
+        every token's mean: its cosines are centred cosines."""
+        return TokenMeans(self.n_rows, self.token_ids, self.means - mean.astype(np.float32), self.counts)
+
     def cosines(self, queries: np.ndarray) -> np.ndarray:
         q = unit_rows(np.atleast_2d(queries)).T
         out = np.zeros((self.n_rows, q.shape[1]), dtype=np.float32)

@@ -10,13 +10,12 @@ from explorer.errors import ExplorerError
 from explorer.query.anisotropy import SPECTRUM_ROWS, LayerAnisotropy, anisotropy_of_layer
 from explorer.services.engine import Engine
 from explorer.services.states import open_layer
-from explorer.store.centering import layer_centre
+from explorer.store.centering import MEAN_OF, layer_centre
 from explorer.store.states import StateStore
 
 __all__ = ["CorpusAnisotropy", "LayerAnisotropy", "states_stats"]
 
 DEFAULT_PAIRS = 10_000
-MEAN_OF = "states at positions > 0 (BOS left out; all states if none)"  # see store/centering.py
 
 
 @dataclass(frozen=True)

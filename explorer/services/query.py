@@ -4,7 +4,7 @@ tokens may answer, the scoring method) arrives as one frozen :class:`QueryOption
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -24,12 +24,14 @@ __all__ = ["DIAGNOSTICS", "Expression", "check_where", "QueryOptions", "QueryRes
 @dataclass(frozen=True)
 class SetChoice:
     """Which vectors answer: a model's vocabulary set (``input``, ``output``, ...) or, with
-    ``layer``, the per-token means of a stored corpus's hidden states at that layer."""
+    ``layer``, the per-token means of a stored corpus's hidden states at that layer
+    (``center``: minus the layer's stored corpus mean, so cosines are centred cosines)."""
 
     model: str | None = None
     vectors: str = "input"
     layer: int | None = None
     corpus: str | None = None
+    center: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,12 @@ def analogy(engine: Engine, expression: str | Expression, options: QueryOptions 
     if options.k < 1:
         raise ExplorerError("-k must be at least 1")
     choice, words = options.set, options.words
+    if choice.center:
+        if choice.layer is None:
+            raise ExplorerError("--center needs --layer (it centres the token means of stored hidden states)")
+        from explorer.services.states import store_layer_centre
+
+        store_layer_centre(engine, choice.model, choice.corpus, choice.layer, progress)  # once, outside the session
     with engine.catalog.session():
         s = engine.open_set(choice.model, choice.vectors if choice.layer is None else "input",
                             auto_export=auto_export, report=report, progress=progress)
@@ -80,19 +88,33 @@ def analogy(engine: Engine, expression: str | Expression, options: QueryOptions 
         vs, index, label = s.vectors, s.index, s.label
         allowed = engine.allowed_mask(s, options.tokens.script, options.tokens.where)
         if choice.layer is not None:
-            from explorer.services.states import layer_token_means
-
-            _, c, vs = layer_token_means(engine, s.model.name, choice.corpus, choice.layer, progress)
-            for r in [t for t, _ in terms] + ([exp] if exp else []):
-                if not all(vs.seen[i] for i in r.token_ids):
-                    raise ExplorerError(f"{r.word!r} ({r.token!r}) does not occur in corpus {c.name}")
-            allowed = vs.seen if allowed is None else (allowed & vs.seen)
-            index, label = None, f"{s.model.name}/{c.name}/layer {choice.layer} (token means)"
-        return analogy_math.run_query(
+            vs, allowed, label = _token_means_set(engine, s.model.name, choice, [t for t, _ in terms] + ([exp] if exp else []),
+                                                  allowed, progress)
+            index = None
+        result = analogy_math.run_query(
             vs, terms, method=options.method, k=options.k, keep_inputs=options.keep_inputs, expected=exp,
             analogy=_positions(expr), allowed=allowed, label=s.tokens.labels, index=index,
             expression=expr.render(), vector_set=label,
         )
+    if choice.layer is None:
+        return result
+    from explorer.store.centering import MEAN_OF
+
+    return replace(result, centering={"centered": choice.center, **({"mean_of": MEAN_OF} if choice.center else {})})
+
+
+def _token_means_set(engine: Engine, model: str, choice: SetChoice, words: list[Resolved], allowed, progress):
+    """(token means of the stored corpus at ``choice.layer``, centred with ``choice.center``;
+    the tokens that may answer; its label), refusing words absent from the corpus."""
+    from explorer.services.states import layer_token_means
+
+    _, c, vs = layer_token_means(engine, model, choice.corpus, choice.layer, progress, choice.center)
+    for r in words:
+        if not all(vs.seen[i] for i in r.token_ids):
+            raise ExplorerError(f"{r.word!r} ({r.token!r}) does not occur in corpus {c.name}")
+    centred = ", centred on the layer mean" if choice.center else ""
+    label = f"{model}/{c.name}/layer {choice.layer} (token means{centred})"
+    return vs, (vs.seen if allowed is None else (allowed & vs.seen)), label
 
 
 def _positions(expr: Expression) -> tuple[int, int, int] | None:

@@ -22,7 +22,7 @@ from explorer.store.predicate import check_where
 from explorer.store.vectorset import VectorSet
 
 __all__ = ["StateNeighbours", "Runners", "build_state_indexes", "export_states", "layer_token_means",
-           "neighbours_of_text", "open_layer", "state_neighbours", "states_mask"]
+           "neighbours_of_text", "open_layer", "state_index_path", "state_neighbours", "states_mask", "store_layer_centre"]
 
 
 def export_states(spec: str | None, root: Path, *, corpus: Path | None = None, prompts: Sequence[str] = (),
@@ -88,10 +88,23 @@ def states_mask(engine: Engine, corpus, n_rows: int, where: str | None) -> np.nd
     return row_mask(ids, n_rows, "the --where filter matches no stored states")
 
 
-def layer_token_means(engine: Engine, model: str | None, corpus: str | None, layer: int, progress: Progress | None = None):
+def layer_token_means(engine: Engine, model: str | None, corpus: str | None, layer: int, progress: Progress | None = None,
+                      center: bool = False):
+    """(model row, corpus row, TokenMeans of ``layer``); with ``center``, each token's mean
+    minus the layer's stored corpus mean (the one ``neighbours --center`` uses)."""
     m, c, vs = open_layer(engine, model, corpus, layer, progress)
     ids = np.array(StateStore(engine.catalog).token_ids(c.corpus_id), dtype=np.int64)
-    return m, c, token_means(vs.vectors, ids, int(m.vocab_size))
+    means = token_means(vs.vectors, ids, int(m.vocab_size))
+    return m, c, means.centered(layer_centre(StateStore(engine.catalog), c, layer, progress).mean) if center else means
+
+
+def store_layer_centre(engine: Engine, model: str | None, corpus: str | None, layer: int,
+                       progress: Progress | None = None) -> LayerCentre:
+    """The layer's mean state and centred norms, computed and stored on first use (outside
+    any catalog session: the first computation reads the whole layer)."""
+    with engine.catalog.session():
+        _, c, _ = open_layer(engine, model, corpus, layer)
+    return layer_centre(StateStore(engine.catalog), c, layer, progress)
 
 
 def state_neighbours(engine: Engine, vector: np.ndarray, *, model: str | None, corpus: str | None, layer: int,
@@ -112,18 +125,13 @@ def _nearest_states(engine: Engine, c, model_name: str, layer: int, vs: VectorSe
 
     store = StateStore(engine.catalog)
     allowed = states_mask(engine, c, vs.n_rows, where)
-    if centre is not None:
-        rows = CenteredRows(vs.vectors, centre.mean, centre.norms)
-        hits = SearchIndex(rows, None, "numpy").search(vector - centre.mean, k, allowed)  # type: ignore[arg-type]
-    elif index == "exact":
-        hits = SearchIndex(vs, None, "numpy").search(vector, k, allowed)
+    rows = vs if centre is None else CenteredRows(vs.vectors, centre.mean, centre.norms)
+    query = vector if centre is None else vector - centre.mean
+    if index == "exact":
+        hits = SearchIndex(rows, None, "numpy").search(query, k, allowed)  # type: ignore[arg-type]
     else:
-        path = store.index_path(c.corpus_id, layer, index)
-        if path is None:
-            raise ExplorerError(
-                f"no {index} index for {c.name} layer {layer}; build it with `explorer states-index --layer {layer} --kind {index}`"
-            )
-        hits = compressed.search_compressed(compressed.load_compressed(engine.root / path, index), index, vs, vector, k, allowed)
+        path = state_index_path(engine, c, layer, index, centre is not None)
+        hits = compressed.search_compressed(compressed.load_compressed(engine.root / path, index), index, rows, query, k, allowed)  # type: ignore[arg-type]
     ids = [int(i) for i in hits.ids[0] if i >= 0]
     meta = store.hits(c, model_name, ids)
     out = []
@@ -133,32 +141,54 @@ def _nearest_states(engine: Engine, c, model_name: str, layer: int, vs: VectorSe
     return tuple(out)
 
 
+def state_index_path(engine: Engine, c, layer: int, index: str, center: bool) -> str:
+    """The stored compressed index of a layer (over centred rows with ``center``), or a
+    one-line error naming the command that builds it."""
+    from explorer.store.compressed import catalog_kind
+
+    path = StateStore(engine.catalog).index_path(c.corpus_id, layer, catalog_kind(index, center))
+    if path is None:
+        flag = " --center" if center else ""
+        raise ExplorerError(f"no {index}{' centred' if center else ''} index for {c.name} layer {layer}; build it with "
+                            f"`explorer states-index --corpus {c.name} --layer {layer} --kind {index}{flag}`")
+    return path
+
+
 def _snippet(store: StateStore, corpus_id: int, doc: int, pos: int, before: int = 6, after: int = 3) -> str:
     rows = store.tokens_around(corpus_id, doc, pos - before, pos + after)
     return "".join(f"[{t}]" if p == pos else t for p, t in rows).replace("\n", " ")
 
 
 def build_state_indexes(engine: Engine, *, model: str | None, corpus: str | None, layers: list[int] | None,
-                        kind: str, progress=None) -> list[dict]:
-    """Build compressed indexes for some layers of a corpus; recall@10 is measured and stored."""
+                        kind: str, progress=None, center: bool = False) -> list[dict]:
+    """Build compressed indexes for some layers of a corpus; recall@10 is measured and stored.
+    With ``center``, over the rows minus the layer's stored mean (kept beside the raw index)."""
     import json
 
     from explorer.store import compressed
+    from explorer.store.centering import MEAN_OF
     from explorer.store.files import sha256_file
 
+    if kind not in compressed.KINDS:
+        raise ExplorerError(f"unknown index kind {kind!r}; choose {', '.join(compressed.KINDS)}")
     m = engine.model(model, auto_export=False)
     c = _corpus(engine, m, corpus)
     todo = layers if layers else list(range(c.n_layers))
+    stored = compressed.catalog_kind(kind, center)
     out = []
     for n, layer in enumerate(todo):
         _, _, vs = open_layer(engine, m.name, c.name, layer)
-        rel = f"{c.path}/layer_{layer:02d}.{kind}.faiss"
-        rep = compressed.build_and_measure(vs, kind, engine.root / rel)
-        path = engine.root / rel
-        StateStore(engine.catalog).record_index(c.corpus_id, layer, kind, rel, rep.bytes, sha256_file(path),
-                                                rep.recall_at_10, json.dumps(rep.params), rep.seconds)
+        rows = vs
+        if center:
+            centre = layer_centre(StateStore(engine.catalog), c, layer, progress)
+            rows = CenteredRows(vs.vectors, centre.mean, centre.norms)  # type: ignore[assignment]
+        rel = f"{c.path}/layer_{layer:02d}.{stored}.faiss"
+        rep = compressed.build_and_measure(rows, kind, engine.root / rel)  # type: ignore[arg-type]
+        params = {**rep.params, "centered": center, **({"mean_of": MEAN_OF} if center else {})}
+        StateStore(engine.catalog).record_index(c.corpus_id, layer, stored, rel, rep.bytes, sha256_file(engine.root / rel),
+                                                rep.recall_at_10, json.dumps(params), rep.seconds)
         exact_bytes = vs.n_rows * vs.dim * vs.vectors.dtype.itemsize
-        out.append({"layer": layer, **rep.to_dict(), "exact_bytes": exact_bytes})
+        out.append({"layer": layer, **rep.to_dict(), "params": params, "centered": center, "exact_bytes": exact_bytes})
         if progress:
             progress(f"{kind} indexes", n + 1, len(todo))
     return out
@@ -197,7 +227,7 @@ class StateQuery:
     k: int = 10
     where: str | None = None
     index: str = "exact"
-    center: bool = False  # cosine after subtracting the layer's corpus mean (exact search only)
+    center: bool = False  # cosine after subtracting the layer's corpus mean (compressed: the centred index)
 
 
 def neighbours_of_text(engine: Engine, q: StateQuery, runners: Runners | None = None,
@@ -207,12 +237,16 @@ def neighbours_of_text(engine: Engine, q: StateQuery, runners: Runners | None = 
     layer and the position are checked before the model loads (``loading(name)``: a context
     shown while it does)."""
     from explorer.lens.runner import check_position
+    from explorer.store.compressed import KINDS
 
-    if q.center and q.index != "exact":
-        raise ExplorerError(f"--center searches exactly: compressed indexes on centred rows are not built yet (drop --index {q.index})")
+    if q.index not in ("exact", *KINDS):
+        raise ExplorerError(f"unknown --index {q.index!r}; choose exact, {', '.join(KINDS)}")
     with engine.catalog.session():
         m = engine.model(q.model, auto_export=False)
         opened = [(layer, open_layer(engine, m.name, q.corpus, layer)) for layer in q.layers]  # fail fast, before the model
+        if q.index != "exact":
+            for layer, (_, c, _) in opened:
+                state_index_path(engine, c, layer, q.index, q.center)
     centres = {layer: layer_centre(StateStore(engine.catalog), c, layer, progress)
                for layer, (_, c, _) in opened} if q.center else {}  # computed once per layer, then stored
     check_position(m, q.text, q.position)

@@ -26,6 +26,7 @@ from explorer.store.files import atomic_path
 from explorer.store.states import CorpusRow, StateStore, layer_file
 
 ROLES = ("mean", "centered_norms")
+MEAN_OF = "states at positions > 0 (BOS left out; all states if none)"  # what a layer's mean averages
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,12 @@ the index: a seeded held-out split of the stored rows (5 %, at least 20, at most
 left out of training and out of the rows searched (an ID selector; each row is encoded on
 its own, so this answers exactly as an index built without them would), and the exact
 answers come from the same remaining rows. The kept index then holds every row.
+
+Built on centred rows (``states-index --center``: ``vs`` is a
+:class:`explorer.query.anisotropy.CenteredRows`, each row minus the layer's stored mean),
+the index holds the unit centred rows, so its inner product is the centred cosine, and
+queries are centred by the caller. It is catalogued as kind ``<kind>.centered`` (file
+``layer_XX.<kind>.centered.faiss``), beside the raw index of the same layer.
 """
 
 from __future__ import annotations
@@ -34,6 +40,17 @@ from explorer.store.vectorset import VectorSet
 KINDS = ("sq8", "ivfpq")
 REFINE = {"sq8": 4, "ivfpq": 32}  # re-rank k * REFINE candidates exactly against the float rows
 RECALL_QUERIES = "held-out rows"  # how recall is measured (recorded with every index)
+CENTERED = ".centered"  # suffix of the catalogued kind (and file name) of an index over centred rows
+
+
+def catalog_kind(kind: str, centered: bool) -> str:
+    """The ``state_indexes.kind`` of an index: ``ivfpq``, or ``ivfpq.centered`` over centred rows."""
+    return kind + CENTERED if centered else kind
+
+
+def split_kind(stored: str) -> tuple[str, bool]:
+    """(kind, centered) of a catalogued kind."""
+    return (stored[: -len(CENTERED)], True) if stored.endswith(CENTERED) else (stored, False)
 
 
 @dataclass(frozen=True)
@@ -72,8 +89,8 @@ def _quiet_stderr(active: bool):
 
 
 def _unit_chunks(vs: VectorSet, chunk: int = 65536):
-    for i in range(0, vs.n_rows, chunk):
-        yield np.ascontiguousarray(unit_rows(vs.vectors[i : i + chunk]), dtype=np.float32)
+    for i in range(0, vs.n_rows, chunk):  # rows(), not the matrix: centred rows (CenteredRows) subtract their mean
+        yield np.ascontiguousarray(unit_rows(vs.rows(np.arange(i, min(i + chunk, vs.n_rows)))), dtype=np.float32)
 
 
 def held_out_rows(n: int, seed: int = 1) -> np.ndarray:

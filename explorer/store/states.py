@@ -351,8 +351,12 @@ def _check_shapes(store: StateStore, corpus: CorpusRow, norms: bool, fix: str) -
 
 def _verify_state_indexes(store: StateStore, corpus: CorpusRow, model_name: str, full: bool) -> int:
     rows = store.catalog.query("SELECT layer, kind, path, bytes, sha256 FROM state_indexes WHERE corpus_id = ?", [corpus.corpus_id])
-    for layer, kind, rel, size, sha in rows:
-        fix = f"rebuild it with `explorer states-index --model {model_name} --corpus {corpus.name} --layer {layer} --kind {kind}`"
+    from explorer.store.compressed import split_kind
+
+    for layer, stored, rel, size, sha in rows:
+        kind, centered = split_kind(stored)
+        fix = (f"rebuild it with `explorer states-index --model {model_name} --corpus {corpus.name} --layer {layer} "
+               f"--kind {kind}{' --center' if centered else ''}`")
         path = store.root / rel
         if not path.exists():
             raise CorruptFile(f"compressed index {rel} is missing; {fix}")

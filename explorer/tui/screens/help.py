@@ -28,7 +28,9 @@ The diagnostics are the CLI's: is the analogy's offset parallel at all (offset c
 
 **Neighbours**: token mode shows the input and output sets side by side, plus per-layer token
 means for the layers you list (needs `explorer export-states`); hidden-state mode runs your text
-through the model and searches the stored states of each layer.
+through the model and searches the stored states of each layer. The **centre** switch scores
+both after subtracting each layer's mean state over the corpus (as `--center` does): raw cosine
+between hidden states is dominated by one shared direction.
 
 **Lens** runs a language-attribution task (recorded like `explorer lens`), or a prompt's
 layer x top-token grid. **Experiments** runs a sweep in a separate process: Cancel keeps the

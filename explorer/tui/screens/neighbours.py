@@ -7,7 +7,7 @@ from __future__ import annotations
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Input, Label, Select, Static
+from textual.widgets import DataTable, Input, Label, Select, Static, Switch
 
 from explorer.errors import ExplorerError
 from explorer.tui.screens.base import Pane, background, fill, fmt, plain
@@ -24,8 +24,11 @@ class NeighboursPane(Pane):
             yield Input("", placeholder="position (-1)", id="nb-position", classes="short")
             yield Input("", placeholder="layers, e.g. 0,9,18", id="nb-layers", classes="medium")
             yield Select([], prompt="model", id="nb-model", classes="medium")
+            yield Label("centre", classes="switch-label")
+            yield Switch(value=False, id="nb-center")
         yield Static("Enter searches. Token mode: input and output sets, plus per-layer token means for the layers "
-                     "given (needs `explorer export-states`). Hidden-state mode runs the text through the model.",
+                     "given (needs `explorer export-states`). Hidden-state mode runs the text through the model. "
+                     "centre: cosine after subtracting the layer's mean state (stored layers only).",
                      id="nb-status", classes="status")
         yield Horizontal(id="nb-columns")
 
@@ -44,6 +47,7 @@ class NeighboursPane(Pane):
 
     @on(Input.Submitted)
     @on(Select.Changed, "#nb-mode")
+    @on(Switch.Changed, "#nb-center")
     def search(self, event=None) -> None:
         model = self.query_one("#nb-model", Select).value
         text = self.query_one("#nb-query", Input).value
@@ -61,18 +65,24 @@ class NeighboursPane(Pane):
             status.update("[red]hidden-state mode needs layers, e.g. 0,9,18[/]")
             return
         status.update("searching..." if mode == "token" else "running the model (the first run loads it)...")
-        self.run_search(self.next_seq("nb"), str(mode), str(model), text, layers, int(pos) if pos.lstrip("-").isdigit() else None)
+        center = self.query_one("#nb-center", Switch).value
+        self.run_search(self.next_seq("nb"), str(mode), str(model), text, layers,
+                        int(pos) if pos.lstrip("-").isdigit() else None, center)
 
     @background(exclusive=True, group="neighbours")
-    def run_search(self, seq: int, mode: str, model: str, text: str, layers: list[int], position: int | None) -> None:
+    def run_search(self, seq: int, mode: str, model: str, text: str, layers: list[int], position: int | None,
+                   center: bool = False) -> None:
         try:
-            columns = self._token_columns(model, text, layers) if mode == "token" else self._state_columns(model, text, layers, position)
+            if mode == "token":
+                columns = self._token_columns(model, text, layers, center)
+            else:
+                columns = self._state_columns(model, text, layers, position, center)
         except ExplorerError as exc:
             self.post(self._show_error, seq, str(exc))
             return
         self.post(self._show, seq, columns)
 
-    def _token_columns(self, model: str, word: str, layers: list[int]) -> list[tuple[str, list[tuple]]]:
+    def _token_columns(self, model: str, word: str, layers: list[int], center: bool) -> list[tuple[str, list[tuple]]]:
         from explorer.services.query import Expression, QueryOptions, SetChoice, Term, analogy
 
         expr = Expression((Term(word.strip()),))
@@ -81,15 +91,18 @@ class NeighboursPane(Pane):
             res = analogy(self.engine, expr, QueryOptions(SetChoice(model, name), k=12), auto_export=False)
             out.append((f"{name} set", [(h.rank, repr(h.token), fmt(h.score)) for h in res.results]))
         for layer in layers:
-            res = analogy(self.engine, expr, QueryOptions(SetChoice(model, layer=layer), k=12), auto_export=False)
-            out.append((f"layer {layer} (token means)", [(h.rank, repr(h.token), fmt(h.score)) for h in res.results]))
+            res = analogy(self.engine, expr, QueryOptions(SetChoice(model, layer=layer, center=center), k=12), auto_export=False)
+            out.append((f"layer {layer} (token means{', centred' if center else ''})",
+                        [(h.rank, repr(h.token), fmt(h.score)) for h in res.results]))
         return out
 
-    def _state_columns(self, model: str, text: str, layers: list[int], position: int | None) -> list[tuple[str, list[tuple]]]:
+    def _state_columns(self, model: str, text: str, layers: list[int], position: int | None,
+                       center: bool) -> list[tuple[str, list[tuple]]]:
         from explorer.services.states import StateQuery, neighbours_of_text
 
-        found = neighbours_of_text(self.engine, StateQuery(text, tuple(layers), position, model, k=12), self.app.runners)
-        return [(f"layer {r.layer}: {r.token!r} at {r.position}",
+        q = StateQuery(text, tuple(layers), position, model, k=12, center=center)
+        found = neighbours_of_text(self.engine, q, self.app.runners)
+        return [(f"layer {r.layer}: {r.token!r} at {r.position}{', centred' if r.centered else ''}",
                  [(h.rank, repr(h.token), fmt(h.score), h.lang or "", h.snippet) for h in r.results]) for r in found]
 
     def _show_error(self, seq: int, message: str) -> None:
