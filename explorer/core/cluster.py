@@ -5,7 +5,8 @@ CPUs and GPUs out between workers. Ray itself is imported only when asked for.""
 from __future__ import annotations
 
 import socket
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from explorer.errors import ExplorerError
 
@@ -30,6 +31,21 @@ def connect_cluster(address: str) -> Any:
         except (ConnectionError, ValueError, RuntimeError) as exc:
             raise ExplorerError(f"cannot connect to the Ray cluster at {address}: {str(exc).splitlines()[0]}") from None
     return ray
+
+
+@contextmanager
+def cluster_session(address: str) -> Iterator[Any]:
+    """``connect_cluster(address)`` for the length of a block; a connection this block made
+    is closed after it (a local cluster it started stops), so the process is left as it was
+    found and a later sweep in it starts Ray with its own environment."""
+    ray = ray_module()
+    started = not ray.is_initialized()
+    connect_cluster(address)
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def check_address(address: str, timeout: float = 5.0) -> None:

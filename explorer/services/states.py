@@ -3,6 +3,7 @@ state of a prompt, compressed state indexes. Shared by the CLI and the TUI."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ContextManager, Sequence
@@ -40,15 +41,16 @@ def export_states(spec: str | None, root: Path, *, corpus: Path | None = None, p
     docs = read_corpus(corpus) if corpus is not None else [(None, p) for p in prompts]
     job = StatesJob(tuple(docs), name or corpus_name(corpus, prompts), str(corpus or "prompts"), dtype, batch_size,
                     max_tokens, workers, force, ray)
-    if ray:
-        from explorer.core.cluster import check_address, connect_cluster
+    with ExitStack() as stack:
+        if ray:
+            from explorer.core.cluster import check_address, cluster_session
 
-        check_address(ray)  # at once, before any stage line: a bad address is the only line printed
-        report("starting a local Ray cluster" if ray == "local" else f"connecting to the Ray cluster at {ray}")
-        connect_cluster(ray)
-    engine = Engine(root)
-    m = engine.model(spec, report=report)
-    return export_corpus(m, engine.root, engine.catalog, job, report=report, progress=progress)
+            check_address(ray)  # at once, before any stage line: a bad address is the only line printed
+            report("starting a local Ray cluster" if ray == "local" else f"connecting to the Ray cluster at {ray}")
+            stack.enter_context(cluster_session(ray))
+        engine = Engine(root)
+        m = engine.model(spec, report=report)
+        return export_corpus(m, engine.root, engine.catalog, job, report=report, progress=progress)
 
 
 def _corpus(engine: Engine, model: ModelRow, corpus: str | None):
