@@ -5,8 +5,9 @@ CPUs and GPUs out between workers. Ray itself is imported only when asked for.""
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from explorer.errors import ExplorerError
 
