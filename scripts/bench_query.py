@@ -227,9 +227,7 @@ def main(argv=None) -> None:
     skip, batches = set(filter(None, args.skip.split(","))), [int(b) for b in args.batches.split(",")]
     import faiss
 
-    engine = Engine(args.root)
-    session = engine.catalog.session()  # one read connection for the run, as a long-lived process keeps
-    session.__enter__()
+    engine = Engine(args.root)  # no catalog session: the catalog is closed between queries, as in any process
     s = engine.open_set(args.model)
     meta = {"set": s.label, "shape": f"{s.vectors.n_rows}x{s.vectors.dim}", "cpus": os.cpu_count(),
             "faiss_threads": faiss.omp_get_max_threads(), "repeat": args.repeat, "repeat_large": args.repeat_large}
