@@ -38,10 +38,11 @@ class OpenSet:
 
 class Engine:
     def __init__(self, root: Path | None = None, backend: str = "auto"):
-        """A long-lived process (a notebook, a benchmark) that runs many queries can keep
-        one read connection open with ``with engine.catalog.session(): ...``; by default
-        every operation releases it, so that writers in other processes are never locked
-        out by an idle reader."""
+        """Every operation releases the catalog, so that writers in other processes are
+        never locked out by an idle reader; what queries read from it (models, set rows,
+        word candidates, token texts) is remembered until the file changes
+        (``Catalog.remembered``), so a repeated query opens no connection at all. A
+        block of many reads can share one connection: ``with engine.catalog.session(): ...``."""
         self.root = Path(root) if root else default_root()
         self.catalog = Catalog(self.root)
         self.backend = backend
