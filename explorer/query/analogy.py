@@ -210,16 +210,23 @@ def _score(vs: Vectors, units: np.ndarray, weights: np.ndarray, method: str, bas
         sims = vs.cosines(np.stack(cols).astype(np.float32))
         return _Scores(sims[:, 0], q, None if baseline is None else sims[:, 1])
     sims = vs.cosines(units.astype(np.float32))
-    s = (1.0 + sims.astype(np.float64)) / 2.0
-    num = np.ones(vs.n_rows)
-    den = np.ones(vs.n_rows)
-    for i, w in enumerate(weights):
-        if w > 0:
-            num *= s[:, i] ** w
-        elif w < 0:
-            den *= s[:, i] ** (-w)
-    scores = num / (den + COSMUL_EPS) if np.any(weights < 0) else num
+    s = sims.T.astype(np.float64)  # one contiguous row per term
+    s += 1.0
+    s /= 2.0
+    num = _product(s, weights, 1)
+    scores = num / (_product(s, weights, -1) + COSMUL_EPS) if np.any(weights < 0) else num
     return _Scores(scores, None, None if baseline is None else sims[:, baseline])
+
+
+def _product(s: np.ndarray, weights: np.ndarray, sign: int) -> np.ndarray:
+    """prod_i s_i ** |w_i| over the terms whose weight has ``sign`` (1 for none)."""
+    out = None
+    for row, w in zip(s, weights):
+        if np.sign(w) != sign:
+            continue
+        term = row if abs(w) == 1 else row ** abs(w)
+        out = term.copy() if out is None else np.multiply(out, term, out=out)
+    return np.ones(s.shape[1]) if out is None else out
 
 
 def _index_top(index: Any, q: np.ndarray, k: int, excluded: np.ndarray, allowed: np.ndarray | None):

@@ -38,10 +38,11 @@ class OpenSet:
 
 class Engine:
     def __init__(self, root: Path | None = None, backend: str = "auto"):
-        """A long-lived process (a notebook, a benchmark) that runs many queries can keep
-        one read connection open with ``with engine.catalog.session(): ...``; by default
-        every operation releases it, so that writers in other processes are never locked
-        out by an idle reader."""
+        """Every operation releases the catalog, so that writers in other processes are
+        never locked out by an idle reader; what queries read from it (models, set rows,
+        word candidates, token texts) is remembered until the file changes
+        (``Catalog.remembered``), so a repeated query opens no connection at all. A
+        block of many reads can share one connection: ``with engine.catalog.session(): ...``."""
         self.root = Path(root) if root else default_root()
         self.catalog = Catalog(self.root)
         self.backend = backend
@@ -54,8 +55,12 @@ class Engine:
     def model(self, name: str | None, auto_export: bool = True, report: Report | None = None,
               progress: Progress | None = None) -> ModelRow:
         name = name or DEFAULT_MODEL
+        memo = self.catalog.remembered()  # taken before reading: see Catalog.remembered
+        if ("model", name) in memo:
+            return memo[("model", name)]
         row = self.catalog.model(name) if self.catalog.exists() else None
         if row is not None and self.catalog.vector_set(row.model_id, "input") is not None:
+            memo[("model", name)] = row
             return row
         if row is not None and row.source_kind == "imported":
             raise ExplorerError(
@@ -81,10 +86,11 @@ class Engine:
     def open_set(self, model: str | None = None, vectors: str = "input", *, auto_export: bool = True,
                  report: Report | None = None, progress: Progress | None = None) -> OpenSet:
         m = self.model(model, auto_export=auto_export, report=report, progress=progress)
+        row = self._set_row(m, vectors)
         key = (m.name, vectors)
-        if key in self._open:
-            return self._open[key]
-        row = self.catalog.vector_set(m.model_id, vectors)
+        opened = self._open.get(key)
+        if opened is not None and opened.model == m and opened.row == row:
+            return opened
         if row is None:
             names = ", ".join(r.name for r in self.catalog.vector_sets(m.model_id))
             raise ExplorerError(f"model {m.name} has no {vectors!r} vector set (it has: {names})")
@@ -98,6 +104,14 @@ class Engine:
         opened = OpenSet(m, row, vs, tokens, idx)
         self._open[key] = opened
         return opened
+
+    def _set_row(self, m: ModelRow, vectors: str) -> VectorSetRow | None:
+        """The catalog's row of a set (remembered while the catalog is unchanged)."""
+        memo = self.catalog.remembered()
+        key = ("set", m.model_id, vectors)
+        if key not in memo:
+            memo[key] = self.catalog.vector_set(m.model_id, vectors)
+        return memo[key]
 
     def resolve(self, s: OpenSet, word: str, variant: str = "auto", multi: str = "refuse") -> Resolved:
         return resolve(s.tokens, word, variant, multi)

@@ -10,6 +10,7 @@ user operations.
 from __future__ import annotations
 
 import json
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,7 +75,11 @@ class Catalog:
 
     @property
     def _file(self) -> CatalogFile:
-        return catalog_file(self.path)
+        pid = os.getpid()  # a forked child has a registry of its own (connections._forget_after_fork)
+        found = self.__dict__.get("_file_of")
+        if found is None or found[0] != pid:
+            found = self.__dict__["_file_of"] = (pid, catalog_file(self.path))  # resolving the path: ~20 us
+        return found[1]
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -106,6 +111,14 @@ class Catalog:
         """Run one read query; its rows."""
         with self.read() as con:
             return con.execute(sql, params).fetchall()
+
+    def remembered(self) -> dict:
+        """Answers remembered for the catalog as it is now, for reads outside any write
+        block: dropped as soon as any process changes the file (see
+        :mod:`explorer.store.readcache`). Take it before reading; inside a write block
+        (whose changes may still roll back) it is a throwaway dict."""
+        f = self._file
+        return {} if f.writer is not None else f.answers.current()
 
     def migrate(self) -> int:
         """Create the catalog or bring it up to date; the schema version."""

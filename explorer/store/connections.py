@@ -13,7 +13,9 @@ never both, and lets one process at a time write. So, per catalog file and proce
 * a write block closes that reader first, opens a read-write connection (retrying while
   another process holds the write lock), runs inside ``BEGIN``/``COMMIT`` (``ROLLBACK``
   on an exception) and closes it;
-* whether this process has already applied the migrations to the file.
+* whether this process has already applied the migrations to the file;
+* the answers read from it that are remembered while it stays unchanged
+  (:mod:`explorer.store.readcache`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import duckdb
 
 from explorer.errors import ExplorerError
 from explorer.store import compat
+from explorer.store.readcache import ReadCache
 from explorer.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 Connection = duckdb.DuckDBPyConnection
@@ -78,6 +81,7 @@ class CatalogFile:
         self.reading = 0  # read blocks open (only the thread holding the lock can be in one)
         self.sessions = 0  # sessions open, across threads
         self.migrated = False  # this process has applied the migrations to the file
+        self.answers = ReadCache(path)  # reads remembered while the file is unchanged
 
     # -- scoped access -------------------------------------------------------------
     @contextmanager
@@ -115,6 +119,7 @@ class CatalogFile:
             finally:
                 self.writer = None
                 con.close()
+                self.answers.forget()  # whatever this block changed, the file's stamp changes too
 
     @contextmanager
     def session(self) -> Iterator[None]:
@@ -135,7 +140,10 @@ class CatalogFile:
         with self.lock:
             self._refuse_inside_read("open another connection")
             self._close_reader()
-            yield
+            try:
+                yield
+            finally:
+                self.answers.forget()  # the hand-made connection may have written
 
     # -- opening and migrating -----------------------------------------------------
     def _open_writer(self) -> Connection:
