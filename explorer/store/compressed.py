@@ -125,10 +125,12 @@ def _selector(faiss, allowed: np.ndarray):
     return faiss.IDSelectorNot(inner), inner
 
 
-def search_compressed(index, kind: str, vs: VectorSet, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Hits:
+def search_compressed(index, kind: str, vs: VectorSet, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+                      refine: int | None = None) -> Hits:
+    """Top-k by exact cosine among the index's ``k x refine`` (default :data:`REFINE`) candidates."""
     faiss = faiss_module()
     q = np.ascontiguousarray(unit_rows(np.atleast_2d(queries)), dtype=np.float32)
-    fetch = min(k * REFINE[kind], vs.n_rows)
+    fetch = min(k * (refine or REFINE[kind]), vs.n_rows)
     if allowed is not None:
         sel, _keep = _selector(faiss, allowed)
         params = faiss.SearchParametersIVF(sel=sel, nprobe=index.nprobe) if kind == "ivfpq" else faiss.SearchParameters(sel=sel)
