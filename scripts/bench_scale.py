@@ -218,7 +218,9 @@ def print_table(out: dict) -> None:
         speed = r["query_ms"] / r["exact_query_ms"] if r["exact_query_ms"] else float("nan")
         print(f"{r['n']:>9,} {r['kind']:6} {r['recall_at_10']:>9.3f} {r['query_ms']:>9.2f} {r['query64_ms']:>9.1f} "
               f"{speed:>8.3f} {r['bytes'] / r['float32_bytes']:>8.3f} {r['build_s']:>8.1f}")
-    print("growth exponents in n:", json.dumps(out["exponents"]))
+    print("growth exponents in n (log-log slope):")
+    for kind, e in out["exponents"].items():
+        print(f"  {kind:6} " + ", ".join(f"{c} {v:.2f}" for c, v in e.items() if v is not None))
 
 
 def parse_args():

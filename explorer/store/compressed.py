@@ -36,7 +36,7 @@ from explorer.store.vectorset import VectorSet
 KINDS = ("sq8", "ivfpq")
 REFINE = {"sq8": 4, "ivfpq": 32}  # re-rank k * REFINE candidates exactly against the float rows
 # ivfpq: nlist = NLIST_PER_ROOT * sqrt(n) lists (at most n / 39, FAISS's training minimum),
-# nprobe = NPROBE_SHARE of them (at least 16); chosen with scripts/bench_scale.py (README).
+# nprobe = NPROBE_SHARE of them (at least 32); chosen with scripts/bench_scale.py (README).
 NLIST_PER_ROOT = 1.0
 NPROBE_SHARE = 0.25
 RECALL_QUERIES = "held-out rows"  # how recall is measured (recorded with every index)
@@ -111,7 +111,7 @@ def build(vs: VectorSet, kind: str, seed: int = 0, exclude: np.ndarray | None = 
         # L2 on unit rows ranks as cosine does, and its cells are true Voronoi cells (with inner
         # product, k-means centroids of unequal norm made poor cells and PQ ranking much worse).
         index = faiss.IndexIVFPQ(faiss.IndexFlatL2(d), d, nlist, m, nbits, faiss.METRIC_L2)
-        index.nprobe = max(1, min(nlist, max(16, int(nlist * NPROBE_SHARE))))
+        index.nprobe = max(1, min(nlist, max(32, int(nlist * NPROBE_SHARE))))
         params = {"nlist": nlist, "m": m, "nbits": nbits, "nprobe": index.nprobe, "refine": REFINE[kind], "metric": "L2"}
     else:
         raise ExplorerError(f"unknown index kind {kind!r}; choose {', '.join(KINDS)}")
