@@ -35,7 +35,9 @@ FIT_ROWS = 20_000  # rows sampled (seeded) for the principal directions
 # out: `python scripts/bench_scale.py --root R --corpus sample --layer 9 --fit-only`.
 BUILTIN = {
     "dim": 640, "mean_norm": 5560.1, "var_total": 1843101.8, "resid_share": 0.11872, "within": 0.2682,
-    "mean_top_cos": 0.9166, "rows_ref": 4090, "tokens_ref": 2225,
+    "mean_top_cos": 0.9166,
+    "measured": {"mean_cos_raw": 0.9687, "top1_share": 0.5725, "top10_share": 0.7051},  # the real layer's
+    "rows_ref": 4090, "tokens_ref": 2225,
     "top_shares": [
         0.57252, 0.04317, 0.02138, 0.01751, 0.01247, 0.00847, 0.00783, 0.00761, 0.00732, 0.00677, 0.00653,
         0.00636, 0.00613, 0.00573, 0.00565, 0.00542, 0.00531, 0.00511, 0.00496, 0.00482, 0.00473, 0.00459,
