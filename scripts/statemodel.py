@@ -1,6 +1,6 @@
 """A generative model of one layer's hidden states, for benchmarks at sizes no corpus has.
 
-How rows are made (``StateModel.sample``), all seeded:
+How rows are made (``StateModel.sampler``), all seeded:
 
 * every row is ``mean + centre[token] + noise``: the layer's mean state (the large shared
   direction that makes raw cosines of random pairs ~0.8-0.97 in middle layers), plus a
