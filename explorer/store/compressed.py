@@ -108,8 +108,8 @@ def build(vs: VectorSet, kind: str, seed: int = 0, exclude: np.ndarray | None = 
         nbits = 8 if n >= 256 else 4  # 4 bits lose too much; FAISS warns below 9,984 rows
         if len(train) < 2**nbits:
             raise ExplorerError(f"{n} stored rows: an ivfpq index needs at least {2**nbits} to train on; use --kind sq8")
-        # L2 on unit rows ranks as cosine does, and its cells are true Voronoi cells (with inner
-        # product, k-means centroids of unequal norm made poor cells and PQ ranking much worse).
+        # L2 on unit rows ranks as cosine does; with inner product (centroids of unequal norm)
+        # recall at 100k states was 0.84 and rose only with a much deeper re-rank (bench_scale.py).
         index = faiss.IndexIVFPQ(faiss.IndexFlatL2(d), d, nlist, m, nbits, faiss.METRIC_L2)
         index.nprobe = max(1, min(nlist, max(32, int(nlist * NPROBE_SHARE))))
         params = {"nlist": nlist, "m": m, "nbits": nbits, "nprobe": index.nprobe, "refine": REFINE[kind], "metric": "L2"}
