@@ -108,6 +108,29 @@ def test_backends_agree_with_brute_force(tmp_path, backend):
     assert np.all(fh.ids % 3 == 0)
 
 
+def test_numpy_search_blocks_queries_over_many_rows(tmp_path, monkeypatch):
+    """Over more rows than the score budget allows for a full query chunk, the numpy path
+    scores fewer queries at a time and answers exactly as in one block, filter included."""
+    import explorer.store.index as index_module
+
+    rng = np.random.default_rng(3)
+    m = rng.normal(size=(500, 8)).astype(np.float32)
+    VectorSet.write(tmp_path, m)
+    vs = VectorSet.open(tmp_path)
+    q = rng.normal(size=(37, 8)).astype(np.float32)
+    allowed = rng.random(500) < 0.5
+    whole = [SearchIndex(vs, None, "numpy").search(q, 7, a) for a in (None, allowed)]
+    seen = []
+    real = VectorSet.cosines
+    monkeypatch.setattr(VectorSet, "cosines", lambda self, qq, rows=None: seen.append(len(qq)) or real(self, qq, rows))
+    monkeypatch.setattr(index_module, "_SCORE_BUDGET", 500 * 5)
+    blocked = [SearchIndex(vs, None, "numpy").search(q, 7, a) for a in (None, allowed)]
+    assert max(seen) == 5 and sum(seen) == 2 * 37
+    for w, b in zip(whole, blocked):
+        np.testing.assert_array_equal(w.ids, b.ids)
+        np.testing.assert_array_equal(w.scores, b.scores)
+
+
 def test_topk_dense_ties_and_small_inputs():
     s = np.array([[0.5, 0.9, 0.9, 0.1], [1, 1, 1, 1]], dtype=np.float32)
     scores, ids = topk_dense(s, 3)

@@ -5,9 +5,11 @@
 * ``ivfpq``: IVF with product quantisation, one byte per 8-dim sub-vector (d/8 bytes of
   code + an 8-byte id a row: 88 bytes for d = 640, 29x less than 2,560 float32 bytes; the
   file also holds the PQ codebooks, 256 x d floats, and the nlist centroids, so on the
-  4,410-token sample it is about 8.5x smaller) and sub-linear search; the candidates it
-  returns (``k x refine``) are re-ranked exactly against the float rows, which stay
-  memory-mapped on disk, so only the compressed index lives in RAM.
+  4,410-token sample it is about 9.3x smaller) and sub-linear search: L2 over the unit
+  rows (the same order as cosine), sqrt(n) lists, a quarter of them probed; the candidates
+  it returns (``k x refine``) are re-ranked exactly against the float rows, which stay
+  memory-mapped on disk, so only the compressed index lives in RAM. Defaults chosen with
+  ``scripts/bench_scale.py`` (README).
 
 Recall@10 against exact search is measured at build time with queries that are not in
 the index: a seeded held-out split of the stored rows (5 %, at least 20, at most 200) is
@@ -39,6 +41,10 @@ from explorer.store.vectorset import VectorSet
 
 KINDS = ("sq8", "ivfpq")
 REFINE = {"sq8": 4, "ivfpq": 32}  # re-rank k * REFINE candidates exactly against the float rows
+# ivfpq: nlist = NLIST_PER_ROOT * sqrt(n) lists (at most n / 39, FAISS's training minimum),
+# nprobe = NPROBE_SHARE of them (at least 32); chosen with scripts/bench_scale.py (README).
+NLIST_PER_ROOT = 1.0
+NPROBE_SHARE = 0.25
 RECALL_QUERIES = "held-out rows"  # how recall is measured (recorded with every index)
 CENTERED = ".centered"  # suffix of the catalogued kind (and file name) of an index over centred rows
 
@@ -114,15 +120,16 @@ def build(vs: VectorSet, kind: str, seed: int = 0, exclude: np.ndarray | None = 
         index = faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
         params = {"quantizer": "QT_8bit", "refine": REFINE[kind]}
     elif kind == "ivfpq":
-        nlist = int(max(1, min(4 * math.sqrt(n), n // 39)))
+        nlist = int(max(1, min(NLIST_PER_ROOT * math.sqrt(n), n // 39)))
         m = next(x for x in (d // 8, d // 4, d // 2, d, 1) if x >= 1 and d % x == 0)  # 8-dim sub-vectors
         nbits = 8 if n >= 256 else 4  # 4 bits lose too much; FAISS warns below 9,984 rows
         if len(train) < 2**nbits:
             raise ExplorerError(f"{n} stored rows: an ivfpq index needs at least {2**nbits} to train on; use --kind sq8")
-        quantizer = faiss.IndexFlatIP(d)
-        index = faiss.IndexIVFPQ(quantizer, d, nlist, m, nbits, faiss.METRIC_INNER_PRODUCT)
-        index.nprobe = max(1, min(nlist, max(16, nlist // 4)))
-        params = {"nlist": nlist, "m": m, "nbits": nbits, "nprobe": index.nprobe, "refine": REFINE[kind]}
+        # L2 on unit rows ranks as cosine does; with inner product (centroids of unequal norm)
+        # recall at 100k states was 0.84 and rose only with a much deeper re-rank (bench_scale.py).
+        index = faiss.IndexIVFPQ(faiss.IndexFlatL2(d), d, nlist, m, nbits, faiss.METRIC_L2)
+        index.nprobe = max(1, min(nlist, max(32, int(nlist * NPROBE_SHARE))))
+        params = {"nlist": nlist, "m": m, "nbits": nbits, "nprobe": index.nprobe, "refine": REFINE[kind], "metric": "L2"}
     else:
         raise ExplorerError(f"unknown index kind {kind!r}; choose {', '.join(KINDS)}")
     with _quiet_stderr(n < 256 * 39):  # FAISS prints one warning per sub-quantiser on small sets
@@ -142,10 +149,12 @@ def _selector(faiss, allowed: np.ndarray):
     return faiss.IDSelectorNot(inner), inner
 
 
-def search_compressed(index, kind: str, vs: VectorSet, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> Hits:
+def search_compressed(index, kind: str, vs: VectorSet, queries: np.ndarray, k: int, allowed: np.ndarray | None = None,
+                      refine: int | None = None) -> Hits:
+    """Top-k by exact cosine among the index's ``k x refine`` (default :data:`REFINE`) candidates."""
     faiss = faiss_module()
     q = np.ascontiguousarray(unit_rows(np.atleast_2d(queries)), dtype=np.float32)
-    fetch = min(k * REFINE[kind], vs.n_rows)
+    fetch = min(k * (refine or REFINE[kind]), vs.n_rows)
     if allowed is not None:
         sel, _keep = _selector(faiss, allowed)
         params = faiss.SearchParametersIVF(sel=sel, nprobe=index.nprobe) if kind == "ivfpq" else faiss.SearchParameters(sel=sel)

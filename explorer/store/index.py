@@ -29,6 +29,10 @@ from explorer.store.vectorset import VectorSet
 # scripts/bench_query.py on 2 cores.
 FAISS_BLAS_WORK = 128_000
 _QUERY_CHUNK = 256
+# Scores held at once by the numpy path: n_rows x queries per block at most this many
+# floats (256 MB; 256 queries over Gemma's 262,144-row vocabulary), so a million rows
+# are scored 64 queries at a time instead of holding n_rows x 256.
+_SCORE_BUDGET = 256 * 262_144
 _BUILD_CHUNK = 65536
 INDEX_KIND = "IndexFlatIP"
 
@@ -140,8 +144,9 @@ class SearchIndex:
         if self.choose(len(q), allowed is not None) == "faiss":
             return self._search_faiss(q, k, allowed)
         out_s, out_i = [], []
-        for start in range(0, len(q), _QUERY_CHUNK):
-            scores = self.vs.cosines(q[start : start + _QUERY_CHUNK]).T
+        step = max(1, min(_QUERY_CHUNK, _SCORE_BUDGET // max(self.vs.n_rows, 1)))
+        for start in range(0, len(q), step):
+            scores = self.vs.cosines(q[start : start + step]).T
             if allowed is not None:
                 scores[:, ~allowed] = -np.inf
             s, i = topk_dense(scores, k)
