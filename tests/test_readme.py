@@ -372,14 +372,14 @@ def _states_query_center(r: Reader, proc) -> None:
 
 
 def _states_index_center(r: Reader, proc) -> None:
-    """The centred ivfpq index sits beside the raw one; its recall@10 0.975 (held-out rows)."""
+    """The centred ivfpq index sits beside the raw one; its recall@10 0.985 (held-out rows)."""
     rows = r.sql("SELECT i.kind, i.path, i.recall_at_10, i.params FROM state_indexes i WHERE i.layer = 9 "
                  "AND i.kind LIKE 'ivfpq%' ORDER BY i.kind")
     assert [x["kind"] for x in rows] == ["ivfpq", "ivfpq.centered"]
     assert all((r.home / x["path"]).exists() for x in rows) and rows[1]["path"].endswith("layer_09.ivfpq.centered.faiss")
     params = json.loads(rows[1]["params"])
     assert params["centered"] is True and (params["recall_queries"], params["held_out"]) == ("held-out rows", 200)
-    assert abs(rows[1]["recall_at_10"] - 0.975) <= 0.01  # FAISS k-means may differ a little between machines
+    assert abs(rows[1]["recall_at_10"] - 0.985) <= 0.01  # FAISS k-means may differ a little between machines
 
 
 def _states_center_index(r: Reader, proc) -> None:

@@ -19,7 +19,7 @@ answers come from the same remaining rows. The kept index then holds every row.
 
 Built on centred rows (``states-index --center``: ``vs`` is a
 :class:`explorer.query.anisotropy.CenteredRows`, each row minus the layer's stored mean),
-the index holds the unit centred rows, so its inner product is the centred cosine, and
+the index holds the unit centred rows, so it ranks by the centred cosine, and
 queries are centred by the caller. It is catalogued as kind ``<kind>.centered`` (file
 ``layer_XX.<kind>.centered.faiss``), beside the raw index of the same layer.
 """
