@@ -145,7 +145,7 @@ def train(
     corpus: Annotated[Optional[Path], typer.Option("--corpus", help="Training text in the export-states format (one document per line, or .tsv 'lang<TAB>text'; .gz allowed). Default: the bundled Debian Installation Guide in en, fr, de, ru, zh. The last tenth of each language's documents is held out.")] = None,
     tokens: Annotated[int, typer.Option("--tokens", help="Training states (tokens, position 0 not counted), taken round-robin over languages.")] = DEFAULT_TOKENS,
     force: Annotated[bool, typer.Option("--force", help="Retrain although a lens of this kind is stored (stored states are reused).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: model, kind, data, train_tokens, heldout_tokens, path, sha256, seconds, reused, layers [{layer, kl_logit, kl_tuned, alpha}].")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: model, kind, data, train_tokens, heldout_tokens, path, sha256, seconds (forward_seconds, fit_seconds), reused, layers [{layer, kl_logit, kl_tuned, alpha}].")] = False,
 ) -> None:
     """Train a learned lens: export the states of a multilingual text once, fit a translator per layer, store it."""
     from explorer.services import lenses

@@ -61,6 +61,8 @@ class TrainResult:
     seconds: float
     reused: bool
     layers: list[dict] = field(default_factory=list)  # [{layer, kl_logit, kl_tuned, alpha}]
+    forward_seconds: float | None = None  # of the forward passes (0 when the states were already exported)
+    fit_seconds: float | None = None
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -141,9 +143,9 @@ def train_lens(engine, spec: TrainSpec, *, report: Report = lambda s: None,
         raise ExplorerError(f"{m.name} has no tokenizer.json to count tokens with")
     order, held = split_documents(docs)
     chosen = _take(order, counts, spec.tokens) + held  # training documents first, then the held-out ones
-    corpus = _export(engine, m, spec, [docs[i] for i in chosen], report, progress)
+    corpus, forward = _export(engine, m, spec, [docs[i] for i in chosen], report, progress)
     return _fit_and_record(engine, m, spec, corpus, n_train=len(chosen) - len(held), t0=t0, report=report,
-                           progress=progress)
+                           progress=progress, forward=forward)
 
 
 def _export(engine, m: ModelRow, spec: TrainSpec, docs, report: Report, progress: Progress | None):
@@ -153,8 +155,8 @@ def _export(engine, m: ModelRow, spec: TrainSpec, docs, report: Report, progress
     digest = hashlib.sha256("\n".join(f"{lang}\t{text}" for lang, text in docs).encode()).hexdigest()[:8]
     name = f"lens-{corpus_name(spec.corpus or bundled_lens_corpus(), [])}-{digest}"
     job = StatesJob(tuple(docs), name, _data_label(spec), "float32", 8, MAX_TOKENS)
-    export_corpus(m, engine.root, engine.catalog, job, report=report, progress=progress)
-    return StateStore(engine.catalog).corpus(m.model_id, name)
+    done = export_corpus(m, engine.root, engine.catalog, job, report=report, progress=progress)
+    return StateStore(engine.catalog).corpus(m.model_id, name), done.forward_seconds
 
 
 def _rows(engine, corpus, n_train: int) -> tuple[np.ndarray, np.ndarray]:
@@ -187,7 +189,7 @@ def sample_rows(rows: np.ndarray, cap: int) -> np.ndarray:
 
 
 def _fit_and_record(engine, m: ModelRow, spec: TrainSpec, corpus, *, n_train: int, t0: float, report: Report,
-                    progress: Progress | None) -> TrainResult:
+                    progress: Progress | None, forward: float) -> TrainResult:
     import numpy as np
 
     from explorer.lens.fidelity import layer_fidelity
@@ -201,7 +203,9 @@ def _fit_and_record(engine, m: ModelRow, spec: TrainSpec, corpus, *, n_train: in
     report(f"loading {m.name}'s weights for its final norm and unembedding")
     runner = ModelRunner(m)
     report(f"fitting {len(layers) - 1} {spec.kind} translators on {len(train):,} states")
+    t_fit = time.perf_counter()
     translator = fit_linear(layers, train, held, runner.final_normed, progress)
+    fit_seconds = time.perf_counter() - t_fit
     sample = sample_rows(held, TRAIN_KL_TOKENS)
     report(f"measuring both lenses on {len(sample)} held-out tokens")
     fid = layer_fidelity(runner.anatomy, runner.model, [np.asarray(x[sample]) for x in layers], translator, progress)
@@ -210,7 +214,8 @@ def _fit_and_record(engine, m: ModelRow, spec: TrainSpec, corpus, *, n_train: in
         translator.save(tmp)
     path = engine.root / rel
     settings = {"tokens_asked": spec.tokens, "alphas": translator.alphas.tolist(), "train_docs": n_train,
-                "heldout_docs": corpus.n_docs - n_train, "target": "pre-norm last layer", "readout": "logit lens"}
+                "heldout_docs": corpus.n_docs - n_train, "target": "pre-norm last layer", "readout": "logit lens",
+                "forward_seconds": round(forward, 1), "fit_seconds": round(fit_seconds, 1)}
     row = LensRow(m.model_id, spec.kind, _data_label(spec), corpus.corpus_id, len(train), len(sample), rel,
                   path.stat().st_size, sha256_file(path), settings, [f.kl_tuned for f in fid], [f.kl_logit for f in fid],
                   time.perf_counter() - t0)
@@ -223,7 +228,8 @@ def _result(m: ModelRow, row, reused: bool) -> TrainResult:
     layers = [{"layer": i, "kl_logit": kl, "kl_tuned": kt, "alpha": alphas[i] if i < len(alphas) else None}
               for i, (kl, kt) in enumerate(zip(row.kl_logit, row.kl_tuned))]
     return TrainResult(m.name, row.kind, row.data, str(row.corpus_id), row.train_tokens, row.heldout_tokens, row.path,
-                       row.sha256, row.seconds, reused, layers)
+                       row.sha256, row.seconds, reused, layers, row.settings.get("forward_seconds"),
+                       row.settings.get("fit_seconds"))
 
 
 # -- reading a stored lens ----------------------------------------------------------------
