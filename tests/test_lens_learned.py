@@ -125,6 +125,11 @@ def test_train_reuse_force_and_stored_file(tiny_root, tiny_corpus):
     fid = json.loads(r.stdout)
     assert fid["heldout_tokens"] == 8 and [v["layer"] for v in fid["layers"]] == [0, 1, 2]
     assert all(v["kl_logit"] >= 0 and v["kl_tuned"] >= 0 for v in fid["layers"])
+    with open(tiny_root / path, "r+b") as f:  # a lens file changed behind the catalog's back is refused
+        f.seek(200)
+        f.write(b"\xff\xff")
+    bad = invoke(tiny_root, "lens", "fidelity", "--model", "tiny-llama")
+    assert one_line_error(bad) and "checksum" in bad.stderr
 
 
 @pytest.mark.parametrize("args, needle", [
