@@ -187,7 +187,7 @@ def _lens_fidelity(r: Reader, proc) -> None:
 
 def _lens_tuned(r: Reader, proc) -> None:
     runs = r.sql("SELECT entries, config->>'lens' AS lens FROM lens_runs ORDER BY run_id")
-    assert [x["lens"] for x in runs] == [None, "tuned (linear)"] and runs[-1]["entries"] == 127
+    assert [x["lens"] for x in runs] == ["logit", "tuned (linear)"] and runs[-1]["entries"] == 127
     assert (r.cwd / "fr_zh_tuned.png").stat().st_size > 10_000
 
 

@@ -169,13 +169,15 @@ def train(
 
 
 def _kl_table(console, rows, title: str) -> None:
+    """Rows (layer, KL logit, KL learned, top-1 logit, top-1 learned); top-1 columns only when given."""
     from rich.table import Table
 
+    top1 = any(r[3] is not None for r in rows)
     t = Table(title=title, title_justify="left")
-    for col in ("layer", "logit lens", "learned lens", "top-1 logit", "top-1 learned"):
+    for col in ("layer", "logit lens", "learned lens") + (("top-1 logit", "top-1 learned") if top1 else ()):
         t.add_column(col, justify="right")
     for layer, kl, kt, t1, t2 in rows:
-        t.add_row(str(layer), f"{kl:.3f}", f"{kt:.3f}", "" if t1 is None else f"{t1:.2f}", "" if t2 is None else f"{t2:.2f}")
+        t.add_row(str(layer), f"{kl:.3f}", f"{kt:.3f}", *((f"{t1:.2f}", f"{t2:.2f}") if top1 else ()))
     console.print(t)
 
 
