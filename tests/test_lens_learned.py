@@ -125,6 +125,11 @@ def test_train_reuse_force_and_stored_file(tiny_root, tiny_corpus):
     fid = json.loads(r.stdout)
     assert fid["heldout_tokens"] == 8 and [v["layer"] for v in fid["layers"]] == [0, 1, 2]
     assert all(v["kl_logit"] >= 0 and v["kl_tuned"] >= 0 for v in fid["layers"])
+    traj = {lens: json.loads(invoke(tiny_root, "trajectory", "king queen water", "--model", "tiny-llama", "-k", "3",
+                                    "--lens", lens, "--json").stdout)["layers"] for lens in ("logit", "tuned")}
+    top = {lens: [[t["prob"] for t in v["lens_top"]] for v in layers] for lens, layers in traj.items()}
+    assert top["tuned"][-1] == pytest.approx(top["logit"][-1])  # the last layer is the model's own distribution
+    assert top["tuned"][0] != pytest.approx(top["logit"][0], abs=1e-6)  # earlier ones are translated
     with open(tiny_root / path, "r+b") as f:  # a lens file changed behind the catalog's back is refused
         f.seek(200)
         f.write(b"\xff\xff")
@@ -155,6 +160,8 @@ def test_without_a_stored_lens(tmp_path_factory, tiny_model_dir):
                "--shots", "1", "--lens", "tuned")
     assert one_line_error(r) and "run `explorer lens train" in r.stderr
     r = invoke(root, "lens", "fidelity", "--model", "tiny-llama")
+    assert one_line_error(r) and "run `explorer lens train" in r.stderr
+    r = invoke(root, "trajectory", "king", "--model", "tiny-llama", "--lens", "tuned")
     assert one_line_error(r) and "run `explorer lens train" in r.stderr
     r = invoke(root, "lens", "repeat", "--model", "tiny-llama", "--lens", "sideways")
     assert one_line_error(r) and "unknown lens" in r.stderr

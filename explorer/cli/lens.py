@@ -129,11 +129,12 @@ def prompt(
     model: ModelOpt = None,
     k: Annotated[int, typer.Option("-k", "--top", min=1, help="Tokens per layer.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: model, text, position, token, tokens, layers [{layer, lens_top [{token, token_id, prob}], embedding_top [{token, token_id, score}]}].")] = False,
+    lens: LensOpt = "logit",
 ) -> None:
     """Per-layer top tokens of the logit lens for one position of a prompt (see also `trajectory`)."""
     from explorer.cli.states import trajectory
 
-    trajectory(ctx, text, position, model, k, as_json)  # its service checks -k and the position before the weights load
+    trajectory(ctx, text, position, model, k, as_json, lens)  # its service checks -k and the position before the weights load
 
 
 @lens_app.command("train")

@@ -90,10 +90,12 @@ class ModelRunner:
         self.anatomy = surgery.anatomy(self.model)
         self.translator = None  # a learned lens (explorer.lens.learned.Translator); None: the logit lens
 
-    def lens_input(self, hidden):
+    def lens_input(self, hidden, translator=None):
         """(L+1, d) torch states of one position -> what the lens decodes: themselves for the
-        logit lens, each layer's translation for a learned lens (the last layer unchanged)."""
-        return hidden if self.translator is None else self.translator.apply(hidden)
+        logit lens, each layer's translation for a learned lens (the last layer unchanged).
+        ``translator``: this call's learned lens (a runner shared between callers keeps its own)."""
+        tr = translator if translator is not None else self.translator
+        return hidden if tr is None else tr.apply(hidden)
 
     def run(self, text: str, max_tokens: int = 512) -> TextStates:
         import numpy as np
@@ -108,7 +110,7 @@ class ModelRunner:
         tokens = self.tokenizer.batch_decode([[i] for i in ids], skip_special_tokens=False, clean_up_tokenization_spaces=False)
         return TextStates(text, ids, tokens, layers)
 
-    def lens_probs(self, hidden: np.ndarray):
+    def lens_probs(self, hidden: np.ndarray, translator=None):
         """Softmax of the lens for one position's (L+1, d) states, one row per layer ->
         (L+1, vocab) torch tensor (with a learned lens, each layer's row is translated)."""
         import numpy as np
@@ -118,7 +120,7 @@ class ModelRunner:
 
         with torch.inference_mode():
             h = torch.from_numpy(np.ascontiguousarray(hidden, dtype=np.float32))
-            out = logits(self.anatomy, self.model, self.lens_input(h))
+            out = logits(self.anatomy, self.model, self.lens_input(h, translator))
             return torch.softmax(out.float(), dim=-1)
 
     def final_normed(self, hidden: np.ndarray) -> np.ndarray:

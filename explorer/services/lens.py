@@ -147,14 +147,18 @@ class TrajectoryOptions:
     model: str | None = None
     k: int = 5
     export: bool = True
+    lens: str = "logit"  # logit | tuned
 
 
 def check_trajectory(engine, options: TrajectoryOptions, *, report: Report | None = None,
                      progress: Progress | None = None):
     """The model's ModelRow once every input is checked, before any weights load: a model the
     lens reads, -k within its vocabulary, a non-empty text and a position inside it."""
+    check_lens(options.lens)
     m = engine.model(options.model, auto_export=options.export, report=report, progress=progress)
     require_lens(m)
+    if options.lens == "tuned":
+        stored_lens(engine, m)  # an error naming `explorer lens train` before the weights load
     if m.vocab_size and options.k > m.vocab_size:
         raise ExplorerError(f"-k {options.k} is more than the {m.vocab_size:,} tokens of {m.name}")
     check_position(m, options.text, options.position)  # from tokenizer.json alone
@@ -182,7 +186,8 @@ def trajectory_of(engine, runner: ModelRunner, options: TrajectoryOptions):
     """The Trajectory of ``options.text`` through an already loaded ``runner``."""
     from explorer.lens.trajectory import layer_views, run_position
 
-    lens = run_position(runner, options.text, options.position, options.k)  # the forward pass, no session
+    translator = stored_lens(engine, runner.row)[1] if options.lens == "tuned" else None
+    lens = run_position(runner, options.text, options.position, options.k, translator)  # the forward pass, no session
     with engine.catalog.session():
         emb = engine.open_set(runner.row.name, "input")
         return layer_views(lens, emb)
