@@ -27,6 +27,7 @@ RELEASED = {
     9: "b4cb18f42b1841c257144f8e29ed84eb5f308050d5b00da22529c23cf66777e4",
     10: "fb1894cae3b479f785485c375d477b89c40657a58905ef3d81868ce24b20ad41",
     11: "c430f37ad44594ae1d6ec504f7f5a1017d6b9f5db1604620b22cde7fcdc2be38",
+    12: "ef5f7326ee194645b98752647ccbb66da5e9c11e9c033e0da0d69b78d425cc99",
 }
 
 # table -> (id column, ids stored before migration 11, with gaps)
@@ -134,7 +135,7 @@ def test_every_table_and_view_is_described(tmp_path):
     cat.migrate()
     rows = cat.query("SELECT table_name, comment FROM duckdb_tables() "
                      "UNION ALL SELECT view_name, comment FROM duckdb_views() WHERE NOT internal")
-    assert len(rows) == 26  # 19 tables and 7 views
+    assert len(rows) == 27  # 20 tables and 7 views
     assert [name for name, comment in rows if not comment] == []
     seqs = cat.query("SELECT sequence_name, comment FROM duckdb_sequences() ORDER BY sequence_name")
     assert [s for s, _ in seqs] == sorted(f"seq_{t}" for t in ID_TABLES) and all(c for _, c in seqs)

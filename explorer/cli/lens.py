@@ -9,9 +9,10 @@ import typer
 
 from explorer.cli.common import StageProgress, cli_errors, print_json, state
 from explorer.services.lens import LensTask, bundled_count
+from explorer.services.lenses import DEFAULT_TOKENS, FIDELITY_TOKENS, TrainSpec
 
 lens_app = typer.Typer(
-    help="Language attribution per layer with the logit lens (Wendler et al. 2024): which language does each layer favour?",
+    help="Language attribution per layer with the logit lens (Wendler et al. 2024) or a learned lens: which language does each layer favour?",
     no_args_is_help=True,
 )
 
@@ -22,7 +23,8 @@ WordsOpt = Annotated[Optional[Path], typer.Option("--words", help=f"Word list CS
 StrategyOpt = Annotated[str, typer.Option("--strategy", help="Token sets: prefixes (all vocabulary prefixes with and without the word-start marker, as the paper), first (first token), single (single-token words only).")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Use at most this many entries.")]
 PngOpt = Annotated[Optional[Path], typer.Option("--png", help="Write a matplotlib figure like the paper's (two curves with 95% bands, entropy strip).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object: entries, accuracy (accepted forms), accuracy_first (shown form alone), layers [{layer, p_target, p_english, entropy, energy}].")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object: entries, accuracy (accepted forms), accuracy_first (shown form alone), config (with the lens), layers [{layer, p_target, p_english, entropy, energy}].")]
+LensOpt = Annotated[str, typer.Option("--lens", help="logit: the logit lens (final norm + unembedding at every layer); tuned: the model's learned lens from `explorer lens train` (its kind is recorded with the run).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -70,7 +72,7 @@ def header(result) -> str:
     words = "bundled word list" if c.get("words") in (None, "bundled") else f"word list {c.get('words')}"
     dropped = ", ".join(f"{v} {k}" for k, v in result.dropped.items()) or "none"
     return (f"{result.model}: {result.task} {langs}, {c.get('shots')} shots, seed {c.get('seed')}, "
-            f"{c.get('strategy')} token sets, {words}; run {result.run_id}\n"
+            f"{c.get('strategy')} token sets, {words}, {c.get('lens', 'logit')} lens; run {result.run_id}\n"
             f"{result.entries} entries used (dropped: {dropped}); last-layer accuracy {result.accuracy:.2f} "
             f"(on the form shown in prompts alone: {result.accuracy_first:.2f})")
 
@@ -83,10 +85,11 @@ def translate(
     tgt: Annotated[str, typer.Option("--to", help="Target language: en, fr, de, ru, zh.")] = "zh",
     model: ModelOpt = None, shots: ShotsOpt = 4, seed: SeedOpt = 0, words: WordsOpt = None,
     strategy: StrategyOpt = "prefixes", limit: LimitOpt = None, png: PngOpt = None, as_json: JsonOpt = False,
+    lens: LensOpt = "logit",
 ) -> None:
     """Translation prompts ('Français: "fleur" - 中文: "花"' x shots, then the query word)."""
     _run(ctx, LensTask("translate", src=src, tgt=tgt, shots=shots, seed=seed, words=words, model=model,
-                       strategy=strategy, limit=limit), png, as_json)
+                       strategy=strategy, limit=limit, lens=lens), png, as_json)
 
 
 @lens_app.command("repeat")
@@ -96,10 +99,11 @@ def repeat(
     lang: Annotated[str, typer.Option("--lang", help="Language: en, fr, de, ru, zh.")] = "zh",
     model: ModelOpt = None, shots: ShotsOpt = 4, seed: SeedOpt = 0, words: WordsOpt = None,
     strategy: StrategyOpt = "prefixes", limit: LimitOpt = None, png: PngOpt = None, as_json: JsonOpt = False,
+    lens: LensOpt = "logit",
 ) -> None:
     """Repeat prompts: the same language on both sides ('中文: "花" - 中文: "花"')."""
     _run(ctx, LensTask("repeat", lang=lang, shots=shots, seed=seed, words=words, model=model, strategy=strategy,
-                       limit=limit), png, as_json)
+                       limit=limit, lens=lens), png, as_json)
 
 
 @lens_app.command("cloze")
@@ -109,10 +113,11 @@ def cloze(
     lang: Annotated[str, typer.Option("--lang", help="Language: en, fr, de, ru, zh.")] = "fr",
     model: ModelOpt = None, shots: ShotsOpt = 2, seed: SeedOpt = 0, words: WordsOpt = None,
     strategy: StrategyOpt = "prefixes", limit: LimitOpt = None, png: PngOpt = None, as_json: JsonOpt = False,
+    lens: LensOpt = "logit",
 ) -> None:
     """Cloze prompts: a sentence with a blank, one or two solved examples, then 'Answer: "'."""
     _run(ctx, LensTask("cloze", lang=lang, shots=shots, seed=seed, words=words, model=model, strategy=strategy,
-                       limit=limit), png, as_json)
+                       limit=limit, lens=lens), png, as_json)
 
 
 @lens_app.command("prompt")
@@ -124,8 +129,84 @@ def prompt(
     model: ModelOpt = None,
     k: Annotated[int, typer.Option("-k", "--top", min=1, help="Tokens per layer.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: model, text, position, token, tokens, layers [{layer, lens_top [{token, token_id, prob}], embedding_top [{token, token_id, score}]}].")] = False,
+    lens: LensOpt = "logit",
 ) -> None:
     """Per-layer top tokens of the logit lens for one position of a prompt (see also `trajectory`)."""
     from explorer.cli.states import trajectory
 
-    trajectory(ctx, text, position, model, k, as_json)  # its service checks -k and the position before the weights load
+    trajectory(ctx, text, position, model, k, as_json, lens)  # its service checks -k and the position before the weights load
+
+
+@lens_app.command("train")
+@cli_errors
+def train(
+    ctx: typer.Context,
+    model: ModelOpt = None,
+    kind: Annotated[str, typer.Option("--kind", help="linear: a closed-form ridge translator per layer from its state to the last layer's (Din et al. 2023). kl (the KL-trained tuned lens) is not built yet.")] = "linear",
+    corpus: Annotated[Optional[Path], typer.Option("--corpus", help="Training text in the export-states format (one document per line, or .tsv 'lang<TAB>text'; .gz allowed). Default: the bundled Debian Installation Guide in en, fr, de, ru, zh. The last tenth of each language's documents is held out.")] = None,
+    tokens: Annotated[int, typer.Option("--tokens", help="Training states (tokens, position 0 not counted), taken round-robin over languages.")] = DEFAULT_TOKENS,
+    force: Annotated[bool, typer.Option("--force", help="Retrain although a lens of this kind is stored (stored states are reused).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: model, kind, data, train_tokens, heldout_tokens, path, sha256, seconds (forward_seconds, fit_seconds), reused, layers [{layer, kl_logit, kl_tuned, alpha}].")] = False,
+) -> None:
+    """Train a learned lens: export the states of a multilingual text once, fit a translator per layer, store it."""
+    from explorer.services import lenses
+
+    spec = TrainSpec(model=model, kind=kind, corpus=corpus, tokens=tokens, force=force)
+    lenses.check_train(spec)  # before any model loads
+    engine = state(ctx).engine()
+    with StageProgress() as sp:
+        result = lenses.train_lens(engine, spec, report=sp.report, progress=sp.progress)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    from rich.console import Console
+
+    console = Console()
+    how = "reused" if result.reused else f"trained in {result.seconds:.0f} s"
+    console.print(f"{result.model}: {result.kind} lens {how}, {result.train_tokens:,} training tokens from {result.data}; "
+                  f"{result.path}", highlight=False, markup=False)
+    _kl_table(console, [(r["layer"], r["kl_logit"], r["kl_tuned"], None, None) for r in result.layers],
+              f"held-out KL(final || lens), bits, on {result.heldout_tokens} tokens")
+
+
+def _kl_table(console, rows, title: str) -> None:
+    """Rows (layer, KL logit, KL learned, top-1 logit, top-1 learned); top-1 columns only when given."""
+    from rich.table import Table
+
+    top1 = any(r[3] is not None for r in rows)
+    t = Table(title=title, title_justify="left")
+    for col in ("layer", "logit lens", "learned lens") + (("top-1 logit", "top-1 learned") if top1 else ()):
+        t.add_column(col, justify="right")
+    for layer, kl, kt, t1, t2 in rows:
+        t.add_row(str(layer), f"{kl:.3f}", f"{kt:.3f}", *((f"{t1:.2f}", f"{t2:.2f}") if top1 else ()))
+    console.print(t)
+
+
+@lens_app.command("fidelity")
+@cli_errors
+def fidelity(
+    ctx: typer.Context,
+    model: ModelOpt = None,
+    tokens: Annotated[int, typer.Option("--tokens", min=1, help="Held-out tokens to read (each costs a full-vocabulary product per layer and lens).")] = FIDELITY_TOKENS,
+    png: Annotated[Optional[Path], typer.Option("--png", help="Write a figure: KL per layer, one curve per lens.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: model, kind, data, heldout_tokens, layers [{layer, kl_logit, kl_tuned, top1_logit, top1_tuned}] (KL in bits).")] = False,
+) -> None:
+    """How faithful each lens is, per layer on held-out text: KL(final || lens) in bits and top-1 agreement."""
+    from explorer.services import lenses
+
+    engine = state(ctx).engine()
+    with StageProgress() as sp:
+        result = lenses.fidelity(engine, model, tokens, report=sp.report, progress=sp.progress)
+    if png:
+        lenses.save_fidelity_png(result, png)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(f"{result.model}: logit lens vs {result.kind} lens trained on {result.data}", highlight=False, markup=False)
+    _kl_table(console, [(f.layer, f.kl_logit, f.kl_tuned, f.top1_logit, f.top1_tuned) for f in result.layers],
+              f"KL(final || lens), bits, and top-1 agreement on {result.heldout_tokens} held-out tokens")
+    if png:
+        console.print(f"figure written to {png}", highlight=False, markup=False)

@@ -162,6 +162,7 @@ def trajectory(
     model: ModelArg = None,
     k: Annotated[int, typer.Option("-k", "--top", min=1, help="Tokens per layer.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: {layers: [{layer, lens_top, embedding_top}]}.")] = False,
+    lens: Annotated[str, typer.Option("--lens", help="logit, or tuned: the model's learned lens from `explorer lens train`.")] = "logit",
 ) -> None:
     """One position, layer by layer: logit-lens tokens and nearest input embeddings.
 
@@ -173,7 +174,7 @@ def trajectory(
 
     engine = state(ctx).engine()
     with StageProgress() as sp:
-        tr = run(engine, TrajectoryOptions(text, position, model, k), report=sp.report, progress=sp.progress,
+        tr = run(engine, TrajectoryOptions(text, position, model, k, lens=lens), report=sp.report, progress=sp.progress,
                  loading=loading)
     if as_json:
         print_json(tr.to_dict())
@@ -184,7 +185,7 @@ def trajectory(
 
     t = Table(title=Text(f"{tr.model}: position {tr.position} ({tr.token!r}) of {text!r}"), title_justify="left")
     t.add_column("layer", justify="right")
-    t.add_column("logit lens (prob)")
+    t.add_column(f"{lens} lens (prob)")
     t.add_column("nearest input embeddings (cosine)")
     for v in tr.layers:  # data as Text: a token like '[multimodal]' is not markup
         lens = "  ".join(f"{tok!r} {p:.2f}" for tok, _, p in v.lens_top)

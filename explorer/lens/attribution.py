@@ -148,7 +148,7 @@ def _lens_decoder(runner):
     cap_val = getattr(runner.model.config, "final_logit_softcapping", None)
 
     def decode(h):
-        normed = anat.final_norm(h)
+        normed = anat.final_norm(runner.lens_input(h))
         logits = anat.unembed(normed).float()
         energy = ((logits**2).sum(-1) / (normed**2).sum(-1).clamp_min(1e-30) / u_fro).numpy()
         if cap_val:

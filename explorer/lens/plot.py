@@ -69,3 +69,25 @@ def _describe(result: LensResult) -> str:
     if result.task == "translate":
         return f"{c.get('from')}→{c.get('to')}"
     return str(c.get("lang", ""))
+
+
+def save_fidelity_png(report, path: Path) -> Path:
+    """Two curves per layer, KL(final || lens) in bits for the logit and the learned lens
+    (``report``: a FidelityReport)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = [f.layer for f in report.layers]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    ax.plot(layers, [f.kl_logit for f in report.layers], "o-", label="logit lens")
+    ax.plot(layers, [f.kl_tuned for f in report.layers], "s-", label=f"learned lens ({report.kind})")
+    ax.set_xlabel("layer (0 = embedding output)")
+    ax.set_ylabel("KL(final || lens), bits")
+    ax.set_title(f"{report.model}: lens fidelity on {report.heldout_tokens} held-out tokens")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)

@@ -59,6 +59,20 @@ def check_position(model_row: ModelRow, text: str, position: int | None) -> None
         raise ExplorerError(f"position {position} is outside {-n}..{n - 1}: the prompt is {n} tokens for {model_row.name}")
 
 
+def token_counts(model_row: ModelRow, texts: list[str], max_tokens: int = 512) -> list[int] | None:
+    """:func:`token_count` for many texts at once (one tokenizer load); None without ``tokenizer.json``."""
+    path = Path(model_row.model_dir) / "tokenizer.json" if model_row.model_dir else None
+    if path is None or not path.is_file():
+        return None
+    from tokenizers import Tokenizer
+
+    try:
+        encoded = Tokenizer.from_file(str(path)).encode_batch(list(texts), add_special_tokens=True)
+    except Exception:  # a tokenizer file this library cannot read
+        return None
+    return [min(len(e.ids), max_tokens) for e in encoded]
+
+
 def stored_dir(model_row: ModelRow) -> Path:
     """The directory of a model's converted weights and tokenizer; an error when none is stored."""
     if not model_row.model_dir:
@@ -74,6 +88,14 @@ class ModelRunner:
         self.row = model_row
         self.model, self.tokenizer = load_model(stored_dir(model_row), tokenizer=tokenizer)
         self.anatomy = surgery.anatomy(self.model)
+        self.translator = None  # a learned lens (explorer.lens.learned.Translator); None: the logit lens
+
+    def lens_input(self, hidden, translator=None):
+        """(L+1, d) torch states of one position -> what the lens decodes: themselves for the
+        logit lens, each layer's translation for a learned lens (the last layer unchanged).
+        ``translator``: this call's learned lens (a runner shared between callers keeps its own)."""
+        tr = translator if translator is not None else self.translator
+        return hidden if tr is None else tr.apply(hidden)
 
     def run(self, text: str, max_tokens: int = 512) -> TextStates:
         import numpy as np
@@ -88,15 +110,17 @@ class ModelRunner:
         tokens = self.tokenizer.batch_decode([[i] for i in ids], skip_special_tokens=False, clean_up_tokenization_spaces=False)
         return TextStates(text, ids, tokens, layers)
 
-    def lens_probs(self, hidden: np.ndarray):
-        """Softmax of the logit lens for (n, d) hidden states -> (n, vocab) torch tensor."""
+    def lens_probs(self, hidden: np.ndarray, translator=None):
+        """Softmax of the lens for one position's (L+1, d) states, one row per layer ->
+        (L+1, vocab) torch tensor (with a learned lens, each layer's row is translated)."""
         import numpy as np
         import torch
 
         from explorer.models.capture import logits
 
         with torch.inference_mode():
-            out = logits(self.anatomy, self.model, torch.from_numpy(np.ascontiguousarray(hidden)))
+            h = torch.from_numpy(np.ascontiguousarray(hidden, dtype=np.float32))
+            out = logits(self.anatomy, self.model, self.lens_input(h, translator))
             return torch.softmax(out.float(), dim=-1)
 
     def final_normed(self, hidden: np.ndarray) -> np.ndarray:

@@ -56,14 +56,15 @@ class PositionLens:
     top_ids: np.ndarray  # (L+1, k)
 
 
-def run_position(runner, text: str, position: int | None = None, k: int = 5) -> PositionLens:
-    """Run ``text`` through ``runner`` and read ``position`` at every layer with the logit lens."""
+def run_position(runner, text: str, position: int | None = None, k: int = 5, translator=None) -> PositionLens:
+    """Run ``text`` through ``runner`` and read ``position`` at every layer with the logit lens
+    (or the learned lens ``translator``)."""
     import torch
 
     states = runner.run(text)
     p = states.position(position)
     hidden = states.layers[:, p, :]  # (L+1, d)
-    top_p, top_i = torch.topk(runner.lens_probs(hidden), k, dim=-1)
+    top_p, top_i = torch.topk(runner.lens_probs(hidden, translator), k, dim=-1)
     return PositionLens(runner.row.name, text, p, tuple(states.tokens), hidden, top_p.numpy(), top_i.numpy())
 
 

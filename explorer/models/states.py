@@ -51,16 +51,26 @@ def sample_corpus_path() -> Path:
 
 
 def read_corpus(path: Path) -> list[tuple[str | None, str]]:
-    """Plain text: one document per line. ``.tsv`` with a header ``lang<TAB>text``: tagged."""
+    """Plain text: one document per line. ``.tsv`` with a header ``lang<TAB>text``: tagged.
+    Either may be gzip-compressed (``.gz``)."""
     path = Path(path)
     if not path.is_file():
         raise ExplorerError(f"corpus file not found: {path}")
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        if path.suffix == ".gz":
+            import gzip
+
+            with gzip.open(path, "rb") as f:
+                raw = f.read()
+        else:
+            raw = path.read_bytes()
+        lines = raw.decode("utf-8").splitlines()
     except UnicodeDecodeError as exc:
         raise ExplorerError(f"corpus {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (OSError, EOFError) as exc:
+        raise ExplorerError(f"cannot read corpus {path}: {exc}") from None
     docs: list[tuple[str | None, str]] = []
-    if path.suffix == ".tsv" and lines and lines[0].strip().lower() == "lang\ttext":
+    if path.name.removesuffix(".gz").endswith(".tsv") and lines and lines[0].strip().lower() == "lang\ttext":
         for n, line in enumerate(lines[1:], start=2):
             if not line.strip():
                 continue
@@ -77,7 +87,7 @@ def read_corpus(path: Path) -> list[tuple[str | None, str]]:
 
 def corpus_name(corpus: Path | None, prompts: Sequence[str]) -> str:
     if corpus is not None:
-        return Path(corpus).stem
+        return Path(corpus).name.removesuffix(".gz").rsplit(".", 1)[0]
     digest = hashlib.sha1("\n".join(prompts).encode()).hexdigest()[:8]
     return f"prompts-{digest}"
 

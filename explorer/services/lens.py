@@ -18,6 +18,7 @@ from explorer.errors import ExplorerError
 from explorer.lens.plot import save_lens_png, terminal_plot
 from explorer.lens.runner import ModelRunner, check_position
 from explorer.lens.words import LANGS, STRATEGIES, bundled_count
+from explorer.services.lenses import check_lens, stored_lens
 
 # re-exported for the front ends; importing them is light (no numpy, duckdb or torch), so the CLI can
 # import this module at start-up for its help texts
@@ -44,6 +45,7 @@ class LensTask:
     model: str | None = None
     strategy: str = "prefixes"
     limit: int | None = None
+    lens: str = "logit"  # logit | tuned (the model's stored learned lens, see explorer.services.lenses)
 
 
 @dataclass(frozen=True)
@@ -102,10 +104,12 @@ def lens_task(engine, spec: LensTask, prompts: Prompts, *, report: Report | None
         raise ExplorerError(f"unknown strategy {spec.strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if spec.limit is not None and spec.limit < 1:
         raise ExplorerError(f"--limit must be at least 1 (got {spec.limit})")
+    check_lens(spec.lens)
     say = report or (lambda text: None)
     busy = status or (lambda text: contextlib.nullcontext())
     m = engine.model(spec.model, report=report, progress=progress)  # may export: outside the session
     require_lens(m)
+    learned = stored_lens(engine, m) if spec.lens == "tuned" else None  # before any weights load
     with engine.catalog.session():
         tokens = engine.open_set(m.name, "input").tokens
         with busy(f"reading the {m.name} vocabulary from the catalog"):
@@ -119,9 +123,13 @@ def lens_task(engine, spec: LensTask, prompts: Prompts, *, report: Report | None
         attribution.check_entries(m.name, items, vocab, spec.strategy, prompts.config)
     say(f"loading {m.name}'s weights")
     runner = ModelRunner(m, tokenizer=tokenizer)
-    say(f"running {len(items)} prompt{'s' if len(items) != 1 else ''} through {m.name} ({m.n_layers} layers), reading every layer with the lens")
+    lens = "logit"
+    if learned is not None:
+        lens, runner.translator = f"tuned ({learned[0].kind})", learned[1]
+    say(f"running {len(items)} prompt{'s' if len(items) != 1 else ''} through {m.name} ({m.n_layers} layers), reading every layer with the {lens} lens")
     result = attribution.attribute(runner, items, vocab, task=spec.task, strategy=spec.strategy,
-                             config={**prompts.config, "strategy": spec.strategy}, labels=tokens.labels, progress=progress)
+                             config={**prompts.config, "strategy": spec.strategy, "lens": lens}, labels=tokens.labels,
+                             progress=progress)
     result.run_id = record_lens_run(engine.catalog, m.model_id, result)
     return result
 
@@ -139,14 +147,18 @@ class TrajectoryOptions:
     model: str | None = None
     k: int = 5
     export: bool = True
+    lens: str = "logit"  # logit | tuned
 
 
 def check_trajectory(engine, options: TrajectoryOptions, *, report: Report | None = None,
                      progress: Progress | None = None):
     """The model's ModelRow once every input is checked, before any weights load: a model the
     lens reads, -k within its vocabulary, a non-empty text and a position inside it."""
+    check_lens(options.lens)
     m = engine.model(options.model, auto_export=options.export, report=report, progress=progress)
     require_lens(m)
+    if options.lens == "tuned":
+        stored_lens(engine, m)  # an error naming `explorer lens train` before the weights load
     if m.vocab_size and options.k > m.vocab_size:
         raise ExplorerError(f"-k {options.k} is more than the {m.vocab_size:,} tokens of {m.name}")
     check_position(m, options.text, options.position)  # from tokenizer.json alone
@@ -174,7 +186,8 @@ def trajectory_of(engine, runner: ModelRunner, options: TrajectoryOptions):
     """The Trajectory of ``options.text`` through an already loaded ``runner``."""
     from explorer.lens.trajectory import layer_views, run_position
 
-    lens = run_position(runner, options.text, options.position, options.k)  # the forward pass, no session
+    translator = stored_lens(engine, runner.row)[1] if options.lens == "tuned" else None
+    lens = run_position(runner, options.text, options.position, options.k, translator)  # the forward pass, no session
     with engine.catalog.session():
         emb = engine.open_set(runner.row.name, "input")
         return layer_views(lens, emb)

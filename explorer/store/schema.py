@@ -394,6 +394,29 @@ COMMENT ON VIEW comparison_summary IS 'View: accuracy per comparison and model (
     COMMENT ON SEQUENCE seq_comparisons IS 'next comparisons.comparison_id';
     """,
     ),
+    (
+        12,
+        "learned lenses: one translator per model and kind, its file and held-out KL per layer",
+        """
+    CREATE TABLE lenses (
+        model_id       INTEGER NOT NULL,
+        kind           VARCHAR NOT NULL,     -- linear (closed-form ridge, Din et al. 2023) | kl (Belrose et al. 2023)
+        data           VARCHAR NOT NULL,     -- the training text: a corpus file, or 'bundled'
+        corpus_id      INTEGER,              -- the exported states it was fitted on
+        train_tokens   INTEGER NOT NULL,     -- states fitted (position 0 left out)
+        heldout_tokens INTEGER NOT NULL,     -- held-out states the KL below was measured on
+        path           VARCHAR NOT NULL,     -- relative to the data root
+        bytes          BIGINT NOT NULL,
+        sha256         VARCHAR NOT NULL,
+        settings       JSON,                 -- e.g. the ridge strength chosen per layer
+        kl_tuned       DOUBLE[],             -- held-out KL(final || lens) in bits per layer, this lens
+        kl_logit       DOUBLE[],             -- the same for the logit lens
+        seconds        DOUBLE,               -- training time, forward passes included
+        created_at     TIMESTAMP DEFAULT current_timestamp,
+        PRIMARY KEY (model_id, kind)
+    );
+    COMMENT ON TABLE lenses IS 'Learned lenses (`explorer lens train`): per model and kind the translator file, its SHA-256, training data and held-out KL per layer.';""",
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

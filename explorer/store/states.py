@@ -92,6 +92,11 @@ class StateStore:
             [corpus_id, lo, hi],
         )
 
+    def document_spans(self, corpus_id: int) -> list[tuple[int, int, int]]:
+        """(doc_id, first_state, n_tokens) of every document, in order: its rows in each layer file."""
+        return self.catalog.query(
+            "SELECT doc_id, first_state, n_tokens FROM documents WHERE corpus_id = ? ORDER BY doc_id", [corpus_id])
+
     # -- writes ------------------------------------------------------------------
     def plan(
         self, model_id: int, name: str, source: str, docs: Sequence[tuple[str | None, str, int]],
