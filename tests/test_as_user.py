@@ -64,6 +64,11 @@ def write_user_files(d: Path, tiny_model_dir: Path) -> Path:
                                      ": capital\nFrance Paris Germany Berlin\n", encoding="utf-8")
     (d / "wordpairs.tsv").write_text("king\tqueen\t8\nman\twoman\t7\napple\tbanana\t6\nfire\twater\t2\n", encoding="utf-8")
     (d / "corpus.txt").write_text("the king and the queen\nthe man and the woman\n", encoding="utf-8")
+    words = {"en": ["king", "queen", "man", "woman", "boy", "girl", "prince", "princess", "apple", "fire", "water"],
+             "ru": ["король", "королева", "king", "queen", "water", "fire", "boy", "girl"]}
+    (d / "lens.tsv").write_text("lang\ttext\n" + "".join(  # 10 documents of 16 words a language, for lens train
+        f"{lang}\t{' '.join(ws[(i + j) % len(ws)] for j in range(16))}\n" for lang, ws in words.items() for i in range(10)),
+        encoding="utf-8")
     shutil.copytree(tiny_model_dir, d / "tiny-two")  # a second local model to export
     write_junk(d)
     return d
@@ -132,6 +137,7 @@ def _verify_ok(u) -> bool:
 
 EXPORT_STATES = ["export-states", "tiny-llama", "--corpus", "{corpus.txt}", "--name", "docs"]
 VECTORS_EXPORT = ["vectors", "export", "--model", "tiny-llama", "--format", "word2vec", "--output"]
+LENS_TRAIN = ["lens", "train", "--model", "tiny-llama", "--corpus", "{lens.tsv}", "--tokens", "100"]
 SWEEP = ["experiment", "run", "cooccurrence", "--set", "corpus=glitters"]
 
 
@@ -188,6 +194,12 @@ CALLS: dict[tuple[str, ...], Call | None] = {
                             "tiny-llama:", _lens_layers),
     ("lens", "prompt"): Call(_args(["lens", "prompt", "king queen", "--model", "tiny-llama"]), "tiny-llama:",
                              _lens_layers),
+    ("lens", "train"): Call(_args(LENS_TRAIN), "tiny-llama:",
+                            lambda o, u: o["kind"] == "linear" and [v["layer"] for v in o["layers"]] == [0, 1, 2]
+                            and all(v["kl_tuned"] >= 0 for v in o["layers"])),
+    ("lens", "fidelity"): Call(_args(["lens", "fidelity", "--model", "tiny-llama", "--tokens", "8"]), "tiny-llama:",
+                               lambda o, u: [v["layer"] for v in o["layers"]] == [0, 1, 2],
+                               setup=lambda u: [_args(LENS_TRAIN)(u)]),
     ("vectors", "export"): Call(lambda u: VECTORS_EXPORT + [str(u.cwd / "v.txt")], "tiny-llama/input:",
                                 after=lambda u: (u.cwd / "v.txt").read_text(encoding="utf-8").split("\n")[0] == "31 16"),
     ("vectors", "import"): Call(lambda u: ["vectors", "import", str(u.cwd / "v.txt"), "--name", "back"], "back:",

@@ -98,42 +98,45 @@ def test_logit_lens_kl_matches_a_direct_transformers_computation(tiny_root):
     np.testing.assert_allclose([f.kl_tuned for f in same], [f.kl_logit for f in same], rtol=1e-5, atol=1e-6)
 
 
-def test_train_reuse_force_and_stored_file(tiny_root, tiny_corpus):
+def test_train_reuse_force_and_stored_file(tiny_root, tiny_corpus, tmp_path):
+    import shutil
+
+    root = shutil.copytree(tiny_root, tmp_path / "root")  # the session's tiny root stays as other modules expect it
     args = ("lens", "train", "--model", "tiny-llama", "--corpus", str(tiny_corpus), "--tokens", "100", "--json")
-    r = invoke(tiny_root, *args)
+    r = invoke(root, *args)
     assert r.exit_code == 0, r.stderr
     first = json.loads(r.stdout)
     assert not first["reused"] and first["train_tokens"] >= 100 and first["heldout_tokens"] > 0
     assert [v["layer"] for v in first["layers"]] == [0, 1, 2]
-    cat = Catalog(tiny_root)
+    cat = Catalog(root)
     (path, sha, kl), = cat.query("SELECT path, sha256, kl_tuned FROM lenses l JOIN models m USING (model_id) "
                                  "WHERE m.name = 'tiny-llama' AND kind = 'linear'")
     import hashlib
 
-    assert hashlib.sha256((tiny_root / path).read_bytes()).hexdigest() == sha == first["sha256"]
+    assert hashlib.sha256((root / path).read_bytes()).hexdigest() == sha == first["sha256"]
     assert len(kl) == 3 and kl[-1] == 0.0
-    again = json.loads(invoke(tiny_root, *args).stdout)
+    again = json.loads(invoke(root, *args).stdout)
     assert again["reused"] and again["sha256"] == sha
-    forced = invoke(tiny_root, *args, "--force")
+    forced = invoke(root, *args, "--force")
     assert forced.exit_code == 0, forced.stderr
     assert not json.loads(forced.stdout)["reused"]
-    other = invoke(tiny_root, *args[:-2], "200")  # other settings, no --force: refused, nothing lost
+    other = invoke(root, *args[:-2], "200")  # other settings, no --force: refused, nothing lost
     assert one_line_error(other) and "--force" in other.stderr
-    assert (tiny_root / path).is_file()
-    r = invoke(tiny_root, "lens", "fidelity", "--model", "tiny-llama", "--tokens", "8", "--json")
+    assert (root / path).is_file()
+    r = invoke(root, "lens", "fidelity", "--model", "tiny-llama", "--tokens", "8", "--json")
     assert r.exit_code == 0, r.stderr
     fid = json.loads(r.stdout)
     assert fid["heldout_tokens"] == 8 and [v["layer"] for v in fid["layers"]] == [0, 1, 2]
     assert all(v["kl_logit"] >= 0 and v["kl_tuned"] >= 0 for v in fid["layers"])
-    traj = {lens: json.loads(invoke(tiny_root, "trajectory", "king queen water", "--model", "tiny-llama", "-k", "3",
+    traj = {lens: json.loads(invoke(root, "trajectory", "king queen water", "--model", "tiny-llama", "-k", "3",
                                     "--lens", lens, "--json").stdout)["layers"] for lens in ("logit", "tuned")}
     top = {lens: [[t["prob"] for t in v["lens_top"]] for v in layers] for lens, layers in traj.items()}
     assert top["tuned"][-1] == pytest.approx(top["logit"][-1])  # the last layer is the model's own distribution
     assert top["tuned"][0] != pytest.approx(top["logit"][0], abs=1e-6)  # earlier ones are translated
-    with open(tiny_root / path, "r+b") as f:  # a lens file changed behind the catalog's back is refused
+    with open(root / path, "r+b") as f:  # a lens file changed behind the catalog's back is refused
         f.seek(200)
         f.write(b"\xff\xff")
-    bad = invoke(tiny_root, "lens", "fidelity", "--model", "tiny-llama")
+    bad = invoke(root, "lens", "fidelity", "--model", "tiny-llama")
     assert one_line_error(bad) and "checksum" in bad.stderr
 
 

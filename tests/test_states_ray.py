@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 from clitools import one_line_error
+from test_states import DOCS as STATE_DOCS
 from typer.testing import CliRunner
 
 from explorer.cli.main import app
@@ -19,13 +20,7 @@ from explorer.store.catalog import Catalog
 from explorer.store.states import StateStore, layer_file
 
 runner = CliRunner()
-DOCS = [
-    "king queen man woman",
-    "Paris France Berlin Germany water",
-    "花 水",
-    "король королева king",
-    "boy girl prince princess apple banana fire water king",
-] * 2
+DOCS = STATE_DOCS[:10]  # the five documents of test_states, twice
 REF = "ray-ref"
 
 
@@ -37,11 +32,15 @@ def corpus(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def root(tiny_root, corpus):
-    """The tiny model's root with a one-process export of the corpus, batches of 3."""
+def root(tiny_root, corpus, tmp_path_factory):
+    """A copy of the tiny model's root (the session's stays unchanged) with a one-process
+    export of the corpus, batches of 3."""
+    import shutil
+
     pytest.importorskip("ray")
-    export_states("tiny-llama", tiny_root, corpus=corpus, name=REF, batch_size=3)
-    return tiny_root
+    root = shutil.copytree(tiny_root, tmp_path_factory.mktemp("ray-root") / "root")
+    export_states("tiny-llama", root, corpus=corpus, name=REF, batch_size=3)
+    return root
 
 
 def _cli(root, *args):
