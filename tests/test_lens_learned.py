@@ -61,6 +61,22 @@ def test_fit_recovers_a_linear_map():
     assert alpha == min(__import__("explorer.lens.learned", fromlist=["ALPHAS"]).ALPHAS)
 
 
+def test_fit_never_reads_the_held_out_rows():
+    """Alpha is chosen on a validation part of the training rows: held-out rows set to NaN
+    leave the translator finite (a fit or a choice that read them would be NaN)."""
+    from explorer.lens.learned import fit_linear, validation_split
+
+    rng = np.random.default_rng(2)
+    layers = [rng.normal(size=(1200, 8)).astype(np.float32) for _ in range(3)]
+    train, held = np.arange(1000), np.arange(1000, 1200)
+    for x in layers:
+        x[held] = np.nan
+    t = fit_linear(layers, train, lambda h: h / np.linalg.norm(h, axis=-1, keepdims=True))
+    assert np.isfinite(t.A).all() and np.isfinite(t.b).all()
+    fit, val = validation_split(train)
+    assert len(val) == 100 and not set(fit) & set(val) and set(fit) | set(val) == set(train)
+
+
 def _direct_kl(model, tokenizer, text):
     """KL(final || logit lens) per layer and position, straight from transformers: the logits
     of the forward pass, and hidden_states[l] (pre-norm for l < L) through norm and lm_head."""

@@ -14,8 +14,12 @@ identity (Belrose et al.'s tuned lens is also initialised at the identity): with
 X = h_l and Y = h_L centred over the training states,
 A = I + (X'X + lam I)^-1 X'(Y - X), b = mean(Y) - mean(X) A, prediction h_l A + b.
 lam = alpha * trace(X'X) / d; alpha is chosen per layer from :data:`ALPHAS` by the
-held-out error where the unembedding reads it, |n(h_l A + b) - n(h_L)|^2 with n the final
-norm (a proxy for the KL, which costs a full-vocabulary product per candidate).
+error where the unembedding reads it, |n(h_l A + b) - n(h_L)|^2 with n the final norm (a
+proxy for the KL, which costs a full-vocabulary product per candidate), on validation rows
+carved from the TRAINING documents (the last tenth of the training rows, at most
+:data:`SELECT_ROWS`), fitted on the rest; the chosen alpha is then refitted on all training
+rows. The held-out documents are never looked at while fitting, so the held-out KL that
+``lens fidelity`` reports is a test figure, not one the fit was tuned on.
 Position 0 (BOS) is left out of fitting and evaluation: its states are huge outliers
 (Gemma's reach 1e5) and its next token says nothing about the layer's content.
 """
@@ -35,7 +39,8 @@ KINDS = ("linear", "kl")
 BUILT_KINDS = ("linear",)
 ALPHAS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 CHUNK = 8192  # rows per block while accumulating X'X (float64)
-SELECT_ROWS = 4096  # held-out rows used to choose alpha
+SELECT_ROWS = 4096  # at most this many validation rows (from the training rows) choose alpha
+VALIDATION_SHARE = 0.1  # ... and at most this share of them
 
 
 def check_kind(kind: str) -> None:
@@ -108,42 +113,58 @@ def _moments(x: np.ndarray, y: np.ndarray, rows: np.ndarray):
     return len(rows), sx, sy, xx, xr
 
 
-def fit_layer(x: np.ndarray, y: np.ndarray, train: np.ndarray, held: np.ndarray,
-              normed: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:
-    """(A, b, alpha) for one layer: rows ``train`` of ``x`` (h_l) and ``y`` (h_L); alpha
-    chosen on rows ``held`` by the error after the final norm ``normed``."""
-    n, sx, sy, xx, xr = _moments(x, y, train)
+def _solve(moments, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """(A, b) toward the identity from the sums ``_moments`` gives, ridge strength ``alpha``."""
+    n, sx, sy, xx, xr = moments
     mx, my = sx / n, sy / n
     cov = xx - n * np.outer(mx, mx)
     cross = xr - n * np.outer(mx, my - mx)
-    evals, evecs = np.linalg.eigh(cov)
-    proj = evecs.T @ cross
     scale = max(float(np.trace(cov)) / cov.shape[0], 1e-12)
-    hx = np.asarray(x[held[:SELECT_ROWS]], dtype=np.float64)
-    target = normed(np.asarray(y[held[:SELECT_ROWS]], dtype=np.float32)).astype(np.float64)
-    best = None
+    A = np.eye(cov.shape[0]) + np.linalg.solve(cov + alpha * scale * np.eye(cov.shape[0]), cross)
+    return A, my - mx @ A
+
+
+def fit_layer(x: np.ndarray, y: np.ndarray, fit: np.ndarray, val: np.ndarray,
+              normed: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:
+    """(A, b, alpha) for one layer, from rows of ``x`` (h_l) and ``y`` (h_L): alpha is the
+    one whose map fitted on rows ``fit`` has the least error after the final norm
+    ``normed`` on rows ``val``; (A, b) are then fitted on ``fit`` and ``val`` together (the
+    sums add, so the rows are read once)."""
+    part = _moments(x, y, fit)
+    if not len(val):
+        return (*(v.astype(np.float32) for v in _solve(part, ALPHAS[0])), ALPHAS[0])
+    rest = _moments(x, y, val)
+    hx = np.asarray(x[val], dtype=np.float64)
+    target = normed(np.asarray(y[val], dtype=np.float32)).astype(np.float64)
+    errors = []
     for alpha in ALPHAS:
-        delta = evecs @ (proj / (np.clip(evals, 0, None) + alpha * scale)[:, None])
-        A = np.eye(cov.shape[0]) + delta
-        b = my - mx @ A
-        err = float(((normed((hx @ A + b).astype(np.float32)) - target) ** 2).sum(1).mean()) if len(hx) else 0.0
-        if best is None or err < best[0]:
-            best = (err, A, b, alpha)
-    _, A, b, alpha = best
+        A, b = _solve(part, alpha)
+        errors.append(float(((normed((hx @ A + b).astype(np.float32)) - target) ** 2).sum(1).mean()))
+    alpha = ALPHAS[int(np.argmin(errors))]
+    A, b = _solve(tuple(p + r for p, r in zip(part, rest)), alpha)
     return A.astype(np.float32), b.astype(np.float32), alpha
 
 
-def fit_linear(layers: Sequence[np.ndarray], train: np.ndarray, held: np.ndarray,
+def validation_split(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, validation rows): the last tenth of the training rows (the last training
+    documents; they come round-robin over languages), at most SELECT_ROWS."""
+    n_val = min(SELECT_ROWS, int(len(train) * VALIDATION_SHARE)) if len(train) >= 10 else 0
+    return train[: len(train) - n_val], train[len(train) - n_val :]
+
+
+def fit_linear(layers: Sequence[np.ndarray], train: np.ndarray,
                normed: Callable[[np.ndarray], np.ndarray], progress: Progress | None = None) -> Translator:
     """The ``linear`` translator from the states of every layer (``layers[l]``: rows x d,
-    memory-mapped is fine); ``train``/``held``: row numbers, position 0 already left out."""
+    memory-mapped is fine); ``train``: training row numbers, position 0 already left out
+    (alpha is chosen on a validation part of them: :func:`validation_split`)."""
+    fit, val = validation_split(np.asarray(train))
     last = len(layers) - 1
     d = layers[0].shape[1]
     A = np.zeros((last, d, d), dtype=np.float32)
     b = np.zeros((last, d), dtype=np.float32)
     alphas = np.zeros(last)
     for layer in range(last):
-        A[layer], b[layer], alphas[layer] = fit_layer(layers[layer], layers[last], train, held, normed)
+        A[layer], b[layer], alphas[layer] = fit_layer(layers[layer], layers[last], fit, val, normed)
         if progress:
             progress("layers fitted", layer + 1, last)
     return Translator("linear", A, b, alphas)

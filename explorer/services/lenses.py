@@ -204,7 +204,7 @@ def _fit_and_record(engine, m: ModelRow, spec: TrainSpec, corpus, *, n_train: in
     runner = ModelRunner(m)
     report(f"fitting {len(layers) - 1} {spec.kind} translators on {len(train):,} states")
     t_fit = time.perf_counter()
-    translator = fit_linear(layers, train, held, runner.final_normed, progress)
+    translator = fit_linear(layers, train, runner.final_normed, progress)  # held-out rows are not looked at
     fit_seconds = time.perf_counter() - t_fit
     sample = sample_rows(held, TRAIN_KL_TOKENS)
     report(f"measuring both lenses on {len(sample)} held-out tokens")
