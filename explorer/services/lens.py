@@ -23,7 +23,7 @@ from explorer.services.lenses import check_lens, stored_lens
 # re-exported for the front ends; importing them is light (no numpy, duckdb or torch), so the CLI can
 # import this module at start-up for its help texts
 __all__ = ["LANGS", "STRATEGIES", "TASKS", "LensTask", "ModelRunner", "Prompts", "TrajectoryOptions", "bundled_count",
-           "check_position", "check_trajectory", "lens_pair", "lens_task", "prepare", "require_lens", "save_lens_pair_png",
+           "check_position", "check_trajectory", "learned_lens_name", "lens_pair", "lens_task", "prepare", "require_lens", "save_lens_pair_png",
            "save_lens_png",
            "terminal_plot", "trajectory", "trajectory_of"]
 
@@ -146,6 +146,16 @@ def _lens_runs(engine, spec: LensTask, prompts: Prompts, lenses: tuple[str, ...]
         result.run_id = record_lens_run(engine.catalog, m.model_id, result)
         results[name] = result
     return results
+
+
+def learned_lens_name(engine, model: str | None) -> str:
+    """What ``--lens tuned`` reads ``model`` with, e.g. 'tuned (linear)', without loading any
+    weights (for a front end's toggle); the one-line error naming `explorer lens train` when
+    the model has no stored learned lens. A model not in the catalog is an error too."""
+    m = engine.model(model, auto_export=False)
+    require_lens(m)
+    row, _ = stored_lens(engine, m)
+    return f"tuned ({row.kind})"
 
 
 # -- one prompt through the layers ----------------------------------------------------------
