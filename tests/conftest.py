@@ -92,3 +92,24 @@ def gemma_root(tmp_path_factory, model_cache) -> Path:
         else:
             os.environ["EXPLORER_MODEL_CACHE"] = old
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_lens_root(tmp_path_factory, tiny_root) -> Path:
+    """A copy of the session's tiny root with a linear lens trained on a small tagged corpus
+    (the shared tiny_root itself never gets one: tests of 'no stored lens' use it)."""
+    import shutil
+
+    import numpy as np
+
+    from explorer.services.lenses import TrainSpec, train_lens
+    from explorer.services.engine import Engine
+
+    base = tmp_path_factory.mktemp("tiny-lens")
+    root = shutil.copytree(tiny_root, base / "root")
+    rng = np.random.default_rng(0)
+    lines = ["lang\ttext"] + [f"{lang}\t" + " ".join(rng.choice(WORDS[:16], size=12)) for lang in ("en", "zh") for _ in range(6)]
+    corpus = base / "tiny.tsv"
+    corpus.write_text("\n".join(lines) + "\n")
+    train_lens(Engine(root), TrainSpec(model="tiny-llama", corpus=corpus, tokens=100))
+    return root

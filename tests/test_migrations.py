@@ -28,6 +28,7 @@ RELEASED = {
     10: "fb1894cae3b479f785485c375d477b89c40657a58905ef3d81868ce24b20ad41",
     11: "c430f37ad44594ae1d6ec504f7f5a1017d6b9f5db1604620b22cde7fcdc2be38",
     12: "ef5f7326ee194645b98752647ccbb66da5e9c11e9c033e0da0d69b78d425cc99",
+    13: "4e7d53bd0c0bf900821767e4f46128b7f184bf4c318b8bf9fe3ed2847c9d31ad",
 }
 
 # table -> (id column, ids stored before migration 11, with gaps)

@@ -191,6 +191,24 @@ def _lens_tuned(r: Reader, proc) -> None:
     assert (r.cwd / "fr_zh_tuned.png").stat().st_size > 10_000
 
 
+def _lens_both(r: Reader, proc) -> None:
+    """Two more runs on the same entries, logit then tuned; the figure is the single one twice, side by side."""
+    import struct
+
+    runs = r.sql("SELECT entries, config->>'lens' AS lens FROM lens_runs ORDER BY run_id")[-2:]
+    assert [x["lens"] for x in runs] == ["logit", "tuned (linear)"] and runs[0]["entries"] == runs[1]["entries"] == 20
+    both = json.loads(proc.stdout)
+    assert sorted(both) == ["logit", "tuned"] and all(len(v["layers"]) == 19 for v in both.values())
+    (w1, h1), (w2, h2) = (struct.unpack(">II", (r.cwd / f).read_bytes()[16:24]) for f in ("fr_zh.png", "fr_zh_both.png"))
+    assert (w2, h2) == (2 * w1, h1)
+
+
+def _lens_compare(r: Reader, proc) -> None:
+    rows = r.sql("SELECT lens, count(*) AS n FROM lens_summary GROUP BY lens ORDER BY lens")
+    assert [(x["lens"], x["n"]) for x in rows] == [("logit", 2), ("tuned (linear)", 2)]
+    assert {"logit", "tuned"} <= set(proc.stdout.replace("│", " ").split())
+
+
 def _lens_summary(r: Reader, proc) -> None:
     assert {"translate", "fr", "zh", "gemma3-270m"} <= set(proc.stdout.replace("│", " ").split())
 
@@ -456,6 +474,11 @@ SPECS: dict[str, Spec] = {
         Spec(run="explorer lens fidelity --tokens 32 --png fidelity.png --json", check=_lens_fidelity,
              note="32 held-out tokens instead of 256: each costs a 262,144 x 640 product per layer and lens"),
     "explorer lens translate --from fr --to zh --lens tuned --png fr_zh_tuned.png": Spec(check=_lens_tuned),
+    "explorer lens translate --from fr --to zh --lens both --png fr_zh_both.png":
+        Spec(run="explorer lens translate --from fr --to zh --lens both --limit 20 --png fr_zh_both.png --json",
+             check=_lens_both, note="20 entries instead of 127: the full runs are the two commands above"),
+    'explorer sql "SELECT run_id, task, src, tgt, lens, english_peak_layer, english_peak, p_target_last FROM lens_summary"':
+        Spec(check=_lens_compare),
     'explorer map --x "woman - man" --y "queen - king" boy girl prince princess father mother he she --png axes.png':
         Spec(check=_axes),
     'explorer map --expr "woman - man + king" -k 30 --method pca --png pca.png': Spec(check=_pca),

@@ -186,6 +186,45 @@ async def test_lens_prompt_grid_and_task_errors_in_place(app):
         assert status and "Traceback" not in status and not app.query_one("#lens-run").disabled
 
 
+async def test_lens_toggle_without_a_learned_lens_says_how_to_train(app):
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await settle(app, pilot)
+        app.query_one("#lens-lens", Select).value = "tuned"
+        await settle(app, pilot, 0.3)
+        assert "explorer lens train" in text(app, "#lens-status")  # at once, on choosing it
+        app.query_one("#lens-task", Select).value = "prompt"
+        app.query_one("#lens-prompt", Input).value = "king queen man"
+        await pilot.click("#lens-run")
+        await settle(app, pilot, 0.3)
+        status = text(app, "#lens-status")
+        assert "explorer lens train" in status and "Traceback" not in status
+        assert app.is_running and not app.query_one("#lens-run").disabled
+
+
+async def test_lens_toggle_reads_the_prompt_with_the_learned_lens(tiny_lens_root):
+    app = make_app(tiny_lens_root, "numpy", model="tiny-llama")
+    grids = {}
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("4")
+        await settle(app, pilot)
+        app.query_one("#lens-task", Select).value = "prompt"
+        app.query_one("#lens-prompt", Input).value = "king queen man"
+        for lens in ("logit", "tuned"):
+            app.query_one("#lens-lens", Select).value = lens
+            await settle(app, pilot, 0.3)
+            if lens == "tuned":
+                assert "tuned (linear)" in text(app, "#lens-status")
+            await pilot.click("#lens-run")
+            await wait_until(pilot, lambda: "lens of" in text(app, "#lens-status"), 30)
+            await settle(app, pilot)
+            assert text(app, "#lens-status").startswith(f"{lens} lens of")
+            grids[lens] = rows(app, "#lens-layers")
+    assert [r[0] for r in grids["tuned"]] == ["0", "1", "2"]
+    assert grids["tuned"][-1] == grids["logit"][-1]  # the last layer is the model's own distribution
+    assert grids["tuned"][0] != grids["logit"][0]  # earlier layers are translated
+
+
 @pytest.fixture
 def fake_env(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))

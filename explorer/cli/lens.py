@@ -25,6 +25,7 @@ LimitOpt = Annotated[Optional[int], typer.Option("--limit", min=1, help="Use at 
 PngOpt = Annotated[Optional[Path], typer.Option("--png", help="Write a matplotlib figure like the paper's (two curves with 95% bands, entropy strip).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object: entries, accuracy (accepted forms), accuracy_first (shown form alone), config (with the lens), layers [{layer, p_target, p_english, entropy, energy}].")]
 LensOpt = Annotated[str, typer.Option("--lens", help="logit: the logit lens (final norm + unembedding at every layer); tuned: the model's learned lens from `explorer lens train` (its kind is recorded with the run).")]
+TaskLensOpt = Annotated[str, typer.Option("--lens", help="logit: the logit lens (final norm + unembedding at every layer); tuned: the model's learned lens from `explorer lens train` (its kind is recorded with the run); both: the same entries with each lens, recorded as two runs (--json gives {\"logit\": {...}, \"tuned\": {...}}, --png the figure twice side by side, logit lens left).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -32,24 +33,38 @@ def register(app: typer.Typer) -> None:
 
 
 def _run(ctx, spec: LensTask, png, as_json) -> None:
-    from rich.markup import escape
-
     from explorer.services import lens
 
     engine = state(ctx).engine()
     prompts = lens.prepare(spec)
     target_label = prompts.target_label
+    run = lens.lens_pair if spec.lens == "both" else lens.lens_task
     with StageProgress() as sp:
-        result = lens.lens_task(engine, spec, prompts, report=sp.report, progress=sp.progress, status=sp.console.status)
+        got = run(engine, spec, prompts, report=sp.report, progress=sp.progress, status=sp.console.status)
+    results = got if spec.lens == "both" else {spec.lens: got}
     if png:
-        lens.save_lens_png(result, png, target_label)
+        if spec.lens == "both":
+            lens.save_lens_pair_png(results, png, target_label)
+        else:
+            lens.save_lens_png(got, png, target_label)
     if as_json:
-        print_json(result.to_dict())
+        print_json({k: r.to_dict() for k, r in results.items()} if spec.lens == "both" else got.to_dict())
         return
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
+    for result in results.values():
+        _print_result(console, result, target_label)
+    if png:
+        console.print(f"figure written to {png}", highlight=False, markup=False)
+
+
+def _print_result(console, result, target_label: str) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from explorer.services.lens import terminal_plot
+
     console.print(header(result), highlight=False, markup=False)
     t = Table(title_justify="left")
     for col in ("layer", f"p({target_label})", "p(English)", "entropy (bits)", "energy", "top-1"):
@@ -60,9 +75,7 @@ def _run(ctx, spec: LensTask, png, as_json) -> None:
     console.print(t)
     # a bar line is the bar plus 15 cells of labels; keep it inside the terminal
     width = max(10, min(40, console.width - 16))
-    console.print(lens.terminal_plot(result, target_label, width=width), highlight=False, markup=False)
-    if png:
-        console.print(f"figure written to {png}", highlight=False, markup=False)
+    console.print(terminal_plot(result, target_label, width=width), highlight=False, markup=False)
 
 
 def header(result) -> str:
@@ -85,7 +98,7 @@ def translate(
     tgt: Annotated[str, typer.Option("--to", help="Target language: en, fr, de, ru, zh.")] = "zh",
     model: ModelOpt = None, shots: ShotsOpt = 4, seed: SeedOpt = 0, words: WordsOpt = None,
     strategy: StrategyOpt = "prefixes", limit: LimitOpt = None, png: PngOpt = None, as_json: JsonOpt = False,
-    lens: LensOpt = "logit",
+    lens: TaskLensOpt = "logit",
 ) -> None:
     """Translation prompts ('Français: "fleur" - 中文: "花"' x shots, then the query word)."""
     _run(ctx, LensTask("translate", src=src, tgt=tgt, shots=shots, seed=seed, words=words, model=model,
@@ -99,7 +112,7 @@ def repeat(
     lang: Annotated[str, typer.Option("--lang", help="Language: en, fr, de, ru, zh.")] = "zh",
     model: ModelOpt = None, shots: ShotsOpt = 4, seed: SeedOpt = 0, words: WordsOpt = None,
     strategy: StrategyOpt = "prefixes", limit: LimitOpt = None, png: PngOpt = None, as_json: JsonOpt = False,
-    lens: LensOpt = "logit",
+    lens: TaskLensOpt = "logit",
 ) -> None:
     """Repeat prompts: the same language on both sides ('中文: "花" - 中文: "花"')."""
     _run(ctx, LensTask("repeat", lang=lang, shots=shots, seed=seed, words=words, model=model, strategy=strategy,
@@ -113,7 +126,7 @@ def cloze(
     lang: Annotated[str, typer.Option("--lang", help="Language: en, fr, de, ru, zh.")] = "fr",
     model: ModelOpt = None, shots: ShotsOpt = 2, seed: SeedOpt = 0, words: WordsOpt = None,
     strategy: StrategyOpt = "prefixes", limit: LimitOpt = None, png: PngOpt = None, as_json: JsonOpt = False,
-    lens: LensOpt = "logit",
+    lens: TaskLensOpt = "logit",
 ) -> None:
     """Cloze prompts: a sentence with a blank, one or two solved examples, then 'Answer: "'."""
     _run(ctx, LensTask("cloze", lang=lang, shots=shots, seed=seed, words=words, model=model, strategy=strategy,

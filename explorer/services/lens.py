@@ -15,7 +15,7 @@ from typing import Callable, ContextManager
 
 from explorer.core.types import Progress, Report
 from explorer.errors import ExplorerError
-from explorer.lens.plot import save_lens_png, terminal_plot
+from explorer.lens.plot import save_lens_pair_png, save_lens_png, terminal_plot
 from explorer.lens.runner import ModelRunner, check_position
 from explorer.lens.words import LANGS, STRATEGIES, bundled_count
 from explorer.services.lenses import check_lens, stored_lens
@@ -23,7 +23,8 @@ from explorer.services.lenses import check_lens, stored_lens
 # re-exported for the front ends; importing them is light (no numpy, duckdb or torch), so the CLI can
 # import this module at start-up for its help texts
 __all__ = ["LANGS", "STRATEGIES", "TASKS", "LensTask", "ModelRunner", "Prompts", "TrajectoryOptions", "bundled_count",
-           "check_position", "check_trajectory", "lens_task", "prepare", "require_lens", "save_lens_png",
+           "check_position", "check_trajectory", "learned_lens_name", "lens_pair", "lens_task", "prepare", "require_lens", "save_lens_pair_png",
+           "save_lens_png",
            "terminal_plot", "trajectory", "trajectory_of"]
 
 TASKS = ("translate", "repeat", "cloze")
@@ -94,6 +95,19 @@ def lens_task(engine, spec: LensTask, prompts: Prompts, *, report: Report | None
     """Load the model, select entries, run the lens and record the run; returns the LensResult
     (its ``run_id`` set). ``status(text)`` covers the steps before the input is checked, so
     that an error in the input is the only line the user sees."""
+    check_lens(spec.lens)
+    return _lens_runs(engine, spec, prompts, (spec.lens,), report, progress, status)[spec.lens]
+
+
+def lens_pair(engine, spec: LensTask, prompts: Prompts, *, report: Report | None = None,
+              progress: Progress | None = None, status: Status | None = None) -> dict:
+    """``--lens both``: the same entries read with the logit lens and with the model's learned
+    lens, the weights loaded once; {"logit": LensResult, "tuned": LensResult}, each recorded
+    as its own run. No stored learned lens is an error before the weights load."""
+    return _lens_runs(engine, spec, prompts, ("logit", "tuned"), report, progress, status)
+
+
+def _lens_runs(engine, spec: LensTask, prompts: Prompts, lenses: tuple[str, ...], report, progress, status) -> dict:
     from explorer.lens import attribution
     from explorer.lens.runner import stored_dir
     from explorer.lens.words import TokenSets
@@ -104,12 +118,11 @@ def lens_task(engine, spec: LensTask, prompts: Prompts, *, report: Report | None
         raise ExplorerError(f"unknown strategy {spec.strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if spec.limit is not None and spec.limit < 1:
         raise ExplorerError(f"--limit must be at least 1 (got {spec.limit})")
-    check_lens(spec.lens)
     say = report or (lambda text: None)
     busy = status or (lambda text: contextlib.nullcontext())
     m = engine.model(spec.model, report=report, progress=progress)  # may export: outside the session
     require_lens(m)
-    learned = stored_lens(engine, m) if spec.lens == "tuned" else None  # before any weights load
+    learned = stored_lens(engine, m) if "tuned" in lenses else None  # before any weights load
     with engine.catalog.session():
         tokens = engine.open_set(m.name, "input").tokens
         with busy(f"reading the {m.name} vocabulary from the catalog"):
@@ -123,15 +136,26 @@ def lens_task(engine, spec: LensTask, prompts: Prompts, *, report: Report | None
         attribution.check_entries(m.name, items, vocab, spec.strategy, prompts.config)
     say(f"loading {m.name}'s weights")
     runner = ModelRunner(m, tokenizer=tokenizer)
-    lens = "logit"
-    if learned is not None:
-        lens, runner.translator = f"tuned ({learned[0].kind})", learned[1]
-    say(f"running {len(items)} prompt{'s' if len(items) != 1 else ''} through {m.name} ({m.n_layers} layers), reading every layer with the {lens} lens")
-    result = attribution.attribute(runner, items, vocab, task=spec.task, strategy=spec.strategy,
-                             config={**prompts.config, "strategy": spec.strategy, "lens": lens}, labels=tokens.labels,
-                             progress=progress)
-    result.run_id = record_lens_run(engine.catalog, m.model_id, result)
-    return result
+    results = {}
+    for name in lenses:
+        lens, runner.translator = ("logit", None) if name == "logit" else (f"tuned ({learned[0].kind})", learned[1])
+        say(f"running {len(items)} prompt{'s' if len(items) != 1 else ''} through {m.name} ({m.n_layers} layers), reading every layer with the {lens} lens")
+        result = attribution.attribute(runner, items, vocab, task=spec.task, strategy=spec.strategy,
+                                       config={**prompts.config, "strategy": spec.strategy, "lens": lens},
+                                       labels=tokens.labels, progress=progress)
+        result.run_id = record_lens_run(engine.catalog, m.model_id, result)
+        results[name] = result
+    return results
+
+
+def learned_lens_name(engine, model: str | None) -> str:
+    """What ``--lens tuned`` reads ``model`` with, e.g. 'tuned (linear)', without loading any
+    weights (for a front end's toggle); the one-line error naming `explorer lens train` when
+    the model has no stored learned lens. A model not in the catalog is an error too."""
+    m = engine.model(model, auto_export=False)
+    require_lens(m)
+    row, _ = stored_lens(engine, m)
+    return f"tuned ({row.kind})"
 
 
 # -- one prompt through the layers ----------------------------------------------------------

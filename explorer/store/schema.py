@@ -417,6 +417,22 @@ COMMENT ON VIEW comparison_summary IS 'View: accuracy per comparison and model (
     );
     COMMENT ON TABLE lenses IS 'Learned lenses (`explorer lens train`): per model and kind the translator file, its SHA-256, training data and held-out KL per layer.';""",
     ),
+    (
+        13,
+        "lens_summary: which lens each run read with (old runs, recorded before learned lenses, read as 'logit')",
+        """
+    CREATE OR REPLACE VIEW lens_summary AS
+        SELECT r.run_id, m.name AS model, r.task, r.config->>'from' AS src, r.config->>'to' AS tgt,
+               r.config->>'lang' AS lang, r.entries, round(r.accuracy, 4) AS accuracy,
+               round(r.accuracy_first, 4) AS accuracy_first,
+               arg_max(l.layer, l.p_english) AS english_peak_layer, round(max(l.p_english), 4) AS english_peak,
+               round(max_by(l.p_target, l.layer), 4) AS p_target_last,
+               round(max_by(l.p_english, l.layer), 4) AS p_english_last, r.created_at,
+               coalesce(r.config->>'lens', 'logit') AS lens
+        FROM lens_runs r JOIN models m USING (model_id) JOIN lens_layers l USING (run_id)
+        GROUP BY ALL;
+    COMMENT ON VIEW lens_summary IS 'View: lens runs with model name, languages, accuracy (accepted forms and shown form alone), where English peaks, and the lens read with (logit, or tuned (kind)).';""",
+    ),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

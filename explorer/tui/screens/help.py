@@ -33,7 +33,9 @@ both after subtracting each layer's mean state over the corpus (as `--center` do
 between hidden states is dominated by one shared direction.
 
 **Lens** runs a language-attribution task (recorded like `explorer lens`), or a prompt's
-layer x top-token grid. **Experiments** runs a sweep in a separate process: Cancel keeps the
+layer x top-token grid. The lens toggle (beside the prompt) reads every layer with the
+**logit lens** or the model's **tuned lens** (learned by `explorer lens train`, as `--lens tuned`);
+without a stored one, choosing it says how to train one. **Experiments** runs a sweep in a separate process: Cancel keeps the
 finished points. **SQL** is read-only, like `explorer sql`.
 """
 
