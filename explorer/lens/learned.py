@@ -32,7 +32,7 @@ from explorer.core.types import Progress
 from explorer.errors import CorruptFile, ExplorerError
 
 KINDS = ("linear", "kl")
-BUILT_KINDS = ("linear",)
+BUILT_KINDS = ("linear", "kl")  # kl: explorer.lens.tuned
 ALPHAS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 CHUNK = 8192  # rows per block while accumulating X'X (float64)
 SELECT_ROWS = 4096  # held-out rows used to choose alpha
