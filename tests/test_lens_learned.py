@@ -195,6 +195,12 @@ def test_kl_lens_trains_from_linear_and_beats_it(tiny_root, tiny_corpus, tmp_pat
     assert one_line_error(other) and "--force" in other.stderr
     fid = json.loads(invoke(root, "lens", "fidelity", "--model", "tiny-llama", "--tokens", "8", "--json").stdout)
     assert fid["kind"] == "kl"  # with both stored, `tuned` means the kl lens
+    words = tmp_path / "w.csv"
+    words.write_text("concept,en,zh\nwater,water,水\nking,king,王\n")
+    r = invoke(root, "lens", "repeat", "--lang", "en", "--model", "tiny-llama", "--words", str(words), "--shots", "1",
+               "--lens", "tuned", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["config"]["lens"] == "tuned (kl)"
     restricted = invoke(root, *base, "--kind", "kl", "--steps", "5", "--vocab", "restricted", "--force", "--json")
     assert restricted.exit_code == 0, restricted.stderr
     t = json.loads(restricted.stdout)["training"]
