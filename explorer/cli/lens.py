@@ -9,7 +9,17 @@ import typer
 
 from explorer.cli.common import StageProgress, cli_errors, print_json, state
 from explorer.services.lens import LensTask, bundled_count
-from explorer.services.lenses import BATCH, DEFAULT_TOKENS, FIDELITY_TOKENS, LR, STEPS, VOCAB_SAMPLE, VOCAB_TOP, KLSettings, TrainSpec
+from explorer.services.lenses import (
+    BATCH,
+    DEFAULT_TOKENS,
+    FIDELITY_TOKENS,
+    LR,
+    STEPS,
+    VOCAB_SAMPLE,
+    VOCAB_TOP,
+    KLSettings,
+    TrainSpec,
+)
 
 lens_app = typer.Typer(
     help="Language attribution per layer with the logit lens (Wendler et al. 2024) or a learned lens: which language does each layer favour?",

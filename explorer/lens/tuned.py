@@ -26,8 +26,9 @@ import numpy as np
 
 from explorer.core.types import Progress
 from explorer.errors import ExplorerError
-from explorer.lens.learned import Translator
 from explorer.lens.kl_settings import VOCAB_SAMPLE, VOCAB_TOP, KLSettings, check_settings
+from explorer.lens.learned import Translator
+
 
 def device() -> str:
     import torch

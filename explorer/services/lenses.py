@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING
 
 from explorer.core.types import Progress, Report
 from explorer.errors import ExplorerError
-from explorer.lens.kl_settings import BATCH, LR, STEPS, VOCAB_SAMPLE, VOCAB_TOP, KLSettings  # noqa: F401 (the CLI's defaults)
+from explorer.lens.kl_settings import (  # noqa: F401 (the CLI's defaults)
+    BATCH,
+    LR,
+    STEPS,
+    VOCAB_SAMPLE,
+    VOCAB_TOP,
+    KLSettings,
+)
 from explorer.lens.plot import save_fidelity_png  # re-exported for the front ends (light: matplotlib loads on use)
 
 if TYPE_CHECKING:  # importing this module stays light (no numpy, duckdb or torch): the CLI imports it at start-up
