@@ -208,7 +208,7 @@ def test_kl_lens_trains_from_linear_and_beats_it(tiny_root, tiny_corpus, tmp_pat
     assert "top 16" in t["vocab_rule"]
     shown = invoke(root, *base, "--kind", "kl", "--steps", "5", "--vocab", "restricted")  # reused, for people
     assert shown.exit_code == 0, shown.stderr
-    assert "restricted" in shown.stdout and "kl.npz" in shown.stdout.replace("\n", "")
+    assert "restricted" in shown.stdout.split()
 
 
 def test_kl_training_is_deterministic_with_a_seed(tiny_root):
