@@ -158,7 +158,11 @@ def test_train_reuse_force_and_stored_file(tiny_root, tiny_corpus, tmp_path):
 
 @pytest.mark.parametrize("args, needle", [
     (("lens", "train", "--kind", "bogus"), "unknown lens kind"),
-    (("lens", "train", "--kind", "kl"), "not built yet"),
+    (("lens", "train", "--kind", "kl", "--steps", "0"), "--steps"),
+    (("lens", "train", "--kind", "kl", "--lr", "-1"), "--lr"),
+    (("lens", "train", "--kind", "kl", "--batch", "0"), "--batch"),
+    (("lens", "train", "--kind", "kl", "--vocab", "most"), "--vocab"),
+    (("lens", "train", "--kind", "kl", "--init", "random"), "--init"),
     (("lens", "train", "--tokens", "5"), "--tokens"),
     (("lens", "train", "--corpus", "/nonexistent/x.tsv"), "not found"),
 ])
@@ -166,6 +170,80 @@ def test_train_refuses_bad_input_before_any_model(tmp_path, args, needle):
     r = invoke(tmp_path / "empty-root", *args)
     assert one_line_error(r) and needle in r.stderr
     assert not (tmp_path / "empty-root" / "catalog.duckdb").exists()
+
+
+def test_kl_lens_trains_from_linear_and_keeps_it_where_training_does_not_help(tiny_root, tiny_corpus, tmp_path):
+    """--kind kl: started from the stored linear lens, Adam on KL; a layer where training did
+    not help on the validation rows keeps the linear translator; stored with checksum and catalog row, reused, --force;
+    the restricted vocabulary recorded; `--lens tuned` then reads with kl."""
+    import hashlib
+    import shutil
+
+    root = shutil.copytree(tiny_root, tmp_path / "root")
+    base = ("lens", "train", "--model", "tiny-llama", "--corpus", str(tiny_corpus), "--tokens", "100")
+    lin = invoke(root, *base, "--json")
+    assert lin.exit_code == 0, lin.stderr
+    ident = invoke(root, *base, "--kind", "kl", "--init", "identity", "--steps", "60", "--lr", "0.01", "--json")
+    assert ident.exit_code == 0, ident.stderr  # from the logit lens, training must improve on it
+    out = json.loads(ident.stdout)
+    assert out["training"]["kept_start_layers"] == []  # every layer improved by training itself
+    assert out["training"]["start"] == "identity" and out["training"]["train_kl_last"] < out["training"]["train_kl_first"]
+    assert all(v["kl_tuned"] < v["kl_logit"] for v in out["layers"][:-1]) and out["layers"][-1]["kl_tuned"] == 0.0
+    kl_args = (*base, "--kind", "kl", "--steps", "60", "--vocab", "full", "--json")
+    r = invoke(root, *kl_args)
+    assert one_line_error(r) and "--force" in r.stderr  # a kl lens with other settings is stored
+    r = invoke(root, *kl_args, "--force")
+    assert r.exit_code == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["kind"] == "kl" and not out["reused"]
+    t = out["training"]
+    assert t["start"] == "stored linear lens" and t["vocab"] == "full" and t["vocab_size"] == 31 and t["vocab_mass"] == 1.0
+    linear = [v["kl_tuned"] for v in json.loads(lin.stdout)["layers"]]
+    tuned = [v["kl_tuned"] for v in out["layers"]]
+    assert all(tuned[i] == pytest.approx(linear[i], abs=1e-6) for i in t["kept_start_layers"])  # linear kept there
+    assert all(v["kl_tuned"] < v["kl_logit"] for v in out["layers"][:-1]) and tuned[-1] == 0.0
+    cat = Catalog(root)
+    (path, sha, settings), = cat.query("SELECT path, sha256, settings FROM lenses WHERE kind = 'kl'")
+    assert path.endswith("kl.npz") and hashlib.sha256((root / path).read_bytes()).hexdigest() == sha == out["sha256"]
+    assert json.loads(settings)["vocab_size"] == 31
+    again = json.loads(invoke(root, *kl_args).stdout)  # the same settings: reused
+    assert again["reused"] and again["sha256"] == sha
+    other = invoke(root, *kl_args[:-1], "--seed", "1")  # other settings without --force: refused
+    assert one_line_error(other) and "--force" in other.stderr
+    fid = json.loads(invoke(root, "lens", "fidelity", "--model", "tiny-llama", "--tokens", "8", "--json").stdout)
+    assert fid["kind"] == "kl"  # with both stored, `tuned` means the kl lens
+    words = tmp_path / "w.csv"
+    words.write_text("concept,en,zh\nwater,water,水\nking,king,王\n")
+    r = invoke(root, "lens", "repeat", "--lang", "en", "--model", "tiny-llama", "--words", str(words), "--shots", "1",
+               "--lens", "tuned", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["config"]["lens"] == "tuned (kl)"
+    restricted = invoke(root, *base, "--kind", "kl", "--steps", "5", "--vocab", "restricted", "--force", "--json")
+    assert restricted.exit_code == 0, restricted.stderr
+    t = json.loads(restricted.stdout)["training"]
+    assert t["vocab"] == "restricted" and 1 <= t["vocab_size"] <= 31 and 0 < t["vocab_mass"] <= 1.0
+    assert "top 16" in t["vocab_rule"]
+    shown = invoke(root, *base, "--kind", "kl", "--steps", "5", "--vocab", "restricted")  # reused, for people
+    assert shown.exit_code == 0, shown.stderr
+    assert "restricted" in shown.stdout.split()
+
+
+def test_kl_training_is_deterministic_with_a_seed(tiny_root):
+    from explorer.lens.kl_settings import KLSettings
+    from explorer.lens.runner import ModelRunner
+    from explorer.lens.tuned import identity, train_kl
+    from explorer.models.capture import capture
+
+    m = Catalog(tiny_root).model("tiny-llama")
+    run = ModelRunner(m)
+    ids = run.tokenizer(" ".join(WORDS[:20]), return_tensors="pt").input_ids[0].tolist()
+    layers = [x[0].float().numpy() for x in capture(run.model, run.anatomy, [ids]).layers]
+    init = identity(len(layers) - 1, layers[0].shape[1])
+    s = KLSettings(steps=5, batch=8, lr=0.01, vocab="restricted")
+    a, info = train_kl(run.anatomy, run.model, layers, np.arange(1, len(ids)), init, s)
+    b, _ = train_kl(run.anatomy, run.model, layers, np.arange(1, len(ids)), init, s)
+    np.testing.assert_array_equal(a.A, b.A)
+    assert not np.allclose(a.A, init.A) and info["vocab"] == "restricted"
 
 
 def test_without_a_stored_lens(tmp_path_factory, tiny_model_dir):

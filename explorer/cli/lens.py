@@ -9,7 +9,17 @@ import typer
 
 from explorer.cli.common import StageProgress, cli_errors, print_json, state
 from explorer.services.lens import LensTask, bundled_count
-from explorer.services.lenses import DEFAULT_TOKENS, FIDELITY_TOKENS, TrainSpec
+from explorer.services.lenses import (
+    BATCH,
+    DEFAULT_TOKENS,
+    FIDELITY_TOKENS,
+    LR,
+    STEPS,
+    VOCAB_SAMPLE,
+    VOCAB_TOP,
+    KLSettings,
+    TrainSpec,
+)
 
 lens_app = typer.Typer(
     help="Language attribution per layer with the logit lens (Wendler et al. 2024) or a learned lens: which language does each layer favour?",
@@ -155,16 +165,23 @@ def prompt(
 def train(
     ctx: typer.Context,
     model: ModelOpt = None,
-    kind: Annotated[str, typer.Option("--kind", help="linear: a closed-form ridge translator per layer from its state to the last layer's (Din et al. 2023). kl (the KL-trained tuned lens) is not built yet.")] = "linear",
+    kind: Annotated[str, typer.Option("--kind", help="linear: a closed-form ridge translator per layer from its state to the last layer's (Din et al. 2023). kl: the tuned lens (Belrose et al. 2023): the same translators trained with Adam to minimise KL(final || lens), started from the linear lens; on CPU over a restricted vocabulary (see --vocab). `--lens tuned` reads with the kl lens when one is stored.")] = "linear",
     corpus: Annotated[Optional[Path], typer.Option("--corpus", help="Training text in the export-states format (one document per line, or .tsv 'lang<TAB>text'; .gz allowed). Default: the bundled Debian Installation Guide in en, fr, de, ru, zh. The last tenth of each language's documents is held out.")] = None,
     tokens: Annotated[int, typer.Option("--tokens", help="Training states (tokens, position 0 not counted), taken round-robin over languages.")] = DEFAULT_TOKENS,
     force: Annotated[bool, typer.Option("--force", help="Retrain although a lens of this kind is stored (stored states are reused).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: model, kind, data, train_tokens, heldout_tokens, path, sha256, seconds (forward_seconds, fit_seconds), reused, layers [{layer, kl_logit, kl_tuned, alpha}].")] = False,
+    steps: Annotated[int, typer.Option("--steps", help="kl: Adam steps.")] = STEPS,
+    lr: Annotated[float, typer.Option("--lr", help="kl: Adam learning rate.")] = LR,
+    batch: Annotated[int, typer.Option("--batch", help="kl: training tokens per step (drawn at random with --seed).")] = BATCH,
+    seed: Annotated[int, typer.Option("--seed", help="kl: seed of the batches (same seed, same lens).")] = 0,
+    vocab: Annotated[str, typer.Option("--vocab", help=f"kl: auto (the whole vocabulary on a GPU, restricted on CPU), full, or restricted: the union of the top {VOCAB_TOP} final tokens of {VOCAB_SAMPLE} training tokens, both distributions renormalised over it (its size and the mass it covers are recorded).")] = "auto",
+    init: Annotated[str, typer.Option("--init", help="kl: start from the linear lens (the stored one if fitted on the same states, else fitted now) or the identity (the logit lens).")] = "linear",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: model, kind, data, train_tokens, heldout_tokens, path, sha256, seconds (forward_seconds, fit_seconds), reused, layers [{layer, kl_logit, kl_tuned, alpha}], training (kl: steps, lr, batch, seed, vocab, vocab_size, vocab_mass, vocab_rule, device, start).")] = False,
 ) -> None:
     """Train a learned lens: export the states of a multilingual text once, fit a translator per layer, store it."""
     from explorer.services import lenses
 
-    spec = TrainSpec(model=model, kind=kind, corpus=corpus, tokens=tokens, force=force)
+    spec = TrainSpec(model=model, kind=kind, corpus=corpus, tokens=tokens, force=force,
+                     kl=KLSettings(steps=steps, lr=lr, batch=batch, seed=seed, vocab=vocab, init=init))
     lenses.check_train(spec)  # before any model loads
     engine = state(ctx).engine()
     with StageProgress() as sp:
@@ -178,6 +195,10 @@ def train(
     how = "reused" if result.reused else f"trained in {result.seconds:.0f} s"
     console.print(f"{result.model}: {result.kind} lens {how}, {result.train_tokens:,} training tokens from {result.data}; "
                   f"{result.path}", highlight=False, markup=False)
+    if result.training:
+        t = result.training
+        console.print(f"{t['steps']} Adam steps on {t['device']} from the {t['start']}, {t['vocab']} vocabulary of "
+                      f"{t['vocab_size']:,} tokens covering {t['vocab_mass']:.1%} of the final mass", highlight=False, markup=False)
     _kl_table(console, [(r["layer"], r["kl_logit"], r["kl_tuned"], None, None) for r in result.layers],
               f"held-out KL(final || lens), bits, on {result.heldout_tokens} tokens")
 

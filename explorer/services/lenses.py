@@ -20,6 +20,14 @@ from typing import TYPE_CHECKING
 
 from explorer.core.types import Progress, Report
 from explorer.errors import ExplorerError
+from explorer.lens.kl_settings import (  # noqa: F401 (the CLI's defaults)
+    BATCH,
+    LR,
+    STEPS,
+    VOCAB_SAMPLE,
+    VOCAB_TOP,
+    KLSettings,
+)
 from explorer.lens.plot import save_fidelity_png  # re-exported for the front ends (light: matplotlib loads on use)
 
 if TYPE_CHECKING:  # importing this module stays light (no numpy, duckdb or torch): the CLI imports it at start-up
@@ -46,6 +54,18 @@ class TrainSpec:
     corpus: Path | None = None  # None: the bundled multilingual text
     tokens: int = DEFAULT_TOKENS
     force: bool = False
+    kl: KLSettings | None = None  # settings for --kind kl (None: its defaults)
+
+    def kl_settings(self):
+        return self.kl or KLSettings()
+
+    def asked(self) -> dict:
+        """The settings a stored lens must match to be reused."""
+        out = {"tokens_asked": self.tokens}
+        if self.kind == "kl":
+            k = self.kl_settings()
+            out.update(steps=k.steps, lr=k.lr, batch=k.batch, seed=k.seed, vocab_asked=k.vocab, init=k.init)
+        return out
 
 
 @dataclass
@@ -63,6 +83,7 @@ class TrainResult:
     layers: list[dict] = field(default_factory=list)  # [{layer, kl_logit, kl_tuned, alpha}]
     forward_seconds: float | None = None  # of the forward passes (0 when the states were already exported)
     fit_seconds: float | None = None
+    training: dict | None = None  # kl only: steps, lr, batch, seed, vocab, vocab_size, vocab_mass, vocab_rule, device, ...
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -106,6 +127,10 @@ def check_train(spec: TrainSpec) -> list[tuple[str | None, str]]:
     from explorer.models.states import read_corpus
 
     check_kind(spec.kind)
+    if spec.kind == "kl":
+        from explorer.lens.kl_settings import check_settings
+
+        check_settings(spec.kl_settings())
     if spec.tokens < 100:
         raise ExplorerError(f"--tokens must be at least 100 (got {spec.tokens})")
     docs = read_corpus(spec.corpus or bundled_lens_corpus())
@@ -133,9 +158,9 @@ def train_lens(engine, spec: TrainSpec, *, report: Report = lambda s: None,
     require_lens(m)
     stored = lens_row(engine.catalog, m.model_id, spec.kind)
     if stored is not None and not spec.force:
-        if stored.data != _data_label(spec) or stored.settings.get("tokens_asked") != spec.tokens:
+        if stored.data != _data_label(spec) or any(stored.settings.get(k) != v for k, v in spec.asked().items()):
             raise ExplorerError(f"a {spec.kind} lens of {m.name} is stored, trained on {stored.data} "
-                                f"({stored.train_tokens:,} tokens); pass --force to retrain it")
+                                f"({stored.train_tokens:,} tokens) with other settings; pass --force to retrain it")
         report(f"the {spec.kind} lens of {m.name} is already trained; --force retrains it")
         return _result(m, stored, reused=True)
     counts = token_counts(m, [t for _, t in docs], MAX_TOKENS)
@@ -204,16 +229,21 @@ def _fit_and_record(engine, m: ModelRow, spec: TrainSpec, corpus, *, n_train: in
     runner = ModelRunner(m)
     report(f"fitting {len(layers) - 1} {spec.kind} translators on {len(train):,} states")
     t_fit = time.perf_counter()
-    translator = fit_linear(layers, train, runner.final_normed, progress)  # held-out rows are not looked at
+    extra: dict = {}
+    if spec.kind == "kl":
+        translator, extra = _train_kl(engine, m, spec, corpus, runner, layers, train, report, progress)
+    else:
+        translator = fit_linear(layers, train, runner.final_normed, progress)  # held-out rows are not looked at
     fit_seconds = time.perf_counter() - t_fit
     sample = sample_rows(held, TRAIN_KL_TOKENS)
     report(f"measuring both lenses on {len(sample)} held-out tokens")
-    fid = layer_fidelity(runner.anatomy, runner.model, [np.asarray(x[sample]) for x in layers], translator, progress)
+    rows = [np.asarray(x[sample]) for x in layers]
+    fid = layer_fidelity(runner.anatomy, runner.model, rows, translator, progress)
     rel = f"lenses/{m.name}/{spec.kind}.npz"
     with atomic_path(engine.root / rel) as tmp:
         translator.save(tmp)
     path = engine.root / rel
-    settings = {"tokens_asked": spec.tokens, "alphas": translator.alphas.tolist(), "train_docs": n_train,
+    settings = {**spec.asked(), **extra, "alphas": translator.alphas.tolist(), "train_docs": n_train,
                 "heldout_docs": corpus.n_docs - n_train, "target": "pre-norm last layer", "readout": "logit lens",
                 "forward_seconds": round(forward, 1), "fit_seconds": round(fit_seconds, 1)}
     row = LensRow(m.model_id, spec.kind, _data_label(spec), corpus.corpus_id, len(train), len(sample), rel,
@@ -223,25 +253,77 @@ def _fit_and_record(engine, m: ModelRow, spec: TrainSpec, corpus, *, n_train: in
     return _result(m, lens_row(engine.catalog, m.model_id, spec.kind), reused=False)
 
 
+def _train_kl(engine, m: ModelRow, spec: TrainSpec, corpus, runner, layers, train, report: Report,
+              progress: Progress | None):
+    """The kl translator, started from the stored linear lens when it was fitted on the same
+    states, else from a linear lens fitted now (or from the identity, ``init="identity"``),
+    trained on the training rows but their validation part, which then decides per layer
+    whether training helped (:func:`keep_better`). The held-out documents are not read."""
+    import numpy as np
+
+    from explorer.lens.fidelity import layer_fidelity
+    from explorer.lens.learned import Translator, fit_linear, validation_split
+    from explorer.lens.tuned import device, identity, train_kl
+    from explorer.store.lenses import checked_path, lens_row
+
+    k = spec.kl_settings()
+    stored = lens_row(engine.catalog, m.model_id, "linear")
+    if k.init == "identity":
+        init, start = identity(len(layers) - 1, layers[0].shape[1]), "identity"
+    elif stored is not None and stored.corpus_id == corpus.corpus_id:
+        init, start = Translator.load(checked_path(engine.root, stored)), "stored linear lens"
+    else:
+        report("fitting the linear lens to start from")
+        init, start = fit_linear(layers, train, runner.final_normed, progress), "linear lens fitted now"
+    fit, val = validation_split(np.asarray(train))
+    report(f"training the kl lens from the {start}: {k.steps} Adam steps of {k.batch} tokens on {device()}")
+    translator, info = train_kl(runner.anatomy, runner.model, layers, fit, init, k, progress)
+    vrows = [np.asarray(x[sample_rows(val, TRAIN_KL_TOKENS)]) for x in layers]
+    kept = keep_better(layer_fidelity(runner.anatomy, runner.model, vrows, translator, progress),
+                       layer_fidelity(runner.anatomy, runner.model, vrows, init, progress), translator, init)
+    return translator, {**info, "start": start, "kept_start_layers": kept}
+
+
+def keep_better(fid: list, fid_start: list, translator, start) -> list[int]:
+    """Per layer, keep the starting translator where training did not lower the KL on the
+    validation rows (part of the training text, left out of the kl training; early stopping
+    at step 0 for that layer): ``translator`` is changed in place; returns the layers that
+    kept the start."""
+    kept = [f.layer for f, g in zip(fid[:-1], fid_start[:-1]) if g.kl_tuned <= f.kl_tuned]
+    for layer in kept:
+        translator.A[layer], translator.b[layer] = start.A[layer], start.b[layer]
+    return kept
+
+
 def _result(m: ModelRow, row, reused: bool) -> TrainResult:
     alphas = row.settings.get("alphas", [])
     layers = [{"layer": i, "kl_logit": kl, "kl_tuned": kt, "alpha": alphas[i] if i < len(alphas) else None}
               for i, (kl, kt) in enumerate(zip(row.kl_logit, row.kl_tuned))]
     return TrainResult(m.name, row.kind, row.data, str(row.corpus_id), row.train_tokens, row.heldout_tokens, row.path,
                        row.sha256, row.seconds, reused, layers, row.settings.get("forward_seconds"),
-                       row.settings.get("fit_seconds"))
+                       row.settings.get("fit_seconds"), _training(row.settings) if row.kind == "kl" else None)
+
+
+TRAINING_KEYS = ("start", "steps", "lr", "batch", "seed", "init", "device", "vocab", "vocab_size", "vocab_mass",
+                 "vocab_rule", "train_kl_first", "train_kl_last", "kept_start_layers")
+
+
+def _training(settings: dict) -> dict:
+    return {k: settings.get(k) for k in TRAINING_KEYS}
 
 
 # -- reading a stored lens ----------------------------------------------------------------
 
 
 def stored_lens(engine, m: ModelRow, kind: str | None = None):
-    """(LensRow, Translator) of the model's learned lens (``kind``, or the latest trained);
-    a one-line error naming `explorer lens train` when there is none."""
+    """(LensRow, Translator) of the model's learned lens: ``kind``, or with none given the
+    ``kl`` lens when one is stored (trained to the objective fidelity measures), else the
+    ``linear`` one; a one-line error naming `explorer lens train` when there is none."""
     from explorer.lens.learned import Translator
     from explorer.store.lenses import checked_path, lens_rows
 
     rows = [r for r in lens_rows(engine.catalog, m.model_id) if kind is None or r.kind == kind]
+    rows.sort(key=lambda r: r.kind != "kl")  # stable: kl first, then the latest trained
     if not rows:
         what = f"{kind} lens" if kind else "learned lens"
         raise ExplorerError(f"no {what} stored for {m.name}; run `explorer lens train --model {m.name}`")
