@@ -24,6 +24,21 @@ DOCS = STATE_DOCS[:10]  # the five documents of test_states, twice
 REF = "ray-ref"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _threads_as_a_worker():
+    """A Ray worker here gets the local cluster's CPUs as torch threads (worker_share); the
+    one-process exports in this module use as many, whatever earlier tests in this process
+    left set (experiment points set one thread), so the same kernels give the same bits."""
+    import os
+
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(os.cpu_count() or 1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     p = tmp_path_factory.mktemp("ray-corpus") / "docs.txt"
