@@ -145,15 +145,13 @@ def _lens_decoder(runner):
                             f"{'no final norm' if anat.final_norm is None else 'no unembedding'}")
     W = anat.unembed.weight.detach()
     u_fro = float((W.float() ** 2).sum()) / W.shape[1]
-    cap_val = getattr(runner.model.config, "final_logit_softcapping", None)
+    from explorer.models.capture import softcap
 
     def decode(h):
         normed = anat.final_norm(runner.lens_input(h))
         logits = anat.unembed(normed).float()
         energy = ((logits**2).sum(-1) / (normed**2).sum(-1).clamp_min(1e-30) / u_fro).numpy()
-        if cap_val:
-            logits = torch.tanh(logits / cap_val) * cap_val
-        logp = torch.log_softmax(logits, dim=-1)
+        logp = torch.log_softmax(softcap(runner.model, logits), dim=-1)
         p = logp.exp()
         return energy, (-(p * logp).nan_to_num().sum(-1) / math.log(2)).numpy(), p
 

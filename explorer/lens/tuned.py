@@ -49,15 +49,15 @@ class Readout:
         idx = None if vocab is None else torch.from_numpy(vocab).long()
         self.w = (w if idx is None else w[idx]).to(dev).float()
         self.bias = None if bias is None else (bias.detach() if idx is None else bias.detach()[idx]).to(dev).float()
-        self.cap = getattr(model.config, "final_logit_softcapping", None)
+        self.model = model
 
     def logits(self, h):
-        import torch
+        from explorer.models.capture import softcap
 
         out = self.norm(h) @ self.w.T
         if self.bias is not None:
             out = out + self.bias
-        return torch.tanh(out / self.cap) * self.cap if self.cap else out
+        return softcap(self.model, out)
 
     def logprobs(self, h):
         import torch

@@ -85,8 +85,10 @@ def logits(anat: Anatomy, model: Any, hidden: torch.Tensor) -> torch.Tensor:
         raise ExplorerError(f"{anat.architecture} has no unembedding (not a causal language model): the logit lens does not apply")
     if anat.final_norm is None:
         raise ExplorerError(f"{anat.architecture}: no final norm found; the logit lens would give wrong numbers")
-    out = anat.unembed(anat.final_norm(hidden))
+    return softcap(model, anat.unembed(anat.final_norm(hidden)))
+
+
+def softcap(model: Any, logits: torch.Tensor) -> torch.Tensor:
+    """The model's final logit softcap (Gemma: cap * tanh(logits / cap)); unchanged without one."""
     cap = getattr(model.config, "final_logit_softcapping", None)
-    if cap:
-        out = torch.tanh(out / cap) * cap
-    return out
+    return torch.tanh(logits / cap) * cap if cap else logits
