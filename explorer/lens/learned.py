@@ -142,6 +142,13 @@ def fit_layer(x: np.ndarray, y: np.ndarray, fit: np.ndarray, val: np.ndarray,
     return A.astype(np.float32), b.astype(np.float32), alpha
 
 
+def spaced(rows: np.ndarray, cap: int) -> np.ndarray:
+    """At most ``cap`` of ``rows``, evenly spaced (every document part represented)."""
+    if len(rows) <= cap:
+        return rows
+    return rows[np.unique(np.linspace(0, len(rows) - 1, cap).astype(int))]
+
+
 def validation_split(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(fit rows, validation rows): the last tenth of the training rows (the last training
     documents; they come round-robin over languages), at most SELECT_ROWS."""

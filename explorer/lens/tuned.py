@@ -27,7 +27,7 @@ import numpy as np
 from explorer.core.types import Progress
 from explorer.errors import ExplorerError
 from explorer.lens.kl_settings import VOCAB_SAMPLE, VOCAB_TOP, KLSettings, check_settings
-from explorer.lens.learned import Translator
+from explorer.lens.learned import Translator, spaced
 
 
 def device() -> str:
@@ -63,13 +63,6 @@ class Readout:
         import torch
 
         return torch.log_softmax(self.logits(h), dim=-1)
-
-
-def spaced(rows: np.ndarray, cap: int) -> np.ndarray:
-    """At most ``cap`` of ``rows``, evenly spaced."""
-    if len(rows) <= cap:
-        return rows
-    return rows[np.unique(np.linspace(0, len(rows) - 1, cap).astype(int))]
 
 
 def restricted_vocab(anat, model, last: np.ndarray, rows: np.ndarray, progress: Progress | None = None):

@@ -204,21 +204,12 @@ def _layers(engine, corpus) -> list[np.ndarray]:
     return [np.load(engine.root / corpus.path / layer_file(layer), mmap_mode="r") for layer in range(corpus.n_layers)]
 
 
-def sample_rows(rows: np.ndarray, cap: int) -> np.ndarray:
-    """At most ``cap`` of ``rows``, evenly spaced (every document part represented)."""
-    import numpy as np
-
-    if len(rows) <= cap:
-        return rows
-    return rows[np.unique(np.linspace(0, len(rows) - 1, cap).astype(int))]
-
-
 def _fit_and_record(engine, m: ModelRow, spec: TrainSpec, corpus, *, n_train: int, t0: float, report: Report,
                     progress: Progress | None, forward: float) -> TrainResult:
     import numpy as np
 
     from explorer.lens.fidelity import layer_fidelity
-    from explorer.lens.learned import fit_linear
+    from explorer.lens.learned import fit_linear, spaced
     from explorer.lens.runner import ModelRunner
     from explorer.store.files import atomic_path, sha256_file
     from explorer.store.lenses import LensRow, lens_row, record_lens
@@ -235,7 +226,7 @@ def _fit_and_record(engine, m: ModelRow, spec: TrainSpec, corpus, *, n_train: in
     else:
         translator = fit_linear(layers, train, runner.final_normed, progress)  # held-out rows are not looked at
     fit_seconds = time.perf_counter() - t_fit
-    sample = sample_rows(held, TRAIN_KL_TOKENS)
+    sample = spaced(held, TRAIN_KL_TOKENS)
     report(f"measuring both lenses on {len(sample)} held-out tokens")
     rows = [np.asarray(x[sample]) for x in layers]
     fid = layer_fidelity(runner.anatomy, runner.model, rows, translator, progress)
@@ -262,7 +253,7 @@ def _train_kl(engine, m: ModelRow, spec: TrainSpec, corpus, runner, layers, trai
     import numpy as np
 
     from explorer.lens.fidelity import layer_fidelity
-    from explorer.lens.learned import Translator, fit_linear, validation_split
+    from explorer.lens.learned import Translator, fit_linear, spaced, validation_split
     from explorer.lens.tuned import device, identity, train_kl
     from explorer.store.lenses import checked_path, lens_row
 
@@ -278,7 +269,7 @@ def _train_kl(engine, m: ModelRow, spec: TrainSpec, corpus, runner, layers, trai
     fit, val = validation_split(np.asarray(train))
     report(f"training the kl lens from the {start}: {k.steps} Adam steps of {k.batch} tokens on {device()}")
     translator, info = train_kl(runner.anatomy, runner.model, layers, fit, init, k, progress)
-    vrows = [np.asarray(x[sample_rows(val, TRAIN_KL_TOKENS)]) for x in layers]
+    vrows = [np.asarray(x[spaced(val, TRAIN_KL_TOKENS)]) for x in layers]
     kept = keep_better(layer_fidelity(runner.anatomy, runner.model, vrows, translator, progress),
                        layer_fidelity(runner.anatomy, runner.model, vrows, init, progress), translator, init)
     return translator, {**info, "start": start, "kept_start_layers": kept}
@@ -355,6 +346,7 @@ def fidelity(engine, model: str | None = None, tokens: int = FIDELITY_TOKENS, *,
     import numpy as np
 
     from explorer.lens.fidelity import layer_fidelity
+    from explorer.lens.learned import spaced
     from explorer.lens.runner import ModelRunner
     from explorer.store.states import StateStore
 
@@ -367,7 +359,7 @@ def fidelity(engine, model: str | None = None, tokens: int = FIDELITY_TOKENS, *,
         raise ExplorerError(f"the states the {row.kind} lens of {m.name} was trained on are gone; "
                             f"run `explorer lens train --model {m.name} --force`")
     _, held = _rows(engine, corpus, int(row.settings["train_docs"]))
-    sample = sample_rows(held, tokens)
+    sample = spaced(held, tokens)
     layers = [np.asarray(x[sample]) for x in _layers(engine, corpus)]
     report(f"loading {m.name}'s weights")
     runner = ModelRunner(m)
